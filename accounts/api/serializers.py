@@ -1,0 +1,213 @@
+"""Serializers of the customer data model; field names follow seed 004's columns."""
+
+import copy
+from zoneinfo import available_timezones
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from csplatform.api import TenantModelSerializer, TenantRelatedField, TenantUserField
+
+from ..models import (
+    Account, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, SupportTicket,
+    SurveyResponse, Tag, Task, Tenant, UsageMetric,
+)
+from ..services import tenant_validate_health_settings
+
+
+def validate_timezone_name(value: str) -> str:
+    if value and value not in available_timezones():
+        raise serializers.ValidationError(f"'{value}' is not an IANA timezone name.")
+    return value
+
+
+class TagSerializer(TenantModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name", "color"]
+
+
+class AccountSerializer(TenantModelSerializer):
+    parent = TenantRelatedField(Account, required=False, allow_null=True)
+    owner = TenantUserField(required=False, allow_null=True)
+    tags = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
+    tag_ids = TenantRelatedField(Tag, many=True, required=False, write_only=True, source="tags")
+    current_stage = serializers.CharField(source="current_stage.name", read_only=True, default=None)
+    owner_email = serializers.EmailField(source="owner.email", read_only=True, default=None)
+    health_trend = serializers.DecimalField(max_digits=6, decimal_places=2, read_only=True, default=None,
+                                            help_text="Change of the health score over the last 30 days.")
+
+    class Meta:
+        model = Account
+        fields = [
+            "id", "name", "parent", "status", "industry", "size", "employee_count", "arr", "licensed_seats",
+            "renewal_date", "owner", "owner_email", "tags", "tag_ids", "current_stage", "health_score",
+            "risk_level", "health_trend", "created_at", "updated_at",
+        ]
+
+
+class ContactSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account)
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id", "account", "name", "email", "phone", "role", "is_primary", "timezone", "quiet_hours_start",
+            "quiet_hours_end", "email_opt_out", "created_at", "updated_at",
+        ]
+
+    def validate_timezone(self, value):
+        return validate_timezone_name(value)
+
+
+class JourneyStageSerializer(TenantModelSerializer):
+    class Meta:
+        model = JourneyStage
+        fields = ["id", "name", "order", "description"]
+
+
+class JourneyHistorySerializer(serializers.ModelSerializer):
+    stage = serializers.CharField(source="stage.name", read_only=True)
+    from_stage = serializers.CharField(source="from_stage.name", read_only=True, default=None)
+    duration_days = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = JourneyHistory
+        fields = ["id", "account", "stage", "from_stage", "entered_at", "exited_at", "duration_days", "reason"]
+        read_only_fields = fields
+
+
+class MoveStageSerializer(serializers.Serializer):
+    stage = serializers.CharField(help_text="The stage's id or name, e.g. 'At Risk'.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+    def validate_stage(self, value):
+        stages = JourneyStage.objects.for_tenant(self.context["tenant"])
+        stage = stages.filter(pk=int(value)).first() if value.isdigit() else stages.filter(name__iexact=value).first()
+        if stage is None:
+            raise serializers.ValidationError(f"No journey stage '{value}' in this tenant.")
+        return stage
+
+
+class HealthScoreSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account)
+    account_name = serializers.CharField(source="account.name", read_only=True)
+
+    class Meta:
+        model = HealthScore
+        fields = [
+            "id", "account", "account_name", "usage_score", "engagement_score", "support_sentiment_score",
+            "adoption_score", "overall_score", "previous_score", "risk_level", "breakdown", "calculated_at",
+        ]
+        read_only_fields = ["overall_score", "previous_score", "risk_level", "breakdown"]
+        extra_kwargs = {"calculated_at": {"required": False}}
+
+
+class UsageMetricSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account)
+    features_used = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+
+    class Meta:
+        model = UsageMetric
+        fields = [
+            "id", "account", "date", "active_users", "logins", "dau", "mau", "session_minutes", "features_used",
+        ]
+        validators = []  # the (account, date) uniqueness is checked in validate() with a clear message
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        account = attrs.get("account", getattr(self.instance, "account", None))
+        date = attrs.get("date", getattr(self.instance, "date", None))
+        clash = UsageMetric.objects.filter(account=account, date=date)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError({"date": "This account already has usage metrics for this date."})
+        return attrs
+
+
+class SurveyResponseSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account)
+    contact = TenantRelatedField(Contact, required=False, allow_null=True)
+
+    class Meta:
+        model = SurveyResponse
+        fields = ["id", "account", "contact", "kind", "score", "comment", "responded_at"]
+
+
+class SupportTicketSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account)
+    contact = TenantRelatedField(Contact, required=False, allow_null=True)
+
+    class Meta:
+        model = SupportTicket
+        fields = [
+            "id", "account", "contact", "subject", "description", "priority", "status", "opened_at",
+            "first_response_at", "resolved_at", "csat",
+        ]
+
+
+class EngagementSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account)
+    contact = TenantRelatedField(Contact, required=False, allow_null=True)
+    user = TenantUserField(required=False, allow_null=True)
+
+    class Meta:
+        model = Engagement
+        fields = ["id", "account", "contact", "user", "kind", "outcome", "occurred_at", "summary"]
+
+
+class GoalSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account)
+
+    class Meta:
+        model = Goal
+        fields = [
+            "id", "account", "title", "goal_type", "description", "status", "target_date", "achieved_at",
+            "created_at", "updated_at",
+        ]
+
+
+class TaskSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account, required=False, allow_null=True)
+    assignee = TenantUserField(required=False, allow_null=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id", "account", "title", "description", "assignee", "due_date", "priority", "status", "source",
+            "completed_at", "created_at", "updated_at",
+        ]
+        read_only_fields = ["source", "completed_at"]
+
+
+class NoteSerializer(TenantModelSerializer):
+    account = TenantRelatedField(Account)
+    author = serializers.EmailField(source="author.email", read_only=True, default=None)
+
+    class Meta:
+        model = Note
+        fields = ["id", "account", "author", "body", "pinned", "created_at", "updated_at"]
+
+
+class TenantSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = [
+            "id", "slug", "name", "timezone", "weight_usage", "weight_engagement", "weight_support",
+            "weight_adoption", "band_healthy", "band_moderate", "band_at_risk",
+        ]
+        read_only_fields = ["id", "slug"]
+
+    def validate_timezone(self, value):
+        return validate_timezone_name(value)
+
+    def validate(self, attrs):
+        candidate = copy.copy(self.instance)
+        for name, value in attrs.items():
+            setattr(candidate, name, value)
+        try:
+            tenant_validate_health_settings(candidate)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict)
+        return attrs

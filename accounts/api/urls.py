@@ -1,0 +1,23 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter(trailing_slash="/?")
+router.register("accounts", views.AccountViewSet, basename="account")
+router.register("contacts", views.ContactViewSet, basename="contact")
+router.register("tags", views.TagViewSet, basename="tag")
+router.register("journey-stages", views.JourneyStageViewSet, basename="journeystage")
+router.register("journey-history", views.JourneyHistoryViewSet, basename="journeyhistory")
+router.register("health-scores", views.HealthScoreViewSet, basename="healthscore")
+router.register("usage-metrics", views.UsageMetricViewSet, basename="usagemetric")
+router.register("surveys", views.SurveyResponseViewSet, basename="surveyresponse")
+router.register("tickets", views.SupportTicketViewSet, basename="supportticket")
+router.register("engagements", views.EngagementViewSet, basename="engagement")
+router.register("goals", views.GoalViewSet, basename="goal")
+router.register("tasks", views.TaskViewSet, basename="task")
+router.register("notes", views.NoteViewSet, basename="note")
+
+tenant_settings = views.TenantSettingsView.as_view({"get": "list", "patch": "partial_update_current"})
+
+urlpatterns = [path("tenant/", tenant_settings, name="tenant-settings"), *router.urls]

@@ -1,0 +1,216 @@
+"""REST endpoints of the customer data model. Every viewset reads through the tenant scoping helper."""
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from csplatform.api import TenantModelViewSet
+from csplatform.permissions import ADMINS, CONTRIBUTORS, resolve_membership
+
+from .. import selectors, services
+from ..models import (
+    Account, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, SupportTicket,
+    SurveyResponse, Tag, Task, UsageMetric,
+)
+from . import serializers as s
+
+
+class AccountFilter(django_filters.FilterSet):
+    health_score_min = django_filters.NumberFilter(field_name="health_score", lookup_expr="gte")
+    health_score_max = django_filters.NumberFilter(field_name="health_score", lookup_expr="lte")
+    arr_min = django_filters.NumberFilter(field_name="arr", lookup_expr="gte")
+    arr_max = django_filters.NumberFilter(field_name="arr", lookup_expr="lte")
+    renewal_before = django_filters.DateFilter(field_name="renewal_date", lookup_expr="lte")
+    renewal_after = django_filters.DateFilter(field_name="renewal_date", lookup_expr="gte")
+    stage = django_filters.CharFilter(field_name="current_stage__name", lookup_expr="iexact")
+    tag = django_filters.CharFilter(field_name="tags__name", lookup_expr="iexact")
+    top_level = django_filters.BooleanFilter(field_name="parent", lookup_expr="isnull")
+
+    class Meta:
+        model = Account
+        fields = ["status", "industry", "size", "risk_level", "parent", "owner"]
+
+
+class AccountViewSet(TenantModelViewSet):
+    """Customer accounts. ``health_trend`` is the change of the health score over the last 30 days."""
+
+    queryset = Account.objects.select_related("owner", "current_stage").prefetch_related("tags")
+    serializer_class = s.AccountSerializer
+    filterset_class = AccountFilter
+    search_fields = ["name", "industry"]
+    ordering_fields = ["name", "arr", "health_score", "renewal_date", "created_at", "updated_at", "health_trend"]
+
+    def get_queryset(self):
+        return selectors.accounts_with_trend(super().get_queryset())
+
+    def perform_create(self, serializer):
+        account = Account(tenant=resolve_membership(self.request).tenant)
+        serializer.instance = services.account_save(account=account, changes=serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.account_save(account=serializer.instance, changes=serializer.validated_data)
+
+    @extend_schema(request=s.MoveStageSerializer, responses=s.JourneyHistorySerializer)
+    @action(detail=True, methods=["post"], url_path="move-stage")
+    def move_stage(self, request, pk=None):
+        """Move the account to another journey stage; the open stay is closed with its duration."""
+        account = self.get_object()
+        payload = s.MoveStageSerializer(data=request.data, context={"tenant": account.tenant})
+        payload.is_valid(raise_exception=True)
+        history = services.journey_move_to_stage(
+            account=account, stage=payload.validated_data["stage"], moved_by=request.user,
+            reason=payload.validated_data["reason"],
+        )
+        return Response(s.JourneyHistorySerializer(history).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.JourneyHistorySerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="journey-history")
+    def journey_history(self, request, pk=None):
+        rows = JourneyHistory.objects.for_tenant(request.tenant).filter(account=self.get_object())
+        return Response(s.JourneyHistorySerializer(rows.select_related("stage", "from_stage"), many=True).data)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def rollup(self, request, pk=None):
+        """ARR-weighted health of this account and every account below it."""
+        return Response(selectors.account_health_rollup(self.get_object()))
+
+
+class ContactViewSet(TenantModelViewSet):
+    queryset = Contact.objects.all()
+    serializer_class = s.ContactSerializer
+    filterset_fields = ["account", "is_primary", "email_opt_out"]
+    search_fields = ["name", "email", "role"]
+    ordering_fields = ["name", "created_at"]
+
+
+class TagViewSet(TenantModelViewSet):
+    queryset = Tag.objects.all()
+    serializer_class = s.TagSerializer
+    search_fields = ["name"]
+
+
+class JourneyStageViewSet(TenantModelViewSet):
+    """The tenant's journey stages, in order. Only tenant admins change them."""
+
+    queryset = JourneyStage.objects.all()
+    serializer_class = s.JourneyStageSerializer
+    write_roles = ADMINS
+    ordering_fields = ["order", "name"]
+
+
+class JourneyHistoryViewSet(TenantModelViewSet):
+    """Read-only: history is written by moving an account (``/api/accounts/{id}/move-stage/``)."""
+
+    http_method_names = ["get", "head", "options"]
+    queryset = JourneyHistory.objects.select_related("stage", "from_stage")
+    serializer_class = s.JourneyHistorySerializer
+    filterset_fields = ["account", "stage"]
+    ordering_fields = ["entered_at", "exited_at", "duration"]
+
+
+class HealthScoreViewSet(TenantModelViewSet):
+    """Posting a score records a new one: ``overall_score`` and ``risk_level`` are computed from the
+    components with the tenant's weights, and the account's previous score becomes ``previous_score``."""
+
+    http_method_names = ["get", "post", "delete", "head", "options"]
+    queryset = HealthScore.objects.select_related("account")
+    serializer_class = s.HealthScoreSerializer
+    filterset_fields = ["account", "risk_level"]
+    ordering_fields = ["calculated_at", "overall_score"]
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        account = data.pop("account")
+        serializer.instance = services.health_score_record(
+            account=account, components=data, calculated_at=data.get("calculated_at")
+        )
+
+
+class UsageMetricViewSet(TenantModelViewSet):
+    queryset = UsageMetric.objects.all()
+    serializer_class = s.UsageMetricSerializer
+    filterset_fields = {"account": ["exact"], "date": ["exact", "gte", "lte"]}
+    ordering_fields = ["date"]
+
+
+class SurveyResponseViewSet(TenantModelViewSet):
+    queryset = SurveyResponse.objects.all()
+    serializer_class = s.SurveyResponseSerializer
+    filterset_fields = {"account": ["exact"], "kind": ["exact"], "responded_at": ["gte", "lte"]}
+    ordering_fields = ["responded_at", "score"]
+
+
+class SupportTicketViewSet(TenantModelViewSet):
+    queryset = SupportTicket.objects.all()
+    serializer_class = s.SupportTicketSerializer
+    filterset_fields = ["account", "status", "priority"]
+    search_fields = ["subject"]
+    ordering_fields = ["opened_at", "priority"]
+
+
+class EngagementViewSet(TenantModelViewSet):
+    queryset = Engagement.objects.all()
+    serializer_class = s.EngagementSerializer
+    create_roles = CONTRIBUTORS
+    filterset_fields = ["account", "kind", "outcome"]
+    ordering_fields = ["occurred_at"]
+
+
+class GoalViewSet(TenantModelViewSet):
+    queryset = Goal.objects.all()
+    serializer_class = s.GoalSerializer
+    filterset_fields = ["account", "status", "goal_type"]
+    ordering_fields = ["target_date", "created_at"]
+
+    def perform_create(self, serializer):
+        goal = Goal(tenant=resolve_membership(self.request).tenant)
+        serializer.instance = services.goal_save(goal=goal, changes=serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.goal_save(goal=serializer.instance, changes=serializer.validated_data)
+
+
+class TaskViewSet(TenantModelViewSet):
+    queryset = Task.objects.all()
+    serializer_class = s.TaskSerializer
+    create_roles = CONTRIBUTORS
+    filterset_fields = ["account", "status", "priority", "assignee"]
+    search_fields = ["title"]
+    ordering_fields = ["due_date", "priority", "created_at"]
+
+    def perform_create(self, serializer):
+        serializer.save(tenant=resolve_membership(self.request).tenant, created_by=self.request.user)
+
+
+class NoteViewSet(TenantModelViewSet):
+    queryset = Note.objects.select_related("author")
+    serializer_class = s.NoteSerializer
+    create_roles = CONTRIBUTORS
+    filterset_fields = ["account", "pinned"]
+    search_fields = ["body"]
+    ordering_fields = ["created_at"]
+
+    def perform_create(self, serializer):
+        serializer.save(tenant=resolve_membership(self.request).tenant, author=self.request.user)
+
+
+class TenantSettingsView(viewsets.ViewSet):
+    """The current tenant's settings: health score weights and risk bands. Tenant admins change them."""
+
+    write_roles = ADMINS
+    serializer_class = s.TenantSettingsSerializer
+
+    @extend_schema(responses=s.TenantSettingsSerializer)
+    def list(self, request):
+        return Response(s.TenantSettingsSerializer(resolve_membership(request).tenant).data)
+
+    @extend_schema(request=s.TenantSettingsSerializer, responses=s.TenantSettingsSerializer)
+    def partial_update_current(self, request):
+        tenant = resolve_membership(request).tenant
+        serializer = s.TenantSettingsSerializer(tenant, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)

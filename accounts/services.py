@@ -1,0 +1,207 @@
+"""Writes and business rules of the customer data model (HackSoft style: keyword-only, atomic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Mapping
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .models import (
+    COMPONENTS, DEFAULT_STAGES, Account, Goal, HealthScore, JourneyHistory, JourneyStage, Membership, RiskLevel,
+    Role, Tenant,
+)
+
+TWO_PLACES = Decimal("0.01")
+MAX_HIERARCHY_DEPTH = 20
+
+
+# --- tenants -------------------------------------------------------------------------------------
+
+@transaction.atomic
+def tenant_create(*, slug: str, name: str) -> Tenant:
+    """Create a tenant with seed 004's seven journey stages (idempotent on slug)."""
+    tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": name})
+    for order, stage_name in enumerate(DEFAULT_STAGES, start=1):
+        JourneyStage.objects.get_or_create(tenant=tenant, name=stage_name, defaults={"order": order})
+    return tenant
+
+
+@transaction.atomic
+def membership_grant(*, tenant: Tenant, email: str, role: str, password: str | None = None,
+                     first_name: str = "", last_name: str = "", staff: bool = True) -> Membership:
+    """Create or update the user with this email and give them ``role`` in ``tenant``."""
+    User = get_user_model()
+    user = User.objects.filter(email__iexact=email).first() or User(username=email, email=email)
+    if first_name or last_name:
+        user.first_name, user.last_name = first_name, last_name
+    if password:
+        user.set_password(password)
+    elif user._state.adding:
+        user.set_unusable_password()
+    user.is_staff = user.is_staff or staff
+    user.save()
+    membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+    return membership
+
+
+def tenant_validate_health_settings(tenant: Tenant) -> None:
+    """Weights must not all be zero; bands must be strictly descending."""
+    if sum(tenant.health_weights.values()) <= 0:
+        raise ValidationError({"weight_usage": "At least one health score weight must be above zero."})
+    if not tenant.band_healthy > tenant.band_moderate > tenant.band_at_risk:
+        raise ValidationError({"band_healthy": "Bands must descend: healthy > moderate > at risk."})
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+def account_validate_parent(*, account: Account, parent: Account | None) -> None:
+    """A parent must be in the same tenant and must not be the account itself or one of its descendants."""
+    if parent is None:
+        return
+    if parent.tenant_id != account.tenant_id:
+        raise ValidationError({"parent": "The parent account must belong to the same tenant."})
+    node, depth = parent, 0
+    while node is not None:
+        if node.pk == account.pk:
+            raise ValidationError({"parent": "An account cannot be its own ancestor."})
+        depth += 1
+        if depth > MAX_HIERARCHY_DEPTH:
+            raise ValidationError({"parent": f"The hierarchy cannot be deeper than {MAX_HIERARCHY_DEPTH} levels."})
+        node = node.parent
+
+
+@transaction.atomic
+def account_save(*, account: Account, changes: Mapping[str, Any] | None = None) -> Account:
+    """Create or update an account: validates the hierarchy and reports a status change."""
+    created = account._state.adding
+    old_status = None if created else Account.objects.filter(pk=account.pk).values_list("status", flat=True).first()
+    tags = None
+    for field, value in (changes or {}).items():
+        if field == "tags":
+            tags = value
+        else:
+            setattr(account, field, value)
+    account_validate_parent(account=account, parent=account.parent)
+    account.save()
+    if tags is not None:
+        account.tags.set(tags)
+    if created or old_status != account.status:
+        signals.status_changed.send(
+            sender=Account, account=account, from_status=old_status, to_status=account.status, created=created
+        )
+    return account
+
+
+# --- health scores -------------------------------------------------------------------------------
+
+def risk_level_for(*, tenant: Tenant, score: Decimal) -> str:
+    if score >= tenant.band_healthy:
+        return RiskLevel.HEALTHY
+    if score >= tenant.band_moderate:
+        return RiskLevel.MODERATE
+    if score >= tenant.band_at_risk:
+        return RiskLevel.AT_RISK
+    return RiskLevel.CRITICAL
+
+
+def health_score_compute(*, tenant: Tenant, components: Mapping[str, Decimal | None]) -> tuple[Decimal, dict]:
+    """Weighted overall score from the components present; missing ones are left out and the other
+    weights re-normalised. Returns the score and a breakdown of each used component's contribution."""
+    weights = tenant.health_weights
+    present = {name: Decimal(str(components[name])) for name in COMPONENTS if components.get(name) is not None}
+    total_weight = sum(weights[name] for name in present)
+    if not present or total_weight <= 0:
+        raise ValidationError({"usage_score": "At least one component score with a non-zero weight is required."})
+    breakdown, overall = {}, Decimal("0")
+    for name, score in present.items():
+        share = weights[name] / total_weight
+        contribution = score * share
+        overall += contribution
+        breakdown[name] = {
+            "score": float(score),
+            "weight": float(share.quantize(Decimal("0.0001"))),
+            "contribution": float(contribution.quantize(TWO_PLACES, ROUND_HALF_UP)),
+        }
+    missing = [name for name in COMPONENTS if name not in present]
+    if missing:
+        breakdown["missing"] = missing
+    return overall.quantize(TWO_PLACES, ROUND_HALF_UP), breakdown
+
+
+@transaction.atomic
+def health_score_record(*, account: Account, components: Mapping[str, Any],
+                        calculated_at: datetime | None = None) -> HealthScore:
+    """Record a new score for ``account``; the latest one becomes ``previous_score``."""
+    account = Account.objects.select_for_update().select_related("tenant").get(pk=account.pk)
+    overall, breakdown = health_score_compute(tenant=account.tenant, components=components)
+    previous = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id").first()
+    score = HealthScore(
+        tenant=account.tenant, account=account, overall_score=overall, breakdown=breakdown,
+        risk_level=risk_level_for(tenant=account.tenant, score=overall),
+        previous_score=previous.overall_score if previous else None,
+        calculated_at=calculated_at or timezone.now(),
+        **{name: components.get(name) for name in COMPONENTS},
+    )
+    score.full_clean()
+    score.save()
+    if previous is None or score.calculated_at >= previous.calculated_at:
+        Account.objects.filter(pk=account.pk).update(health_score=overall, risk_level=score.risk_level)
+        account.health_score, account.risk_level = overall, score.risk_level
+    signals.health_score_recorded.send(sender=HealthScore, score=score, previous=previous)
+    return score
+
+
+# --- journey -------------------------------------------------------------------------------------
+
+@transaction.atomic
+def journey_move_to_stage(*, account: Account, stage: JourneyStage, moved_by=None, reason: str = "",
+                          at: datetime | None = None) -> JourneyHistory:
+    """Close the account's open stay (recording its duration) and open one in ``stage``."""
+    if stage.tenant_id != account.tenant_id:
+        raise ValidationError({"stage": "The stage must belong to the account's tenant."})
+    at = at or timezone.now()
+    account = Account.objects.select_for_update().get(pk=account.pk)
+    open_row = JourneyHistory.objects.filter(account=account, exited_at__isnull=True).first()
+    if open_row is not None:
+        if open_row.stage_id == stage.pk:
+            return open_row
+        if at < open_row.entered_at:
+            raise ValidationError({"at": "A move cannot happen before the account entered its current stage."})
+        open_row.exited_at = at
+        open_row.duration = at - open_row.entered_at
+        open_row.save(update_fields=["exited_at", "duration"])
+    history = JourneyHistory.objects.create(
+        tenant_id=account.tenant_id, account=account, stage=stage,
+        from_stage=open_row.stage if open_row else None, entered_at=at, moved_by=moved_by, reason=reason,
+    )
+    Account.objects.filter(pk=account.pk).update(current_stage=stage, updated_at=timezone.now())
+    signals.stage_changed.send(
+        sender=Account, account=account, history=history,
+        from_stage=open_row.stage if open_row else None, to_stage=stage,
+    )
+    return history
+
+
+# --- goals ---------------------------------------------------------------------------------------
+
+@transaction.atomic
+def goal_save(*, goal: Goal, changes: Mapping[str, Any] | None = None) -> Goal:
+    """Create or update a goal; reports status changes (achieved, missed, at risk) as a domain event."""
+    created = goal._state.adding
+    old_status = None if created else Goal.objects.filter(pk=goal.pk).values_list("status", flat=True).first()
+    for field, value in (changes or {}).items():
+        setattr(goal, field, value)
+    if goal.status == Goal.Status.ACHIEVED and goal.achieved_at is None:
+        goal.achieved_at = timezone.now()
+    goal.save()
+    if created or old_status != goal.status:
+        signals.goal_status_changed.send(
+            sender=Goal, goal=goal, from_status=old_status, to_status=goal.status, created=created
+        )
+    return goal

@@ -1,0 +1,16 @@
+"""Test settings: the real settings with fast hashing, in-memory mail and loopback webhooks allowed.
+
+The database and broker still come from DATABASE_URL / REDIS_URL (``make test`` points them at
+PostgreSQL and Redis); without them the suite falls back to SQLite and eager celery.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_ALLOW_GENERATED_SECRET", "true")
+os.environ.setdefault("OUTBOUND_ALLOW_LOOPBACK", "true")
+
+from .settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
