@@ -41,7 +41,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda u: u.username)
     first_name = "Casey"
     last_name = "Manager"
-    password = factory.PostGenerationMethodCall("set_password", "pass-word-123")
+    password = factory.django.Password("pass-word-123")
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
