@@ -52,3 +52,20 @@ def tenant_context(tenant: "Tenant | None") -> Iterator["Tenant | None"]:
         yield tenant
     finally:
         _current_tenant.reset(token)
+
+
+_system: contextvars.ContextVar[str | None] = contextvars.ContextVar("system_context", default=None)
+
+
+@contextmanager
+def system_context(reason: str) -> Iterator[None]:
+    """Cross-tenant system work (sweepers, evaluate-all over every tenant): the one explicit bypass of
+    tenant isolation. ``reason`` is logged. No view may use it."""
+    import logging
+
+    logging.getLogger("csplatform.tenancy").info("cross-tenant system work: %s", reason)
+    token = _system.set(reason)
+    try:
+        yield
+    finally:
+        _system.reset(token)
