@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "csplatform.apps.CSPlatformConfig",
     "accounts",
     "automation",
     "playbooks",
@@ -70,6 +71,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "csplatform.urls"
+ADMIN_URL = "admin/"
 
 TEMPLATES = [
     {

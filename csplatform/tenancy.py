@@ -10,10 +10,13 @@ security can know it without passing it through every call.
 from __future__ import annotations
 
 import contextvars
+import logging
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
 from django.db import models
+
+from . import rls
 
 if TYPE_CHECKING:  # pragma: no cover
     from accounts.models import Tenant
@@ -44,28 +47,54 @@ def get_current_tenant() -> "Tenant | None":
     return _current_tenant.get()
 
 
+# Admin pages show the rows of every tenant the staff user belongs to.
+_visible_tenant_ids: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("visible_tenants", default=())
+_system: contextvars.ContextVar[str | None] = contextvars.ContextVar("system_context", default=None)
+log = logging.getLogger("csplatform.tenancy")
+
+
+@contextmanager
+def _scope(tenant, tenant_ids: tuple[str, ...], system: str | None) -> Iterator[None]:
+    tokens = (_current_tenant.set(tenant), _visible_tenant_ids.set(tenant_ids), _system.set(system))
+    rls.forget_applied_state()
+    try:
+        yield
+    finally:
+        _current_tenant.reset(tokens[0])
+        _visible_tenant_ids.reset(tokens[1])
+        _system.reset(tokens[2])
+        rls.forget_applied_state()
+
+
 @contextmanager
 def tenant_context(tenant: "Tenant | None") -> Iterator["Tenant | None"]:
-    """Make ``tenant`` the current tenant for the duration of the block (requests, tasks, commands)."""
-    token = _current_tenant.set(tenant)
-    try:
+    """Make ``tenant`` the current tenant for the duration of the block (requests, tasks, commands).
+    ``tenant_context(None)`` is the closed default: no tenant, no bypass, nothing visible under RLS."""
+    with _scope(tenant, (), None):
         yield tenant
-    finally:
-        _current_tenant.reset(token)
 
 
-_system: contextvars.ContextVar[str | None] = contextvars.ContextVar("system_context", default=None)
+@contextmanager
+def tenants_context(tenant_ids) -> Iterator[None]:
+    """Several tenants visible at once (the admin of a staff user with several memberships)."""
+    with _scope(None, tuple(sorted(str(t) for t in tenant_ids)), None):
+        yield
 
 
 @contextmanager
 def system_context(reason: str) -> Iterator[None]:
-    """Cross-tenant system work (sweepers, evaluate-all over every tenant): the one explicit bypass of
-    tenant isolation. ``reason`` is logged. No view may use it."""
-    import logging
-
-    logging.getLogger("csplatform.tenancy").info("cross-tenant system work: %s", reason)
-    token = _system.set(reason)
-    try:
+    """Cross-tenant system work (sweepers, evaluate-all over every tenant, migrations' data, test set-up):
+    the one explicit bypass of tenant isolation; ``reason`` is logged. No API view uses it."""
+    log.info("cross-tenant system work: %s", reason)
+    with _scope(None, (), reason):
         yield
-    finally:
-        _system.reset(token)
+
+
+def database_scope() -> tuple[tuple[str, ...], bool]:
+    """What row-level security should let the current code see: (tenant ids, bypass)."""
+    tenant = _current_tenant.get()
+    if tenant is not None:
+        return (str(tenant.pk),), False
+    if _system.get() is not None:
+        return (), True
+    return _visible_tenant_ids.get(), False

@@ -34,3 +34,13 @@ def member_client(db):
 def api(member_client, tenant):
     """A tenant admin's client for ``tenant``."""
     return member_client(tenant, Role.TENANT_ADMIN)
+
+
+@pytest.fixture(autouse=True)
+def _setup_sees_every_tenant():
+    """Test set-up writes rows of several tenants, so it runs in the system context (row-level security
+    bypassed); each request made by a test client runs in its own, closed, tenant scope."""
+    from csplatform.tenancy import system_context
+
+    with system_context("test set-up"):
+        yield

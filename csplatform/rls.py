@@ -1,0 +1,99 @@
+"""PostgreSQL row-level security: the database enforces tenant isolation a second time.
+
+Every table of a ``TenantOwnedModel`` gets (after each ``migrate``, idempotently, so a new
+tenant-owned table cannot be forgotten) ``ENABLE`` + ``FORCE ROW LEVEL SECURITY`` and a
+RESTRICTIVE policy (seed 004) keyed on two settings of the database session:
+
+* ``app.tenant_ids``: comma-separated tenant ids the code may see (one for API requests and tasks);
+* ``app.bypass_rls``: ``on`` only inside ``tenancy.system_context`` (the audited bypass).
+
+The settings follow the tenancy context variables without any view or task doing it by hand: an
+execute wrapper on every PostgreSQL connection compares the wanted scope with the one last applied
+on that connection and, when they differ, runs one ``set_config`` before the query. Entering or
+leaving a tenancy context forgets the applied state, because a rolled-back transaction also rolls
+back ``set_config``. The application must connect as a role without SUPERUSER or BYPASSRLS.
+SQLite (embedded mode) has no RLS: there the application-level scoping is the only guard.
+"""
+
+from __future__ import annotations
+
+from django.db import connections
+
+POLICY = "tenant_isolation"
+ALLOW = "tenant_rows"
+SCOPE_SQL = (
+    "current_setting('app.bypass_rls', true) = 'on' OR tenant_id = ANY("
+    "string_to_array(NULLIF(current_setting('app.tenant_ids', true), ''), ',')::uuid[])"
+)
+
+
+def tenant_owned_tables() -> list[str]:
+    from django.apps import apps
+
+    from .tenancy import TenantOwnedModel
+
+    tables = set()
+    for model in apps.get_models():
+        if issubclass(model, TenantOwnedModel) and not model._meta.proxy and model._meta.managed:
+            tables.add(model._meta.db_table)
+    return sorted(tables)
+
+
+def enable_policies(connection) -> list[str]:
+    """(Re)create the policies on every tenant-owned table that exists; returns the tables done."""
+    if connection.vendor != "postgresql":
+        return []
+    existing = set(connection.introspection.table_names())
+    done = []
+    with connection.cursor() as cursor:
+        for table in tenant_owned_tables():
+            if table not in existing:
+                continue
+            quoted = connection.ops.quote_name(table)
+            cursor.execute(f"ALTER TABLE {quoted} ENABLE ROW LEVEL SECURITY")
+            cursor.execute(f"ALTER TABLE {quoted} FORCE ROW LEVEL SECURITY")
+            cursor.execute(f"DROP POLICY IF EXISTS {ALLOW} ON {quoted}")
+            cursor.execute(f"DROP POLICY IF EXISTS {POLICY} ON {quoted}")
+            # A restrictive policy only narrows what permissive ones allow, so one permissive "all rows"
+            # policy is needed; any permissive policy added later can still not cross tenants.
+            cursor.execute(f"CREATE POLICY {ALLOW} ON {quoted} AS PERMISSIVE FOR ALL USING (true)")
+            cursor.execute(
+                f"CREATE POLICY {POLICY} ON {quoted} AS RESTRICTIVE FOR ALL USING ({SCOPE_SQL}) WITH CHECK ({SCOPE_SQL})"
+            )
+            done.append(table)
+    return done
+
+
+def on_post_migrate(sender, using="default", **kwargs) -> None:
+    # post_migrate is sent once per app after all migrations ran; one pass over all tables is enough.
+    if sender.name == "csplatform":
+        enable_policies(connections[using])
+
+
+# --- keeping the session settings in step with the tenancy context ---------------------------------
+
+def _apply_scope(execute, sql, params, many, context):
+    from .tenancy import database_scope
+
+    connection = context["connection"]
+    wanted = database_scope()
+    if getattr(connection, "_cs_rls_applied", None) != wanted:
+        tenant_ids, bypass = wanted
+        with connection.connection.cursor() as cursor:  # the raw cursor: no wrappers, no recursion
+            cursor.execute(
+                "SELECT set_config('app.tenant_ids', %s, false), set_config('app.bypass_rls', %s, false)",
+                [",".join(tenant_ids), "on" if bypass else "off"],
+            )
+        connection._cs_rls_applied = wanted
+    return execute(sql, params, many, context)
+
+
+def on_connection_created(sender, connection, **kwargs) -> None:
+    if connection.vendor == "postgresql" and _apply_scope not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_apply_scope)
+    connection._cs_rls_applied = None
+
+
+def forget_applied_state() -> None:
+    for connection in connections.all(initialized_only=True):
+        connection._cs_rls_applied = None
