@@ -14,6 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from csplatform.tenancy import tenant_context
+
 from . import services
 from .models import (
     Account, Contact, Engagement, Goal, HealthScore, JourneyStage, Note, Role, SupportTicket, SurveyResponse,
@@ -58,9 +60,17 @@ COMPONENT_NAMES = ("usage_score", "engagement_score", "support_sentiment_score",
 @transaction.atomic
 def demo_seed() -> Tenant:
     tenant = services.tenant_create(slug=DEMO_SLUG, name="Acme Corporation")
+    # Everything below is the demo tenant's own rows: write them in its scope (row-level security).
+    with tenant_context(tenant):
+        _seed_tenant(tenant)
+    return tenant
+
+
+def _seed_tenant(tenant: Tenant) -> None:
     email, password, first, last = DEMO_ADMIN
     membership = services.membership_grant(
-        tenant=tenant, email=email, role=Role.TENANT_ADMIN, password=password, first_name=first, last_name=last
+        tenant=tenant, email=email, role=Role.TENANT_ADMIN, password=password, first_name=first, last_name=last,
+        update_existing=True,
     )
     admin = membership.user
     Token.objects.get_or_create(user=admin)
@@ -85,7 +95,6 @@ def demo_seed() -> Tenant:
         _seed_usage(account, spec["usage"], today)
         _seed_feedback(account, spec, now)
     _seed_story(tenant, by_name, admin, now, today)
-    return tenant
 
 
 def _seed_journey(account: Account, path: list[JourneyStage], now, admin) -> None:

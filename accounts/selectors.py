@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, QuerySet, Subquery
+from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -40,7 +40,17 @@ def account_descendants(account: Account) -> list[Account]:
 
 def account_health_rollup(account: Account) -> dict:
     """ARR-weighted health of an account and everything below it (accounts without a score are listed)."""
-    members = [account, *account_descendants(account)]
+    # The root is re-read with its children (same query): the caller's object may predate its latest score.
+    tenant_accounts = Account.objects.for_tenant(account.tenant_id)
+    first_level = list(tenant_accounts.filter(Q(pk=account.pk) | Q(parent_id=account.pk)))
+    account = next(a for a in first_level if a.pk == account.pk)
+    children = [a for a in first_level if a.pk != account.pk]
+    members = [account, *children]
+    level = [child.pk for child in children]
+    while level:
+        found = list(tenant_accounts.filter(parent_id__in=level))
+        members.extend(found)
+        level = [a.pk for a in found]
     scored = [a for a in members if a.health_score is not None]
     total_arr = sum((a.arr for a in scored), Decimal("0"))
     if scored and total_arr > 0:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+
+from csplatform.tenancy import tenant_context
 
 from . import signals
 from .models import (
@@ -27,20 +29,27 @@ MAX_HIERARCHY_DEPTH = 20
 def tenant_create(*, slug: str, name: str) -> Tenant:
     """Create a tenant with seed 004's seven journey stages (idempotent on slug)."""
     tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": name})
-    for order, stage_name in enumerate(DEFAULT_STAGES, start=1):
-        JourneyStage.objects.get_or_create(tenant=tenant, name=stage_name, defaults={"order": order})
+    # The stages are the new tenant's rows: write them in its scope (row-level security on PostgreSQL).
+    with tenant_context(tenant):
+        for order, stage_name in enumerate(DEFAULT_STAGES, start=1):
+            JourneyStage.objects.get_or_create(tenant=tenant, name=stage_name, defaults={"order": order})
     return tenant
 
 
 @transaction.atomic
 def membership_grant(*, tenant: Tenant, email: str, role: str, password: str | None = None,
-                     first_name: str = "", last_name: str = "", staff: bool = True) -> Membership:
-    """Create or update the user with this email and give them ``role`` in ``tenant``."""
+                     first_name: str = "", last_name: str = "", staff: bool = True,
+                     update_existing: bool = False) -> Membership:
+    """Give the user with this email ``role`` in ``tenant``, creating the user if needed.
+
+    An existing user's name and password are only changed with ``update_existing`` (operator
+    commands): granting access in one tenant must not take over an account used in another."""
     User = get_user_model()
     user = User.objects.filter(email__iexact=email).first() or User(username=email, email=email)
-    if first_name or last_name:
+    may_edit = user._state.adding or update_existing
+    if may_edit and (first_name or last_name):
         user.first_name, user.last_name = first_name, last_name
-    if password:
+    if may_edit and password:
         user.set_password(password)
     elif user._state.adding:
         user.set_unusable_password()
@@ -66,14 +75,15 @@ def account_validate_parent(*, account: Account, parent: Account | None) -> None
         return
     if parent.tenant_id != account.tenant_id:
         raise ValidationError({"parent": "The parent account must belong to the same tenant."})
-    node, depth = parent, 0
-    while node is not None:
-        if node.pk == account.pk:
-            raise ValidationError({"parent": "An account cannot be its own ancestor."})
+    # Walk up from the parent through the database (not through possibly stale in-memory objects).
+    node_id, depth = parent.pk, 0
+    while node_id is not None:
+        if node_id == account.pk:
+            raise ValidationError({"parent": "An account cannot be its own parent or the parent of its ancestor."})
         depth += 1
         if depth > MAX_HIERARCHY_DEPTH:
             raise ValidationError({"parent": f"The hierarchy cannot be deeper than {MAX_HIERARCHY_DEPTH} levels."})
-        node = node.parent
+        node_id = Account.objects.filter(pk=node_id).values_list("parent_id", flat=True).first()
 
 
 @transaction.atomic
@@ -112,47 +122,80 @@ def risk_level_for(*, tenant: Tenant, score: Decimal) -> str:
 
 def health_score_compute(*, tenant: Tenant, components: Mapping[str, Decimal | None]) -> tuple[Decimal, dict]:
     """Weighted overall score from the components present; missing ones are left out and the other
-    weights re-normalised. Returns the score and a breakdown of each used component's contribution."""
+    weights re-normalised. Returns the score and a breakdown of each used component's contribution.
+
+    Contributions are rounded to cents so that they add up to the rounded overall score exactly
+    (largest remainder), as a reader of the breakdown expects."""
     weights = tenant.health_weights
-    present = {name: Decimal(str(components[name])) for name in COMPONENTS if components.get(name) is not None}
+    present = {}
+    for name in COMPONENTS:
+        value = components.get(name)
+        if value is None:
+            continue
+        try:
+            present[name] = Decimal(str(value))
+        except (ArithmeticError, ValueError):
+            raise ValidationError({name: "A component score must be a number between 0 and 100."}) from None
+        if not present[name].is_finite():
+            raise ValidationError({name: "A component score must be a number between 0 and 100."})
     total_weight = sum(weights[name] for name in present)
     if not present or total_weight <= 0:
         raise ValidationError({"usage_score": "At least one component score with a non-zero weight is required."})
-    breakdown, overall = {}, Decimal("0")
-    for name, score in present.items():
-        share = weights[name] / total_weight
-        contribution = score * share
-        overall += contribution
-        breakdown[name] = {
-            "score": float(score),
-            "weight": float(share.quantize(Decimal("0.0001"))),
-            "contribution": float(contribution.quantize(TWO_PLACES, ROUND_HALF_UP)),
+    shares = {name: weights[name] / total_weight for name in present}
+    raw = {name: present[name] * shares[name] for name in present}
+    overall = sum(raw.values(), Decimal("0")).quantize(TWO_PLACES, ROUND_HALF_UP)
+    # Largest remainder: floor every contribution to cents, then hand the missing cents to the
+    # components with the biggest remainders, so the rounded contributions sum to ``overall``.
+    rounded = {name: value.quantize(TWO_PLACES, ROUND_FLOOR) for name, value in raw.items()}
+    cents = int(((overall - sum(rounded.values(), Decimal("0"))) / TWO_PLACES).to_integral_value())
+    by_remainder = sorted(present, key=lambda name: raw[name] - rounded[name], reverse=True)
+    for index in range(cents):
+        rounded[by_remainder[index % len(by_remainder)]] += TWO_PLACES
+    breakdown = {
+        name: {
+            "score": float(present[name]),
+            "weight": float(shares[name].quantize(Decimal("0.0001"), ROUND_HALF_UP)),
+            "contribution": float(rounded[name]),
         }
+        for name in present
+    }
     missing = [name for name in COMPONENTS if name not in present]
     if missing:
         breakdown["missing"] = missing
-    return overall.quantize(TWO_PLACES, ROUND_HALF_UP), breakdown
+    return overall, breakdown
 
 
 @transaction.atomic
 def health_score_record(*, account: Account, components: Mapping[str, Any],
                         calculated_at: datetime | None = None) -> HealthScore:
-    """Record a new score for ``account``; the latest one becomes ``previous_score``."""
+    """Record a new score for ``account``.
+
+    ``previous_score`` is the score that preceded this one in time (for a backdated score: the latest
+    one recorded before its ``calculated_at``). Only a score that is now the latest updates the
+    account's ``health_score`` / ``risk_level``; a backdated one is history and leaves them alone.
+    """
+    caller_account = account
     account = Account.objects.select_for_update().select_related("tenant").get(pk=account.pk)
     overall, breakdown = health_score_compute(tenant=account.tenant, components=components)
-    previous = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id").first()
+    calculated_at = calculated_at or timezone.now()
+    history = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id")
+    latest = history.first()
+    previous = history.filter(calculated_at__lte=calculated_at).first()
     score = HealthScore(
         tenant=account.tenant, account=account, overall_score=overall, breakdown=breakdown,
         risk_level=risk_level_for(tenant=account.tenant, score=overall),
         previous_score=previous.overall_score if previous else None,
-        calculated_at=calculated_at or timezone.now(),
+        calculated_at=calculated_at,
         **{name: components.get(name) for name in COMPONENTS},
     )
     score.full_clean()
     score.save()
-    if previous is None or score.calculated_at >= previous.calculated_at:
-        Account.objects.filter(pk=account.pk).update(health_score=overall, risk_level=score.risk_level)
-        account.health_score, account.risk_level = overall, score.risk_level
+    if latest is None or score.calculated_at >= latest.calculated_at:
+        Account.objects.filter(pk=account.pk).update(
+            health_score=overall, risk_level=score.risk_level, updated_at=timezone.now()
+        )
+        for obj in (account, caller_account):
+            obj.health_score, obj.risk_level = overall, score.risk_level
     signals.health_score_recorded.send(sender=HealthScore, score=score, previous=previous)
     return score
 
@@ -166,6 +209,7 @@ def journey_move_to_stage(*, account: Account, stage: JourneyStage, moved_by=Non
     if stage.tenant_id != account.tenant_id:
         raise ValidationError({"stage": "The stage must belong to the account's tenant."})
     at = at or timezone.now()
+    caller_account = account
     account = Account.objects.select_for_update().get(pk=account.pk)
     open_row = JourneyHistory.objects.filter(account=account, exited_at__isnull=True).first()
     if open_row is not None:
@@ -181,6 +225,8 @@ def journey_move_to_stage(*, account: Account, stage: JourneyStage, moved_by=Non
         from_stage=open_row.stage if open_row else None, entered_at=at, moved_by=moved_by, reason=reason,
     )
     Account.objects.filter(pk=account.pk).update(current_stage=stage, updated_at=timezone.now())
+    for obj in (account, caller_account):
+        obj.current_stage = stage
     signals.stage_changed.send(
         sender=Account, account=account, history=history,
         from_stage=open_row.stage if open_row else None, to_stage=stage,

@@ -15,7 +15,10 @@ class Pagination(PageNumberPagination):
             raw = request.query_params.get(param)
             if raw:
                 try:
-                    return max(1, min(int(raw), self.max_page_size))
+                    size = int(raw)
                 except ValueError:
-                    raise ValidationError({param: "Must be a positive integer."})
+                    size = 0
+                if size < 1:
+                    raise ValidationError({param: ["Must be a positive integer."]})
+                return min(size, self.max_page_size)
         return self.page_size

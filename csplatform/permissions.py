@@ -34,10 +34,12 @@ def _requested_tenant_key(request) -> str | None:
 
 
 def _find_tenant(key: str) -> Tenant | None:
+    """The tenant with this id or, failing that, this slug (a slug may look like an id)."""
     try:
-        return Tenant.objects.filter(pk=uuid.UUID(key)).first()
+        by_id = Tenant.objects.filter(pk=uuid.UUID(key)).first()
     except ValueError:
-        return Tenant.objects.filter(slug=key).first()
+        by_id = None
+    return by_id or Tenant.objects.filter(slug=key).first()
 
 
 def resolve_membership(request) -> Membership:

@@ -40,7 +40,10 @@ def api(member_client, tenant):
 def _setup_sees_every_tenant():
     """Test set-up writes rows of several tenants, so it runs in the system context (row-level security
     bypassed); each request made by a test client runs in its own, closed, tenant scope."""
+    from django.core.cache import cache
+
     from csplatform.tenancy import system_context
 
+    cache.clear()  # cached rule indexes must not outlive the test's rolled-back rules
     with system_context("test set-up"):
         yield

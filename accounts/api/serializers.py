@@ -1,9 +1,11 @@
 """Serializers of the customer data model; field names follow seed 004's columns."""
 
 import copy
+from datetime import timedelta
 from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from rest_framework import serializers
 
 from csplatform.api import TenantModelSerializer, TenantRelatedField, TenantUserField
@@ -13,6 +15,8 @@ from ..models import (
     SurveyResponse, Tag, Task, Tenant, UsageMetric,
 )
 from ..services import tenant_validate_health_settings
+
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def validate_timezone_name(value: str) -> str:
@@ -83,7 +87,10 @@ class MoveStageSerializer(serializers.Serializer):
 
     def validate_stage(self, value):
         stages = JourneyStage.objects.for_tenant(self.context["tenant"])
-        stage = stages.filter(pk=int(value)).first() if value.isdigit() else stages.filter(name__iexact=value).first()
+        stage = None
+        if value.isascii() and value.isdigit():
+            stage = stages.filter(pk=int(value)).first()
+        stage = stage or stages.filter(name__iexact=value.strip()).first()
         if stage is None:
             raise serializers.ValidationError(f"No journey stage '{value}' in this tenant.")
         return stage
@@ -102,6 +109,12 @@ class HealthScoreSerializer(TenantModelSerializer):
         read_only_fields = ["overall_score", "previous_score", "risk_level", "breakdown"]
         extra_kwargs = {"calculated_at": {"required": False}}
 
+    def validate_calculated_at(self, value):
+        # A score dated in the future would stay "the latest" and hide every score recorded until then.
+        if value is not None and value > timezone.now() + CLOCK_SKEW:
+            raise serializers.ValidationError("A health score cannot be dated in the future.")
+        return value
+
 
 class UsageMetricSerializer(TenantModelSerializer):
     account = TenantRelatedField(Account)
@@ -115,7 +128,6 @@ class UsageMetricSerializer(TenantModelSerializer):
         validators = []  # the (account, date) uniqueness is checked in validate() with a clear message
 
     def validate(self, attrs):
-        attrs = super().validate(attrs)
         account = attrs.get("account", getattr(self.instance, "account", None))
         date = attrs.get("date", getattr(self.instance, "date", None))
         clash = UsageMetric.objects.filter(account=account, date=date)
@@ -123,10 +135,22 @@ class UsageMetricSerializer(TenantModelSerializer):
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
             raise serializers.ValidationError({"date": "This account already has usage metrics for this date."})
-        return attrs
+        return super().validate(attrs)
 
 
-class SurveyResponseSerializer(TenantModelSerializer):
+class ContactOfAccountMixin:
+    """A survey, ticket or engagement names a contact of its own account, not of some other account."""
+
+    def validate(self, attrs):
+        if "contact" in attrs or "account" in attrs:
+            contact = attrs.get("contact", getattr(self.instance, "contact", None))
+            account = attrs.get("account", getattr(self.instance, "account", None))
+            if contact is not None and account is not None and contact.account_id != account.pk:
+                raise serializers.ValidationError({"contact": "The contact must belong to the account."})
+        return super().validate(attrs)
+
+
+class SurveyResponseSerializer(ContactOfAccountMixin, TenantModelSerializer):
     account = TenantRelatedField(Account)
     contact = TenantRelatedField(Contact, required=False, allow_null=True)
 
@@ -135,7 +159,7 @@ class SurveyResponseSerializer(TenantModelSerializer):
         fields = ["id", "account", "contact", "kind", "score", "comment", "responded_at"]
 
 
-class SupportTicketSerializer(TenantModelSerializer):
+class SupportTicketSerializer(ContactOfAccountMixin, TenantModelSerializer):
     account = TenantRelatedField(Account)
     contact = TenantRelatedField(Contact, required=False, allow_null=True)
 
@@ -147,7 +171,7 @@ class SupportTicketSerializer(TenantModelSerializer):
         ]
 
 
-class EngagementSerializer(TenantModelSerializer):
+class EngagementSerializer(ContactOfAccountMixin, TenantModelSerializer):
     account = TenantRelatedField(Account)
     contact = TenantRelatedField(Contact, required=False, allow_null=True)
     user = TenantUserField(required=False, allow_null=True)
@@ -179,6 +203,16 @@ class TaskSerializer(TenantModelSerializer):
             "completed_at", "created_at", "updated_at",
         ]
         read_only_fields = ["source", "completed_at"]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        # completed_at is the server's record of when the task was done: set on DONE, cleared on reopen
+        if "status" in attrs:
+            if attrs["status"] != Task.Status.DONE:
+                attrs["completed_at"] = None
+            elif getattr(self.instance, "completed_at", None) is None:
+                attrs["completed_at"] = timezone.now()
+        return attrs
 
 
 class NoteSerializer(TenantModelSerializer):

@@ -1,12 +1,13 @@
 """REST endpoints of the customer data model. Every viewset reads through the tenant scoping helper."""
 
 import django_filters
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from csplatform.api import TenantModelViewSet
+from csplatform.api import TenantFilterSet, TenantModelViewSet
 from csplatform.permissions import ADMINS, CONTRIBUTORS, resolve_membership
 
 from .. import selectors, services
@@ -17,7 +18,7 @@ from ..models import (
 from . import serializers as s
 
 
-class AccountFilter(django_filters.FilterSet):
+class AccountFilter(TenantFilterSet):
     health_score_min = django_filters.NumberFilter(field_name="health_score", lookup_expr="gte")
     health_score_max = django_filters.NumberFilter(field_name="health_score", lookup_expr="lte")
     arr_min = django_filters.NumberFilter(field_name="arr", lookup_expr="gte")
@@ -59,11 +60,16 @@ class AccountViewSet(TenantModelViewSet):
         account = self.get_object()
         payload = s.MoveStageSerializer(data=request.data, context={"tenant": account.tenant})
         payload.is_valid(raise_exception=True)
+        open_stay = JourneyHistory.objects.for_tenant(account.tenant_id).filter(
+            account=account, exited_at__isnull=True).values_list("pk", flat=True).first()
         history = services.journey_move_to_stage(
             account=account, stage=payload.validated_data["stage"], moved_by=request.user,
             reason=payload.validated_data["reason"],
         )
-        return Response(s.JourneyHistorySerializer(history).data, status=status.HTTP_201_CREATED)
+        # moving to the stage the account is already in returns the open stay unchanged
+        moved = history.pk != open_stay
+        return Response(s.JourneyHistorySerializer(history).data,
+                        status=status.HTTP_201_CREATED if moved else status.HTTP_200_OK)
 
     @extend_schema(responses=s.JourneyHistorySerializer(many=True))
     @action(detail=True, methods=["get"], url_path="journey-history")
@@ -126,6 +132,17 @@ class HealthScoreViewSet(TenantModelViewSet):
         account = data.pop("account")
         serializer.instance = services.health_score_record(
             account=account, components=data, calculated_at=data.get("calculated_at")
+        )
+
+    @transaction.atomic
+    def perform_destroy(self, instance):
+        # The account mirrors its latest score: deleting that score must bring the next one back.
+        # TODO: belongs in accounts.services (health_score_delete) next to health_score_record.
+        account = Account.objects.select_for_update().get(pk=instance.account_id)
+        instance.delete()
+        latest = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id").first()
+        Account.objects.filter(pk=account.pk).update(
+            health_score=latest.overall_score if latest else None, risk_level=latest.risk_level if latest else "",
         )
 
 

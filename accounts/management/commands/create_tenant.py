@@ -1,16 +1,19 @@
 """``create_tenant SLUG "NAME" --admin-email E --admin-password P``: a tenant, its admin and API token."""
 
-import sys
+import re
 
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
 from django.db import transaction
-from django.utils.text import slugify
 from rest_framework.authtoken.models import Token
 
 from accounts import services
-from accounts.models import Role
+from accounts.models import Role, Tenant
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG_MAX_LENGTH = Tenant._meta.get_field("slug").max_length
 
 
 class Command(BaseCommand):
@@ -23,20 +26,33 @@ class Command(BaseCommand):
         parser.add_argument("--admin-password", required=True)
 
     def handle(self, slug, name, admin_email, admin_password, **options):
-        if slugify(slug) != slug:
-            raise CommandError(f"'{slug}' is not a valid slug (lower-case letters, digits and hyphens).")
+        if not SLUG_RE.match(slug) or len(slug) > SLUG_MAX_LENGTH:
+            raise CommandError(
+                f"'{slug}' is not a valid slug (lower-case letters, digits and single hyphens, "
+                f"at most {SLUG_MAX_LENGTH} characters)."
+            )
+        name = name.strip()
+        if not name:
+            raise CommandError("The tenant name must not be empty.")
+        try:
+            validate_email(admin_email)
+        except ValidationError:
+            raise CommandError(f"'{admin_email}' is not a valid e-mail address.") from None
+        if not admin_password:
+            raise CommandError("The admin password must not be empty.")
         try:
             password_validation.validate_password(admin_password)
         except ValidationError as exc:
             # Refusing would break scripted set-ups that use demo passwords; say it loudly instead.
-            print(f"warning: weak admin password: {' '.join(exc.messages)}", file=sys.stderr)
+            self.stderr.write(f"warning: weak admin password: {' '.join(exc.messages)}")
         with transaction.atomic():
             tenant = services.tenant_create(slug=slug, name=name)
             if tenant.name != name:
                 tenant.name = name
                 tenant.save(update_fields=["name", "updated_at"])
             membership = services.membership_grant(
-                tenant=tenant, email=admin_email, role=Role.TENANT_ADMIN, password=admin_password
+                tenant=tenant, email=admin_email, role=Role.TENANT_ADMIN, password=admin_password,
+                update_existing=True,
             )
             token, _ = Token.objects.get_or_create(user=membership.user)
         self.stdout.write(f"tenant_id: {tenant.pk}")

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.demo import DEMO_ADMIN, demo_seed
 from accounts.models import Account
+from csplatform.tenancy import tenant_context
 
 
 class Command(BaseCommand):
@@ -12,5 +13,8 @@ class Command(BaseCommand):
     def handle(self, **options):
         tenant = demo_seed()
         self.stdout.write(f"Demo tenant '{tenant.slug}' ({tenant.pk}) ready; log in as {DEMO_ADMIN[0]}.")
-        for account in Account.objects.for_tenant(tenant).order_by("name"):
-            self.stdout.write(f"  {account.name}: health {account.health_score} ({account.get_risk_level_display()})")
+        with tenant_context(tenant):
+            for account in Account.objects.for_tenant(tenant).order_by("name"):
+                self.stdout.write(
+                    f"  {account.name}: health {account.health_score} ({account.get_risk_level_display()})"
+                )
