@@ -2,5 +2,8 @@ from django.apps import AppConfig
 
 
 class AutomationConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'automation'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "automation"
+
+    def ready(self):
+        from . import signals  # noqa: F401  (receivers)

@@ -1,3 +1,136 @@
-from django.db import models
+"""Rules (workflows = event triggers), the events they react to, and the runs they leave behind."""
 
-# Create your models here.
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from csplatform.tenancy import TenantOwnedModel
+
+
+class Event(TenantOwnedModel):
+    """Something happened: written in the same transaction as the change, processed after commit."""
+
+    type = models.CharField(max_length=64, db_index=True)
+    model = models.CharField(max_length=64, blank=True, default="", help_text="Lower-case model name, e.g. account.")
+    object_id = models.CharField(max_length=64, blank=True, default="")
+    account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    changes = models.JSONField(default=dict, blank=True, help_text='{"field": {"old": x, "new": y}}')
+    payload = models.JSONField(default=dict, blank=True)
+    depth = models.PositiveSmallIntegerField(default=0, help_text="How many rule runs led to this event.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["processed_at", "created_at"], name="event_pending_idx",
+                                condition=models.Q(processed_at__isnull=True))]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.model}:{self.object_id}"
+
+
+class Workflow(TenantOwnedModel):
+    """One rule: trigger -> conditions -> ordered actions. Seed 001's workflows and seed 003's event
+    triggers are two API views of this one model."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    enabled = models.BooleanField(default=True)
+    trigger_type = models.CharField(max_length=64)
+    model_type = models.CharField(max_length=64, blank=True, default="", help_text="For model triggers: account, contact, ...")
+    trigger_config = models.JSONField(default=dict, blank=True)
+    conditions = models.JSONField(default=dict, blank=True, help_text="Normalised condition tree.")
+    actions = models.JSONField(default=list, blank=True, help_text='[{"type": ..., "config": {...}}]')
+    scope_all_accounts = models.BooleanField(default=True)
+    scope_accounts = models.ManyToManyField("accounts.Account", blank=True, related_name="+")
+    continue_on_error = models.BooleanField(default=False)
+    cooldown_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Per rule and account.")
+    rate_limiting = models.JSONField(default=dict, blank=True, help_text='{"limit": 10, "period": "hour"}')
+    debug_mode = models.BooleanField(default=False)
+    source = models.CharField(max_length=32, default="workflow", help_text="Which front door made it.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["tenant", "status", "enabled", "trigger_type"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_live(self) -> bool:
+        return self.enabled and self.status == self.Status.ACTIVE
+
+
+class Run(TenantOwnedModel):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Success"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    class SkipReason(models.TextChoices):
+        CONDITIONS_NOT_MET = "conditions_not_met", "Conditions not met"
+        COOLDOWN = "cooldown", "Cooldown"
+        RATE_LIMITED = "rate_limited", "Rate limited"
+        RECURSION_LIMIT = "recursion_limit", "Recursion limit"
+        OUT_OF_SCOPE = "out_of_scope", "Out of scope"
+        DISABLED = "disabled", "Disabled"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subject_model = models.CharField(max_length=64, blank=True, default="")
+    subject_id = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True, default="")
+    trigger_data = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    trace = models.JSONField(default=list, blank=True, help_text="Condition evaluation (debug mode).")
+    error = models.TextField(blank=True, default="")
+    depth = models.PositiveSmallIntegerField(default=0)
+    manual = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workflow", "account", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} run {self.pk} ({self.status})"
+
+
+class RunStep(TenantOwnedModel):
+    class Status(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    action_type = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    output = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.FloatField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.action_type} ({self.status})"

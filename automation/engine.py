@@ -1,0 +1,152 @@
+"""The one flow: event -> matching rules -> conditions -> limits -> actions -> Run + RunSteps.
+
+``process_event`` handles one event in one transaction: every run, its steps, the actions' local
+writes and the event's ``processed_at`` commit together or not at all. Limits (cooldown, rate
+limit) are checked while the rule's row is locked, so concurrent workers cannot both pass them.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Tenant
+from csplatform.tenancy import tenant_context
+
+from . import conditions
+from .actions import ActionContext, ActionError, actions
+from .events import actions_running
+from .models import Event, Run, RunStep, Workflow
+from .subjects import model_for
+from .triggers import triggers
+
+MAX_DEPTH = 3
+PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+def process_event(tenant_id, event_id) -> list[Run]:
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with tenant_context(tenant), transaction.atomic():
+        event = (Event.objects.for_tenant(tenant).select_for_update(skip_locked=True)
+                 .filter(pk=event_id, processed_at__isnull=True).first())
+        if event is None:  # already processed, or another worker has it
+            return []
+        runs = [fire(rule, event=event) for rule in matching_rules(event)]
+        event.processed_at = timezone.now()
+        event.attempts += 1
+        event.save(update_fields=["processed_at", "attempts"])
+        return runs
+
+
+def matching_rules(event: Event) -> list[Workflow]:
+    """The tenant's live rules whose trigger matches the event (one query; rules are few per tenant)."""
+    live = Workflow.objects.for_tenant(event.tenant_id).filter(status=Workflow.Status.ACTIVE, enabled=True)
+    return [r for r in live if r.trigger_type in triggers
+            and triggers.get(r.trigger_type).matches(r.trigger_config, r.model_type, event)]
+
+
+def _subject_of(rule: Workflow, event: Event | None):
+    if event is None or not event.object_id or event.type == "model_deleted":
+        return None
+    model_name = rule.model_type or event.model or "account"
+    return model_for(model_name).objects.for_tenant(event.tenant_id).filter(pk=event.object_id).first()
+
+
+def _skip_reason(rule: Workflow, account, depth: int, manual: bool) -> str:
+    if depth > MAX_DEPTH:
+        return Run.SkipReason.RECURSION_LIMIT
+    if not manual and not rule.is_live:
+        return Run.SkipReason.DISABLED
+    if account is not None and not rule.scope_all_accounts and not rule.scope_accounts.filter(pk=account.pk).exists():
+        return Run.SkipReason.OUT_OF_SCOPE
+    return ""
+
+
+def _limited(rule: Workflow, account) -> str:
+    """Cooldown per rule and account, then the rule's rate limit; the caller holds the rule's lock."""
+    now = timezone.now()
+    fired = Run.objects.for_tenant(rule.tenant_id).filter(workflow=rule, status__in=[Run.Status.SUCCESS,
+                                                                                   Run.Status.FAILED,
+                                                                                   Run.Status.RUNNING])
+    if rule.cooldown_minutes and account is not None:
+        if fired.filter(account=account, created_at__gt=now - timedelta(minutes=rule.cooldown_minutes)).exists():
+            return Run.SkipReason.COOLDOWN
+    limit = rule.rate_limiting or {}
+    if limit.get("limit"):
+        period = PERIODS[limit.get("period", "hour")]
+        if limit.get("reset_strategy") == "fixed":
+            start = now - timedelta(seconds=now.timestamp() % period.total_seconds())
+        else:
+            start = now - period
+        allowed = int(limit["limit"]) + int(limit.get("burst_limit") or 0)
+        if fired.filter(created_at__gte=start).count() >= allowed:
+            return Run.SkipReason.RATE_LIMITED
+    return ""
+
+
+def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=None, depth: int | None = None,
+         manual: bool = False, extra: dict | None = None) -> Run:
+    """Run one rule for one event (or by hand) and record the Run; skips are recorded with their reason."""
+    depth = event.depth if depth is None and event is not None else (depth or 0)
+    if subject is None:
+        subject = _subject_of(rule, event)
+    if account is None:
+        account = event.account if event is not None and event.account_id else None
+    if account is None and subject is not None and subject._meta.label == "accounts.Account":
+        account = subject
+    rule = Workflow.objects.select_for_update().get(pk=rule.pk)  # serialises limit checks per rule
+    run = Run(tenant_id=rule.tenant_id, workflow=rule, event=event, account=account, depth=depth, manual=manual,
+              subject_model=subject._meta.model_name if subject is not None else "",
+              subject_id=str(subject.pk) if subject is not None else "",
+              trigger_data={"type": event.type, "payload": event.payload, "changes": event.changes} if event else {})
+    reason = _skip_reason(rule, account, depth, manual)
+    trace: list = []
+    if not reason and rule.conditions:
+        target = subject if subject is not None else account
+        changes = event.changes if event else None
+        if target is None or not conditions.evaluate(rule.conditions, target, changes=changes, trace=trace):
+            reason = Run.SkipReason.CONDITIONS_NOT_MET
+    if not reason and not manual:
+        reason = _limited(rule, account)
+    run.trace = trace if rule.debug_mode else []
+    if reason:
+        run.status, run.skip_reason, run.finished_at = Run.Status.SKIPPED, reason, timezone.now()
+        run.save()
+        return run
+    run.status, run.started_at = Run.Status.RUNNING, timezone.now()
+    run.save()
+    _run_actions(rule, run, subject, account, event, extra or {})
+    Workflow.objects.filter(pk=rule.pk).update(last_run_at=run.started_at)
+    return run
+
+
+def _run_actions(rule: Workflow, run: Run, subject, account, event, extra: dict) -> None:
+    ctx = ActionContext(tenant=rule.tenant, workflow=rule, run=run, account=account, subject=subject,
+                        event_payload=event.payload if event else {}, extra=extra)
+    failed = []
+    with actions_running(run.depth):
+        for position, spec in enumerate(rule.actions):
+            started = time.perf_counter()
+            step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])
+            try:
+                with transaction.atomic():  # a failing action leaves none of its own writes behind
+                    step.output = actions.get(spec["type"]).run(spec.get("config") or {}, ctx) or {}
+                step.status = RunStep.Status.SUCCESS
+            except ActionError as exc:
+                step.status, step.error = RunStep.Status.FAILED, str(exc)
+            except Exception as exc:  # a bug in an action must not lose the run record
+                step.status, step.error = RunStep.Status.FAILED, f"{type(exc).__name__}: {exc}"
+            step.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            step.save()
+            if step.status == RunStep.Status.FAILED:
+                failed.append(position)
+                if not rule.continue_on_error:
+                    break
+    run.status = Run.Status.FAILED if failed else Run.Status.SUCCESS
+    run.error = "; ".join(s.error for s in run.steps.filter(status=RunStep.Status.FAILED)) if failed else ""
+    run.result = {"steps": len(rule.actions), "failed_steps": failed}
+    run.finished_at = timezone.now()
+    run.save()

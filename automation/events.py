@@ -1,0 +1,104 @@
+"""Turning changes into Event rows, in the caller's transaction, and handing them on after commit.
+
+``emit()`` is the one way to raise a domain event; ``record_model_change()`` is what the thin
+signal receivers call. Both write nothing when no live rule of the tenant listens (rule index).
+Events raised while a rule's actions run carry that run's depth + 1 (the recursion guard).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from contextlib import contextmanager
+from typing import Any, Callable
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.forms.models import model_to_dict
+
+from . import rule_index
+from .models import Event
+from .subjects import account_of, name_of
+
+_depth: contextvars.ContextVar[int] = contextvars.ContextVar("automation_depth", default=0)
+
+
+def json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+@contextmanager
+def actions_running(depth: int):
+    """Events written inside this block were caused by a run at ``depth``."""
+    token = _depth.set(depth + 1)
+    try:
+        yield
+    finally:
+        _depth.reset(token)
+
+
+def snapshot(instance) -> dict:
+    """Field values as loaded; kept on the instance so updates can report old values without a query."""
+    return {f.attname: getattr(instance, f.attname, None) for f in instance._meta.concrete_fields}
+
+
+def diff(old: dict, instance) -> dict:
+    changes = {}
+    for field in instance._meta.concrete_fields:
+        if field.attname in ("updated_at",):
+            continue
+        before, after = old.get(field.attname), getattr(instance, field.attname, None)
+        if before != after:
+            changes[field.name] = {"old": before, "new": after}
+    return json_safe(changes)
+
+
+def payload_of(instance) -> dict:
+    data = model_to_dict(instance, fields=[f.name for f in instance._meta.concrete_fields])
+    data["id"] = instance.pk
+    return json_safe(data)
+
+
+def emit(*, tenant_id, type: str, model: str = "account", object_id: Any = "", account=None,
+         payload: dict | Callable[[], dict] | None = None, changes: dict | None = None) -> Event | None:
+    """Record a domain event (payment_failed, health_score_change, …) if any live rule listens.
+    ``payload`` may be a callable, so costly payloads are only built when someone listens."""
+    if not rule_index.interested(tenant_id, type, model):
+        return None
+    if callable(payload):
+        payload = payload()
+    event = Event.objects.create(
+        tenant_id=tenant_id, type=type, model=model, object_id=str(object_id or ""),
+        account_id=account.pk if account is not None else None,
+        payload=json_safe(payload or {}), changes=json_safe(changes or {}), depth=_depth.get(),
+    )
+    transaction.on_commit(lambda: dispatch(event))
+    return event
+
+
+def record_model_change(instance, *, created: bool = False, deleted: bool = False) -> Event | None:
+    model = name_of(type(instance))
+    if model is None:
+        return None
+    if deleted:
+        event_type, changes = "model_deleted", {}
+    elif created:
+        event_type, changes = "model_created", {}
+    else:
+        event_type = "model_updated"
+        changes = diff(getattr(instance, "_automation_snapshot", {}), instance)
+        if not changes:
+            return None
+    account = account_of(instance)
+    event = emit(
+        tenant_id=instance.tenant_id, type=event_type, model=model, object_id=instance.pk,
+        account=None if deleted and model == "account" else account, payload=payload_of(instance), changes=changes,
+    )
+    instance._automation_snapshot = snapshot(instance)
+    return event
+
+
+def dispatch(event: Event) -> None:
+    from .tasks import process_event
+
+    process_event.delay(str(event.tenant_id), event.pk)

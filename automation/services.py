@@ -1,0 +1,110 @@
+"""Saving rules: every part is validated (and normalised) when the rule is saved, never when it runs."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from . import conditions, rule_index
+from .actions import actions
+from .models import Workflow
+from .subjects import model_for
+from .triggers import ConfigError, triggers
+
+RULE_FIELDS = ("name", "description", "status", "enabled", "trigger_type", "model_type", "trigger_config",
+               "conditions", "actions", "scope_all_accounts", "continue_on_error", "cooldown_minutes",
+               "rate_limiting", "debug_mode", "source")
+
+
+def _validate_trigger(rule: Workflow) -> None:
+    if rule.trigger_type not in triggers:
+        raise ValidationError({"trigger_type": f"unknown trigger '{rule.trigger_type}'; known: {', '.join(triggers.keys())}"})
+    try:
+        rule.trigger_config, rule.model_type = triggers.get(rule.trigger_type).validate_config(
+            rule.trigger_config or {}, rule.model_type)
+    except ConfigError as exc:
+        raise ValidationError({f"trigger_config.{exc.field}": exc.message}) from None
+
+
+def _validate_conditions(rule: Workflow) -> None:
+    subject = rule.model_type or triggers.get(rule.trigger_type).subject_model
+    try:
+        tree = conditions.normalize(rule.conditions)
+        if subject:
+            conditions.validate(tree, model_for(subject))
+    except conditions.ConditionError as exc:
+        raise ValidationError({f"conditions.{exc.field}" if exc.field else "conditions": str(exc)}) from None
+    rule.conditions = tree
+
+
+def _validate_actions(rule: Workflow) -> None:
+    if not isinstance(rule.actions, list):
+        raise ValidationError({"actions": "must be a list of {type, config}"})
+    cleaned = []
+    for index, spec in enumerate(rule.actions):
+        if not isinstance(spec, dict) or spec.get("type") not in actions:
+            kind = spec.get("type") if isinstance(spec, dict) else spec
+            raise ValidationError({f"actions[{index}].type": f"unknown action '{kind}'; known: {', '.join(actions.keys())}"})
+        try:
+            config = actions.get(spec["type"]).validate_config(spec.get("config") or {})
+        except ConfigError as exc:
+            raise ValidationError({f"actions[{index}].config.{exc.field}": exc.message}) from None
+        cleaned.append({"type": spec["type"], "config": config})
+    rule.actions = cleaned
+
+
+def _validate_limits(rule: Workflow) -> None:
+    limit = rule.rate_limiting or {}
+    if not isinstance(limit, dict):
+        raise ValidationError({"rate_limiting": "must be an object"})
+    if limit:
+        if not isinstance(limit.get("limit"), int) or limit["limit"] < 1:
+            raise ValidationError({"rate_limiting.limit": "must be a positive integer"})
+        if limit.get("period", "hour") not in ("minute", "hour", "day"):
+            raise ValidationError({"rate_limiting.period": "must be minute, hour or day"})
+        if limit.get("reset_strategy", "sliding") not in ("sliding", "fixed"):
+            raise ValidationError({"rate_limiting.reset_strategy": "must be sliding or fixed"})
+
+
+def _chained(rule: Workflow) -> list[int]:
+    return [int(a["config"]["workflow_id"]) for a in rule.actions if a["type"] == "trigger_workflow"]
+
+
+def _refuse_cycles(rule: Workflow) -> None:
+    """A trigger_workflow chain that comes back to this rule would loop: refuse it at save time."""
+    graph = {w.pk: _chained(w) for w in Workflow.objects.for_tenant(rule.tenant_id).exclude(pk=rule.pk)}
+    stack, seen = list(_chained(rule)), set()
+    while stack:
+        current = stack.pop()
+        if rule.pk is not None and current == rule.pk:
+            raise ValidationError({"actions": "trigger_workflow chain loops back to this workflow"})
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(graph.get(current, []))
+
+
+@transaction.atomic
+def workflow_save(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
+    for name, value in data.items():
+        if name in RULE_FIELDS:
+            setattr(rule, name, value)
+    _validate_trigger(rule)
+    _validate_conditions(rule)
+    _validate_actions(rule)
+    _validate_limits(rule)
+    _refuse_cycles(rule)
+    rule.save()
+    if "scope_accounts" in data:
+        rule.scope_accounts.set(data["scope_accounts"])
+    rule_index.invalidate(rule.tenant_id)
+    return rule
+
+
+@transaction.atomic
+def workflow_delete(*, rule: Workflow) -> None:
+    tenant_id = rule.tenant_id
+    rule.delete()
+    rule_index.invalidate(tenant_id)

@@ -1,0 +1,83 @@
+"""Thin receivers: a model change or an accounts domain signal becomes an Event, nothing more."""
+
+from django.db.models.signals import post_delete, post_init, post_save
+from django.dispatch import receiver
+
+from accounts import signals as domain
+from accounts.models import Engagement, HealthScore
+
+from . import events
+from .subjects import WATCHED
+
+
+def _watched(sender) -> bool:
+    return sender._meta.label in WATCHED.values()
+
+
+@receiver(post_init)
+def remember_loaded_values(sender, instance, **kwargs):
+    if _watched(sender):
+        instance._automation_snapshot = events.snapshot(instance)
+
+
+@receiver(post_save)
+def model_saved(sender, instance, created, raw=False, **kwargs):
+    if raw or not _watched(sender):
+        return
+    events.record_model_change(instance, created=created)
+    if sender is Engagement:
+        _engagement_event(instance)
+
+
+@receiver(post_delete)
+def model_deleted(sender, instance, **kwargs):
+    if _watched(sender):
+        events.record_model_change(instance, deleted=True)
+
+
+ENGAGEMENT_EVENTS = {"missed": "meeting_missed", "negative": "negative_outcome", "no_response": "no_response"}
+
+
+def _engagement_event(engagement: Engagement) -> None:
+    kind = ENGAGEMENT_EVENTS.get(engagement.outcome)
+    if kind:
+        events.emit(tenant_id=engagement.tenant_id, type="engagement_event", object_id=engagement.account_id,
+                    account=engagement.account, payload={"event_type": kind, "engagement_type": engagement.kind,
+                                                         "engagement_id": engagement.pk, "summary": engagement.summary})
+
+
+@receiver(domain.health_score_recorded, sender=HealthScore)
+def health_score_recorded(sender, score, previous, **kwargs):
+    from .selectors import window_scores
+
+    account = score.account
+    events.emit(tenant_id=score.tenant_id, type="health_score_change", object_id=account.pk, account=account,
+                payload=lambda: {
+                    "current_score": float(score.overall_score),
+                    "previous_score": float(previous.overall_score) if previous else None,
+                    "risk_level": score.risk_level,
+                    "breakdown": score.breakdown,
+                    "window_scores": window_scores(score),
+                    "health_score_id": score.pk,
+                })
+
+
+@receiver(domain.stage_changed)
+def stage_changed(sender, account, history, from_stage, to_stage, **kwargs):
+    events.emit(tenant_id=account.tenant_id, type="stage_change", object_id=account.pk, account=account,
+                payload={"from_stage": from_stage.name if from_stage else None, "to_stage": to_stage.name,
+                         "journey_history_id": history.pk})
+
+
+@receiver(domain.status_changed)
+def status_changed(sender, account, from_status, to_status, created, **kwargs):
+    events.emit(tenant_id=account.tenant_id, type="status_change", object_id=account.pk, account=account,
+                payload={"from_status": from_status, "to_status": to_status, "created": created})
+
+
+@receiver(domain.goal_status_changed)
+def goal_status_changed(sender, goal, from_status, to_status, created, **kwargs):
+    event = "created" if created else to_status
+    events.emit(tenant_id=goal.tenant_id, type="goal_event", object_id=goal.account_id, account=goal.account,
+                payload={"event": event, "goal_id": goal.pk, "goal_type": goal.goal_type, "title": goal.title,
+                         "from_status": from_status})

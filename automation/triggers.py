@@ -1,0 +1,372 @@
+"""Trigger types: which events start a rule, and whether one event matches one rule's config.
+
+A trigger is one small class with ``validate_config`` (normalise or raise ``ConfigError``) and
+``matches``. ``listens_to`` names the event types (and model) it needs, which is what the per-tenant
+rule index caches so that a save nobody listens to writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from zoneinfo import available_timezones
+
+from .registry import Registry
+from .subjects import model_type_name
+
+
+class ConfigError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+class Trigger:
+    type: str = ""
+    event_types: tuple[str, ...] = ()
+    subject_model: str | None = "account"  # what conditions are evaluated on, by default
+
+    def validate_config(self, config: dict, model_type: str = "") -> tuple[dict, str]:
+        """Return the normalised (config, model_type) or raise ConfigError."""
+        return dict(config or {}), ""
+
+    def listens_to(self, config: dict, model_type: str) -> list[tuple[str, str]]:
+        return [(event_type, model_type or self.subject_model or "") for event_type in self.event_types]
+
+    def matches(self, config: dict, model_type: str, event) -> bool:
+        return event.type in self.event_types
+
+
+triggers: Registry[Trigger] = Registry("trigger")
+
+
+def register(cls):
+    triggers.register(cls.type)(cls())
+    return cls
+
+
+def _number(config: dict, key: str, *, required: bool = False, minimum: float | None = None) -> Decimal | None:
+    if config.get(key) is None:
+        if required:
+            raise ConfigError(key, "is required")
+        return None
+    try:
+        value = Decimal(str(config[key]))
+    except (InvalidOperation, ValueError):
+        raise ConfigError(key, "must be a number") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(key, f"must be at least {minimum}")
+    return value
+
+
+def _choice(config: dict, key: str, choices, default=None):
+    value = config.get(key, default)
+    if value not in choices:
+        raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}")
+    return value
+
+
+def _string_list(config: dict, key: str) -> list[str]:
+    value = config.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, "must be a list of strings")
+    return value
+
+
+DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$")
+UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: str, field: str) -> timedelta:
+    """'15m', '1h', '1d', '1w' (seed 001's time_window)."""
+    match = DURATION.match(str(value or ""))
+    if not match:
+        raise ConfigError(field, "must be a duration like 15m, 1h, 1d or 1w")
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+class ModelTrigger(Trigger):
+    """Seed 003's model triggers; ``model_type`` names the model (``account``, ``accounts.Account``)."""
+
+    def validate_config(self, config, model_type=""):
+        config = dict(config or {})
+        raw = model_type or config.pop("model_type", "") or config.pop("model", "")
+        try:
+            name = model_type_name(raw)
+        except ValueError as exc:
+            raise ConfigError("model_type", str(exc)) from None
+        return config, name
+
+    def listens_to(self, config, model_type):
+        return [(event_type, model_type) for event_type in self.event_types]
+
+    def matches(self, config, model_type, event):
+        return event.type in self.event_types and event.model == model_type
+
+
+@register
+class ModelCreated(ModelTrigger):
+    type = "model_created"
+    event_types = ("model_created",)
+
+
+@register
+class AccountCreated(ModelTrigger):
+    """Seed 001's ``account_created``: ``model_created`` on accounts."""
+
+    type = "account_created"
+    event_types = ("model_created",)
+
+    def validate_config(self, config, model_type=""):
+        return dict(config or {}), "account"
+
+
+@register
+class ModelDeleted(ModelTrigger):
+    type = "model_deleted"
+    event_types = ("model_deleted",)
+
+
+@register
+class ModelUpdated(ModelTrigger):
+    """Any update; ``fields`` (optional) narrows it to updates touching one of them."""
+
+    type = "model_updated"
+    event_types = ("model_updated",)
+
+    def validate_config(self, config, model_type=""):
+        config, name = super().validate_config(config, model_type)
+        config["fields"] = _string_list(config, "fields")
+        return config, name
+
+    def matches(self, config, model_type, event):
+        if not super().matches(config, model_type, event):
+            return False
+        fields = config.get("fields") or []
+        return not fields or any(f in event.changes for f in fields)
+
+
+@register
+class FieldChanged(ModelUpdated):
+    """A field changed, optionally ``from`` one value ``to`` another (seed 003's field_changed)."""
+
+    type = "field_changed"
+
+    def validate_config(self, config, model_type=""):
+        config = dict(config or {})
+        if config.get("field") and not config.get("fields"):
+            config["fields"] = [config.pop("field")]
+        config, name = super().validate_config(config, model_type)
+        if not config["fields"]:
+            raise ConfigError("field", "is required")
+        return config, name
+
+    def matches(self, config, model_type, event):
+        if not super().matches(config, model_type, event):
+            return False
+        for field in config["fields"]:
+            change = event.changes.get(field)
+            if change is None:
+                continue
+            if "from" in config and str(change.get("old")) != str(config["from"]):
+                continue
+            if "to" in config and str(change.get("new")) != str(config["to"]):
+                continue
+            return True
+        return False
+
+
+@register
+class HealthScoreChange(Trigger):
+    """Seed 001: threshold, direction (increase/decrease/both), minimum_change, time_window.
+
+    The change is measured against the previous score, or with ``time_window`` against the score at
+    the start of the window (the event carries it). With a ``threshold`` a decrease must end below
+    it and an increase at or above it (seed 004's "score < 40"); repeats are held back by cooldown.
+    """
+
+    type = "health_score_change"
+    event_types = ("health_score_change",)
+
+    def validate_config(self, config, model_type=""):
+        config = dict(config or {})
+        threshold = _number(config, "threshold", minimum=0)
+        config["threshold"] = float(threshold) if threshold is not None else None
+        config["direction"] = _choice(config, "direction", ("increase", "decrease", "both"), "decrease")
+        config["minimum_change"] = float(_number(config, "minimum_change", minimum=0) or 0)
+        if config.get("time_window"):
+            parse_duration(config["time_window"], "time_window")
+        return config, ""
+
+    def matches(self, config, model_type, event):
+        current = event.payload.get("current_score")
+        if event.type not in self.event_types or current is None:
+            return False
+        window = config.get("time_window")
+        baseline = (event.payload.get("window_scores") or {}).get(window) if window else event.payload.get("previous_score")
+        delta = current - baseline if baseline is not None else None
+        minimum, threshold = config["minimum_change"], config.get("threshold")
+        # Without a baseline (first score) only the threshold decides.
+        down = delta is None or (delta < 0 and -delta >= minimum)
+        up = delta is None or (delta > 0 and delta >= minimum)
+        if threshold is not None:
+            down, up = down and current < threshold, up and current >= threshold
+        return {"decrease": down, "increase": up, "both": down or up}[config["direction"]]
+
+
+@register
+class StatusChange(Trigger):
+    type = "status_change"
+    event_types = ("status_change",)
+
+    def validate_config(self, config, model_type=""):
+        from accounts.models import Account
+
+        config = dict(config or {})
+        statuses = Account.Status.values
+        for key in ("from_status", "to_status"):
+            if config.get(key) not in (None, "") and config[key] not in statuses:
+                raise ConfigError(key, f"must be one of {', '.join(statuses)}")
+        config["include_new_accounts"] = bool(config.get("include_new_accounts", False))
+        return config, ""
+
+    def matches(self, config, model_type, event):
+        p = event.payload
+        if event.type not in self.event_types or (p.get("created") and not config["include_new_accounts"]):
+            return False
+        if config.get("from_status") and p.get("from_status") != config["from_status"]:
+            return False
+        return not config.get("to_status") or p.get("to_status") == config["to_status"]
+
+
+@register
+class StageChange(Trigger):
+    """Seed 004's stage transition, e.g. ``{"to_stage": "At Risk"}`` (stage names, case-insensitive)."""
+
+    type = "stage_change"
+    event_types = ("stage_change",)
+
+    def matches(self, config, model_type, event):
+        p = event.payload
+        if event.type not in self.event_types:
+            return False
+        for key in ("from_stage", "to_stage"):
+            if config.get(key) and str(p.get(key) or "").lower() != str(config[key]).lower():
+                return False
+        return True
+
+
+@register
+class EngagementEvent(Trigger):
+    type = "engagement_event"
+    event_types = ("engagement_event",)
+    KINDS = ("meeting_missed", "negative_outcome", "no_response")
+
+    def validate_config(self, config, model_type=""):
+        config = dict(config or {})
+        config["event_type"] = _choice(config, "event_type", self.KINDS)
+        config["engagement_types"] = _string_list(config, "engagement_types")
+        if config.get("time_threshold"):
+            parse_duration(config["time_threshold"], "time_threshold")
+        return config, ""
+
+    def matches(self, config, model_type, event):
+        p = event.payload
+        return (event.type in self.event_types and p.get("event_type") == config["event_type"]
+                and (not config["engagement_types"] or p.get("engagement_type") in config["engagement_types"]))
+
+
+@register
+class GoalEvent(Trigger):
+    type = "goal_event"
+    event_types = ("goal_event",)
+
+    def validate_config(self, config, model_type=""):
+        config = dict(config or {})
+        config["event"] = _choice(config, "event", ("created", "achieved", "missed", "at_risk"))
+        config["goal_types"] = _string_list(config, "goal_types")
+        return config, ""
+
+    def matches(self, config, model_type, event):
+        p = event.payload
+        return (event.type in self.event_types and p.get("event") == config["event"]
+                and (not config["goal_types"] or p.get("goal_type") in config["goal_types"]))
+
+
+@register
+class DomainEvent(Trigger):
+    """Any named domain event sent through ``emit()``: payment_failed, trial_ending, …"""
+
+    type = "event"
+
+    def validate_config(self, config, model_type=""):
+        config = dict(config or {})
+        name = config.get("event_type")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", name):
+            raise ConfigError("event_type", "must be a lower-case event name such as payment_failed")
+        return config, ""
+
+    def listens_to(self, config, model_type):
+        return [(config["event_type"], "account")]
+
+    def matches(self, config, model_type, event):
+        return event.type == config["event_type"]
+
+
+@register
+class Manual(Trigger):
+    """Runs only when started by hand (``POST /execute``, ``/{id}/execute``, the admin)."""
+
+    type = "manual"
+
+
+@register
+class Scheduled(Trigger):
+    """Seed 001's schedule; fired by the scheduler over every account in scope (not by events)."""
+
+    type = "scheduled"
+
+    def validate_config(self, config, model_type=""):
+        config = dict(config or {})
+        config["schedule"] = _choice(config, "schedule", ("daily", "weekly", "monthly"), "daily")
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(config.get("time", "09:00"))):
+            raise ConfigError("time", "must be HH:MM")
+        config["time"] = config.get("time", "09:00")
+        config["timezone"] = config.get("timezone") or "UTC"
+        if config["timezone"] not in available_timezones():
+            raise ConfigError("timezone", f"'{config['timezone']}' is not an IANA timezone")
+        days = config.get("days_of_week") or []
+        if not isinstance(days, list) or not all(isinstance(d, int) and 0 <= d <= 7 for d in days):
+            raise ConfigError("days_of_week", "must be a list of day numbers")
+        return config, ""
+
+
+@register
+class TimeBased(Trigger):
+    """Seed 003's time-based trigger: conditions such as ``updated_at less_than "7 days ago"`` checked
+    on a schedule, compiled to one queryset."""
+
+    type = "time_based"
+
+    def validate_config(self, config, model_type=""):
+        config = dict(config or {})
+        raw = model_type or config.pop("model_type", "") or "account"
+        try:
+            name = model_type_name(raw)
+        except ValueError as exc:
+            raise ConfigError("model_type", str(exc)) from None
+        config["check_every"] = config.get("check_every") or "1h"
+        parse_duration(config["check_every"], "check_every")
+        return config, name
+
+
+@register
+class Webhook(Trigger):
+    """Started by an inbound webhook (``POST /api/hooks/<token>/``) with the JSON body as entity."""
+
+    type = "webhook"
+    event_types = ("webhook",)
+    subject_model = None

@@ -1,0 +1,181 @@
+"""The one flow end to end: a real change -> Event -> rule -> conditions -> limits -> actions -> Run."""
+
+import threading
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from accounts import services as account_services
+from accounts.models import Account, JourneyStage, Note, Task
+from automation import engine
+from automation.models import Event, Run, RunStep, Workflow
+from automation.services import workflow_save
+from csplatform.tenancy import tenant_context
+from tests.factories import AccountFactory, MembershipFactory, health_score
+
+pytestmark = pytest.mark.django_db
+
+
+def rule(tenant, **data):
+    data = {"name": "Rule", "status": "active", **data}
+    return workflow_save(rule=Workflow(tenant=tenant), data=data)
+
+
+@pytest.fixture
+def run_events(django_capture_on_commit_callbacks):
+    """Run the block, then process (on commit, as production does) every event it raised."""
+
+    class Runner:
+        def __enter__(self):
+            self.cm = django_capture_on_commit_callbacks(execute=True)
+            self.cm.__enter__()
+
+        def __exit__(self, *exc):
+            return self.cm.__exit__(*exc)
+
+    return Runner
+
+
+def test_it_writes_no_event_when_no_live_rule_listens(tenant):
+    rule(tenant, trigger_type="model_created", model_type="contact", status="draft",
+         actions=[{"type": "create_note", "config": {"body": "x"}}])
+    account = AccountFactory(tenant=tenant)
+    account.industry = "Retail"
+    account.save()
+    assert Event.objects.count() == 0
+
+
+def test_it_creates_a_task_for_the_owner_when_a_status_changes(tenant, run_events):
+    owner = MembershipFactory(tenant=tenant).user
+    account = AccountFactory(tenant=tenant, owner=owner, name="TechStart Solutions")
+    rule(tenant, trigger_type="field_changed", model_type="account",
+         trigger_config={"field": "status", "to": "at_risk"},
+         actions=[{"type": "create_task", "config": {"title": "Call {{ account.name }}", "assignee": "auto",
+                                                     "due_date_offset": "+3d", "priority": "high"}}])
+    with run_events():
+        account.status = Account.Status.AT_RISK
+        account.save()
+    run = Run.objects.get()
+    assert run.status == Run.Status.SUCCESS
+    task = Task.objects.get()
+    assert (task.title, task.assignee, task.priority) == ("Call TechStart Solutions", owner, "high")
+    assert run.steps.get().output["task_id"] == task.pk
+    assert Event.objects.get().processed_at is not None
+
+
+def test_it_fires_a_health_drop_once_and_holds_the_second_inside_the_cooldown(tenant, run_events):
+    account = AccountFactory(tenant=tenant)
+    health_score(account, usage_score=65)
+    rule(tenant, trigger_type="health_score_change", trigger_config={"threshold": 40, "direction": "decrease"},
+         cooldown_minutes=60, actions=[{"type": "create_note", "config": {"body": "Dropped to {{ event.current_score }}"}}])
+    with run_events():
+        health_score(account, usage_score=35)
+    with run_events():
+        health_score(account, usage_score=30)
+    runs = list(Run.objects.order_by("created_at").values_list("status", "skip_reason"))
+    assert runs == [("success", ""), ("skipped", "cooldown")]
+    assert Note.objects.get().body == "Dropped to 35.0"
+
+
+def test_it_reacts_to_a_stage_transition_to_at_risk(tenant, run_events):
+    account = AccountFactory(tenant=tenant)
+    rule(tenant, trigger_type="stage_change", trigger_config={"to_stage": "At Risk"},
+         actions=[{"type": "add_tag", "config": {"tag": "at-risk"}}])
+    stages = JourneyStage.objects.for_tenant(tenant)
+    with run_events():
+        account_services.journey_move_to_stage(account=account, stage=stages.get(name="Adoption"))
+        account_services.journey_move_to_stage(account=account, stage=stages.get(name="At Risk"))
+    assert Run.objects.filter(status="success").count() == 1
+    assert list(account.tags.values_list("name", flat=True)) == ["at-risk"]
+
+
+def test_it_records_a_delivery_action_as_a_failed_step_not_a_success(tenant, run_events):
+    account = AccountFactory(tenant=tenant)
+    rule(tenant, trigger_type="status_change", trigger_config={"to_status": "churned"}, continue_on_error=True,
+         actions=[{"type": "webhook", "config": {"url": "http://127.0.0.1:9/x"}},
+                  {"type": "create_note", "config": {"body": "churned"}}])
+    with run_events():
+        account_services.account_save(account=account, changes={"status": "churned"})
+    run = Run.objects.get()
+    steps = list(run.steps.values_list("action_type", "status"))
+    assert run.status == "failed"
+    assert steps == [("webhook", "failed"), ("create_note", "success")]
+    assert "not configured" in RunStep.objects.get(action_type="webhook").error
+
+
+def test_it_stops_a_rule_chain_at_the_recursion_limit(tenant, run_events):
+    account = AccountFactory(tenant=tenant)
+    rule(tenant, name="note makes task", trigger_type="model_created", model_type="note",
+         actions=[{"type": "create_task", "config": {"title": "follow up {{ entity.id }}"}}])
+    rule(tenant, name="task makes note", trigger_type="model_created", model_type="task",
+         actions=[{"type": "create_note", "config": {"body": "task {{ entity.id }} created"}}])
+    with run_events():
+        Note.objects.create(tenant=tenant, account=account, body="start")
+    skipped = Run.objects.filter(status="skipped", skip_reason="recursion_limit")
+    assert skipped.count() == 1
+    assert Run.objects.filter(status="success").count() == engine.MAX_DEPTH + 1
+
+
+def test_it_skips_runs_beyond_the_rate_limit(tenant, run_events):
+    account = AccountFactory(tenant=tenant)
+    rule(tenant, trigger_type="model_updated", model_type="account", rate_limiting={"limit": 2, "period": "hour"},
+         actions=[{"type": "create_note", "config": {"body": "changed"}}])
+    for industry in ("A", "B", "C"):
+        with run_events():
+            account.industry = industry
+            account.save()
+    assert list(Run.objects.order_by("created_at").values_list("skip_reason", flat=True)) == ["", "", "rate_limited"]
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"trigger_type": "on_full_moon"}, "trigger_type"),
+    ({"trigger_type": "model_created", "model_type": "spaceship"}, "trigger_config.model_type"),
+    ({"trigger_type": "health_score_change", "trigger_config": {"direction": "sideways"}}, "trigger_config.direction"),
+    ({"trigger_type": "manual", "actions": [{"type": "launch_rocket"}]}, "actions[0].type"),
+    ({"trigger_type": "manual", "actions": [{"type": "create_task", "config": {}}]}, "actions[0].config.title"),
+    ({"trigger_type": "manual", "actions": [{"type": "update_field", "config": {"field": "arr"}}]},
+     "actions[0].config.field"),
+    ({"trigger_type": "manual", "rate_limiting": {"limit": 0}}, "rate_limiting.limit"),
+])
+def test_it_refuses_a_bad_rule_naming_the_field(tenant, data, field):
+    with pytest.raises(ValidationError) as info:
+        rule(tenant, **data)
+    assert field in info.value.message_dict
+    assert not Workflow.objects.exists()
+
+
+def test_it_refuses_a_trigger_workflow_cycle_at_save_time(tenant):
+    first = rule(tenant, trigger_type="manual")
+    second = rule(tenant, trigger_type="manual", actions=[{"type": "trigger_workflow", "config": {"workflow_id": first.pk}}])
+    with pytest.raises(ValidationError) as info:
+        workflow_save(rule=first, data={"actions": [{"type": "trigger_workflow", "config": {"workflow_id": second.pk}}]})
+    assert "actions" in info.value.message_dict
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_it_holds_the_cooldown_under_concurrent_workers(tenant):
+    account = AccountFactory(tenant=tenant)
+    cooled = rule(tenant, trigger_type="manual", cooldown_minutes=60,
+                  actions=[{"type": "create_note", "config": {"body": "once"}}])
+    barrier = threading.Barrier(4)
+
+    def worker():
+        from django.db import connection as thread_connection, transaction
+
+        try:
+            with tenant_context(tenant), transaction.atomic():
+                barrier.wait()
+                engine.fire(cooled, account=account, depth=0, manual=False)
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(Run.objects.values_list("status", flat=True))
+    assert statuses == ["skipped", "skipped", "skipped", "success"]
+    assert Note.objects.count() == 1
