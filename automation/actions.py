@@ -70,10 +70,14 @@ class Action:
     type = ""
     required: tuple[str, ...] = ()
     templated: tuple[str, ...] = ()
+    aliases: dict[str, str] = {}  # seed 003's names for the same settings
     needs_account = True
 
     def validate_config(self, config: dict) -> dict:
         config = dict(config or {})
+        for alias, name in self.aliases.items():
+            if alias in config and name not in config:
+                config[name] = config.pop(alias)
         for key in self.required:
             if config.get(key) in (None, ""):
                 raise ConfigError(key, "is required")
@@ -128,6 +132,7 @@ class CreateTask(Action):
     type = "create_task"
     required = ("title",)
     templated = ("title", "description")
+    aliases = {"assigned_to": "assignee"}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -160,6 +165,7 @@ class CreateTask(Action):
 class CreateNote(Action):
     type = "create_note"
     required = ("body",)
+    aliases = {"content": "body"}
     templated = ("body",)
 
     def run(self, config, ctx):
@@ -234,6 +240,7 @@ class RemoveTag(Action):
 class AssignToUser(Action):
     type = "assign_to_user"
     required = ("user",)
+    aliases = {"user_id": "user"}
 
     def run(self, config, ctx):
         account = _require_account(ctx)

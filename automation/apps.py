@@ -6,4 +6,4 @@ class AutomationConfig(AppConfig):
     name = "automation"
 
     def ready(self):
-        from . import signals  # noqa: F401  (receivers)
+        from . import delivery, signals  # noqa: F401  (receivers; delivery registers its transports/tasks)

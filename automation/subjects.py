@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.apps import apps
 from django.db import models
 
@@ -22,10 +24,8 @@ ALIASES = {"ticket": "supportticket", "survey": "surveyresponse", "company": "ac
 
 def model_type_name(value: str) -> str:
     """``account``, ``Account`` and ``accounts.Account`` all name the same model; raises ValueError."""
-    key = (value or "").strip()
-    if "." in key:
-        key = key.split(".", 1)[1]
-    key = key.lower()
+    # "account", "accounts.Account" and seed 003's "App\\Models\\Contact" all end in the model name.
+    key = re.split(r"[.\\]", (value or "").strip())[-1].lower()
     key = ALIASES.get(key, key)
     if key not in WATCHED:
         raise ValueError(f"unknown model_type '{value}'; known: {', '.join(sorted(WATCHED))}")

@@ -7,6 +7,8 @@ from rest_framework.authtoken.views import obtain_auth_token
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("api/", include("accounts.api.urls")),
+    path("api/", include("automation.api.urls")),
+    path("api/", include("playbooks.api.urls")),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,10 +1,16 @@
 """Rules (workflows = event triggers), the events they react to, and the runs they leave behind."""
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from csplatform.tenancy import TenantOwnedModel
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class Event(TenantOwnedModel):
@@ -54,6 +60,12 @@ class Workflow(TenantOwnedModel):
     cooldown_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Per rule and account.")
     rate_limiting = models.JSONField(default=dict, blank=True, help_text='{"limit": 10, "period": "hour"}')
     debug_mode = models.BooleanField(default=False)
+    allow_retries = models.BooleanField(default=False)
+    retry_configuration = models.JSONField(
+        default=dict, blank=True, help_text='{"max_retries": 3, "delay_minutes": 15, "backoff_multiplier": 2, "max_delay_hours": 24}')
+    delay_minutes = models.PositiveIntegerField(default=0, help_text="Wait this long after the event before running.")
+    webhook_token = models.CharField(max_length=64, unique=True, default=_new_token, editable=False,
+                                     help_text="Secret path segment of this rule's inbound webhook URL.")
     source = models.CharField(max_length=32, default="workflow", help_text="Which front door made it.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -134,3 +146,17 @@ class RunStep(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.action_type} ({self.status})"
+
+
+class ScheduledSlot(TenantOwnedModel):
+    """One row per scheduled rule and time slot: the unique constraint makes a slot fire once, however
+    many beat ticks or workers reach it."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="slots")
+    slot = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    runs = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-slot"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "slot"], name="scheduled_slot_once")]

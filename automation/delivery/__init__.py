@@ -1,0 +1,1 @@
+"""The delivery layer: outbox, transports, retries (see docs/delivery.md once built)."""

@@ -1,0 +1,3 @@
+from .rules import Event, Run, RunStep, ScheduledSlot, Workflow
+
+__all__ = ["Event", "Run", "RunStep", "ScheduledSlot", "Workflow"]
