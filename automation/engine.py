@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Tenant
@@ -28,22 +29,33 @@ PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": ti
 
 
 def process_event(tenant_id, event_id) -> list[Run]:
+    """Process one event (the task handed to celery on commit); a no-op if it is already done."""
+    return _process(tenant_id, Event.objects.filter(pk=event_id))
+
+
+def process_pending(tenant_id, limit: int = 100) -> list[Run]:
+    """Process up to ``limit`` pending events of one tenant in one transaction (sweepers, bulk workers)."""
+    return _process(tenant_id, Event.objects.order_by("id"), limit)
+
+
+def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
     tenant = Tenant.objects.get(pk=tenant_id)
     with tenant_context(tenant), transaction.atomic():
-        event = (Event.objects.for_tenant(tenant).select_for_update(skip_locked=True)
-                 .filter(pk=event_id, processed_at__isnull=True).first())
-        if event is None:  # already processed, or another worker has it
+        claimed = events.for_tenant(tenant).filter(processed_at__isnull=True).select_for_update(skip_locked=True)
+        batch = list(claimed[:limit] if limit else claimed)  # locked rows belong to another worker: skip them
+        if not batch:
             return []
-        runs = [fire(rule, event=event) for rule in matching_rules(event)]
-        event.processed_at = timezone.now()
-        event.attempts += 1
-        event.save(update_fields=["processed_at", "attempts"])
+        live = list(Workflow.objects.for_tenant(tenant).select_related("tenant")
+                    .filter(status=Workflow.Status.ACTIVE, enabled=True))
+        runs = [fire(rule, event=event) for event in batch for rule in matching_rules(event, live)]
+        Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
         return runs
 
 
-def matching_rules(event: Event) -> list[Workflow]:
-    """The tenant's live rules whose trigger matches the event (one query; rules are few per tenant)."""
-    live = Workflow.objects.for_tenant(event.tenant_id).filter(status=Workflow.Status.ACTIVE, enabled=True)
+def matching_rules(event: Event, live: list[Workflow] | None = None) -> list[Workflow]:
+    """The live rules whose trigger matches the event (rules are few per tenant: one query, filtered here)."""
+    if live is None:
+        live = Workflow.objects.for_tenant(event.tenant_id).filter(status=Workflow.Status.ACTIVE, enabled=True)
     return [r for r in live if r.trigger_type in triggers
             and triggers.get(r.trigger_type).matches(r.trigger_config, r.model_type, event)]
 
@@ -93,11 +105,13 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
     depth = event.depth if depth is None and event is not None else (depth or 0)
     if subject is None:
         subject = _subject_of(rule, event)
-    if account is None:
-        account = event.account if event is not None and event.account_id else None
     if account is None and subject is not None and subject._meta.label == "accounts.Account":
         account = subject
-    rule = Workflow.objects.select_for_update().get(pk=rule.pk)  # serialises limit checks per rule
+    if account is None and event is not None and event.account_id:
+        account = event.account
+    if rule.cooldown_minutes or rule.rate_limiting:
+        # Lock the rule so concurrent workers check and record its limits one at a time.
+        rule = Workflow.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=rule.pk)
     run = Run(tenant_id=rule.tenant_id, workflow=rule, event=event, account=account, depth=depth, manual=manual,
               subject_model=subject._meta.model_name if subject is not None else "",
               subject_id=str(subject.pk) if subject is not None else "",
@@ -107,7 +121,11 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
     if not reason and rule.conditions:
         target = subject if subject is not None else account
         changes = event.changes if event else None
-        if target is None or not conditions.evaluate(rule.conditions, target, changes=changes, trace=trace):
+        try:
+            passed = target is not None and conditions.evaluate(rule.conditions, target, changes=changes, trace=trace)
+        except conditions.ConditionError as exc:  # a stored tree that no longer fits the model
+            passed, run.error = False, f"condition error: {exc}"
+        if not passed:
             reason = Run.SkipReason.CONDITIONS_NOT_MET
     if not reason and not manual:
         reason = _limited(rule, account)
@@ -126,7 +144,7 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
 def _run_actions(rule: Workflow, run: Run, subject, account, event, extra: dict) -> None:
     ctx = ActionContext(tenant=rule.tenant, workflow=rule, run=run, account=account, subject=subject,
                         event_payload=event.payload if event else {}, extra=extra)
-    failed = []
+    failed, errors = [], []
     with actions_running(run.depth):
         for position, spec in enumerate(rule.actions):
             started = time.perf_counter()
@@ -143,10 +161,11 @@ def _run_actions(rule: Workflow, run: Run, subject, account, event, extra: dict)
             step.save()
             if step.status == RunStep.Status.FAILED:
                 failed.append(position)
+                errors.append(step.error)
                 if not rule.continue_on_error:
                     break
     run.status = Run.Status.FAILED if failed else Run.Status.SUCCESS
-    run.error = "; ".join(s.error for s in run.steps.filter(status=RunStep.Status.FAILED)) if failed else ""
+    run.error = "; ".join(errors)
     run.result = {"steps": len(rule.actions), "failed_steps": failed}
     run.finished_at = timezone.now()
     run.save()

@@ -6,12 +6,18 @@ or compiled to a Q.
     evaluate(tree, account, changes=..., now=..., trace=[])   # one instance (event-driven rules)
     Account.objects.for_tenant(t).filter(to_q(tree, Account, now=...))  # set-based (time-based rules)
 
-Leaves are ``{"field": "account.industry", "operator": "equals", "value": "Software"}``. Modules:
-``syntax`` (forms accepted, simplification), ``typed`` (seed 001's typed conditions), ``fields`` (paths,
-aliases, what may be read), ``values`` (types, relative dates), ``compare``/``memory`` (evaluate),
-``query`` (to_q), ``engagements`` (engagement fields), ``clock`` (time windows).
+Leaves are ``{"field": "account.industry", "operator": "equals", "value": "Software"}``. In short:
+text compares case-insensitively; a missing value fails every comparison except is_empty, equals null
+and the negative operators (each exactly "not" its twin, in memory and in SQL); on a path with several
+values (``tags.name``) a comparison holds when one value satisfies it and ``contains`` is membership;
+relative dates ("7 days ago", "in 30 days", "today") are resolved against ``now``.
 
-Pure: no model of its own, no writes; it reads the instance and relations it is given.
+Where the rest is written down: ``syntax`` (accepted forms, simplification), ``typed`` (seed 001's
+typed conditions, churn risk = 100 - health score, engagement history), ``fields`` (paths, aliases,
+what may be read), ``values`` (types, relative dates), ``compare``/``memory`` (evaluate), ``query``
+(to_q), ``engagements`` (engagement fields), ``clock`` (time windows: ISO days, 0 = Sunday too).
+
+Pure: no model of its own and no writes; it reads the instance and the relations it is given.
 """
 
 from .clock import BUSINESS_HOURS

@@ -4,7 +4,7 @@ import datetime
 import uuid
 from decimal import Decimal
 
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.utils import timezone
 
 from . import clock, engagements
@@ -20,7 +20,9 @@ def evaluate(tree, obj, *, changes=None, now=None, trace=None) -> bool:
     """Does ``obj`` satisfy ``tree`` (any form ``normalize`` accepts)?
 
     ``changes`` = ``{field: {"old": x, "new": y}}`` feeds changed / changed_to / changed_from; a change is
-    looked up under the field as written in the condition, then under its resolved path. ``trace``, if a
+    looked up under the field as written in the condition, then under its resolved path, then (for a path
+    through one foreign key, e.g. ``stage`` = ``current_stage.name``) under the foreign key, whose old and
+    new ids are then read as the related rows' values. ``trace``, if a
     list, receives one JSON-ready dict per leaf: field, operator, expected, actual, passed; every leaf is
     then evaluated (no short-circuit) so the trace is complete.
     """
@@ -69,14 +71,22 @@ class _Run:
         return matches(p.op, p.res.kind, p.res.many, actual, p.expected), actual
 
     def changed(self, leaf: dict, p: Prepared) -> tuple[bool, object]:
-        key = next((k for k in (leaf["field"], p.res.path) if k in self.changes), None)
+        # "stage" reads current_stage.name, but a save reports the foreign key: {"current_stage": {ids}}.
+        relation = p.res.relations[0] if len(p.res.relations) == 1 and not p.res.many else None
+        keys = [leaf["field"], p.res.path] + ([relation.name, relation.attname] if relation else [])
+        if p.res.field.is_relation:  # "owner", "parent_id": the key itself, reported as {"parent": ...}
+            keys += [p.res.field.name, p.res.field.attname]
+        key = next((k for k in keys if k in self.changes), None)
         if key is None:
             return False, None
         entry = self.changes[key]
         if not isinstance(entry, dict):
             raise TypeError(f"changes[{key!r}] must be {{'old': ..., 'new': ...}}")
+        old, new = entry.get("old"), entry.get("new")
+        if relation is not None and key in (relation.name, relation.attname):
+            old, new = related_values(relation, p.res.field, old, new)
         # Changes may arrive serialised (an event's JSON): read them as the field's type before comparing.
-        old, new = (self.soft(p.res.kind, entry.get(side)) for side in ("old", "new"))
+        old, new = self.soft(p.res.kind, old), self.soft(p.res.kind, new)
         moved = old != new
         if p.op == "changed" or not moved:
             return moved, {"old": old, "new": new}
@@ -96,6 +106,17 @@ class _Run:
         except FieldDoesNotExist:
             return ""
         return getattr(self.obj.tenant, "timezone", "") or ""
+
+
+def related_values(relation, field, *keys) -> list:
+    """The ``field`` of the related rows with these keys (None for a key that is None or not found)."""
+    try:
+        keys = [None if key is None else relation.target_field.to_python(key) for key in keys]
+    except ValidationError:
+        return list(keys)  # not keys after all: compare them as given
+    found = dict(relation.related_model._default_manager.filter(pk__in=[k for k in keys if k is not None])
+                 .values_list("pk", field.name))
+    return [found.get(key) for key in keys]
 
 
 def read(obj, p: Prepared):

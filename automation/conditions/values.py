@@ -10,7 +10,7 @@ import calendar
 import datetime
 import re
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime, parse_time
