@@ -14,10 +14,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Tenant
+from accounts.models import Membership, Role, Task, Tenant
 from csplatform.tenancy import tenant_context
 
-from . import conditions
+from . import conditions, rule_index
 from .actions import ActionContext, ActionError, actions
 from .events import actions_running
 from .models import Event, Run, RunStep, Workflow
@@ -134,19 +134,99 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
         run.status, run.skip_reason, run.finished_at = Run.Status.SKIPPED, reason, timezone.now()
         run.save()
         return run
+    if rule.delay_minutes and not manual:
+        # Seed 003's delay: the run waits as a queued row (nothing lost if a worker dies meanwhile).
+        run.status, run.scheduled_for = Run.Status.QUEUED, timezone.now() + timedelta(minutes=rule.delay_minutes)
+        run.result = {"extra": extra or {}}
+        run.save()
+        return run
     run.status, run.started_at = Run.Status.RUNNING, timezone.now()
     run.save()
-    _run_actions(rule, run, subject, account, event, extra or {})
-    Workflow.objects.filter(pk=rule.pk).update(last_run_at=run.started_at)
+    _execute(rule, run, subject, account, event.payload if event else {}, extra or {})
     return run
 
 
-def _run_actions(rule: Workflow, run: Run, subject, account, event, extra: dict) -> None:
+def _execute(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict) -> None:
+    _run_actions(rule, run, subject, account, payload, extra)
+    Workflow.objects.filter(pk=rule.pk).update(last_run_at=run.started_at)
+    if run.status == Run.Status.FAILED:
+        _schedule_retry(rule, run)
+        _trip_breaker(rule)
+
+
+def retry_delay(rule: Workflow, attempt: int) -> timedelta | None:
+    """Seed 003's retry_configuration: delay_minutes * backoff_multiplier^(attempt-1), capped; None when
+    retries are off or used up."""
+    config = rule.retry_configuration or {}
+    if not rule.allow_retries or attempt > int(config.get("max_retries", 3)):
+        return None
+    minutes = float(config.get("delay_minutes", 15)) * float(config.get("backoff_multiplier", 2)) ** (attempt - 1)
+    return min(timedelta(minutes=minutes), timedelta(hours=float(config.get("max_delay_hours", 24))))
+
+
+def _schedule_retry(rule: Workflow, run: Run) -> None:
+    delay = retry_delay(rule, run.attempt)
+    failed = run.result.get("failed_steps") or []
+    if delay is None or not failed:
+        return
+    Run.objects.create(
+        tenant_id=run.tenant_id, workflow=rule, event=run.event, account=run.account, depth=run.depth,
+        subject_model=run.subject_model, subject_id=run.subject_id, trigger_data=run.trigger_data,
+        status=Run.Status.QUEUED, scheduled_for=timezone.now() + delay, attempt=run.attempt + 1, retry_of=run,
+        start_position=failed[0], result={"extra": run.result.get("extra", {})},
+    )
+
+
+def _trip_breaker(rule: Workflow) -> None:
+    """Pause a rule whose last ``failure_threshold`` finished runs all failed, and tell the tenant admins."""
+    n = rule.failure_threshold
+    if not n:
+        return
+    last = list(Run.objects.for_tenant(rule.tenant_id).filter(
+        workflow=rule, status__in=[Run.Status.SUCCESS, Run.Status.FAILED]).order_by("-created_at", "-id")
+        .values_list("status", flat=True)[:n])
+    if len(last) < n or any(status != Run.Status.FAILED for status in last):
+        return
+    Workflow.objects.filter(pk=rule.pk).update(status=Workflow.Status.PAUSED)
+    rule_index.invalidate(rule.tenant_id)
+    for membership in Membership.objects.filter(tenant_id=rule.tenant_id, role=Role.TENANT_ADMIN):
+        Task.objects.create(
+            tenant_id=rule.tenant_id, assignee=membership.user, priority=Task.Priority.HIGH, source=f"workflow:{rule.pk}",
+            title=f"Automation paused: '{rule.name}' failed {n} times in a row",
+            description="The circuit breaker paused this rule. Check its latest runs, fix it, then activate it again.",
+        )
+
+
+def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
+    """Execute queued (delayed or retried) runs of one tenant that are due; safe with several workers."""
+    now = now or timezone.now()
+    tenant = Tenant.objects.get(pk=tenant_id)
+    done = []
+    with tenant_context(tenant), transaction.atomic():
+        due = (Run.objects.for_tenant(tenant).select_related("workflow", "workflow__tenant", "account")
+               .filter(status=Run.Status.QUEUED, scheduled_for__lte=now).order_by("scheduled_for")
+               .select_for_update(skip_locked=True, of=("self",))[:limit])
+        for run in due:
+            rule = run.workflow
+            subject = None
+            if run.subject_model and run.subject_id:
+                subject = model_for(run.subject_model).objects.for_tenant(tenant).filter(pk=run.subject_id).first()
+            run.status, run.started_at = Run.Status.RUNNING, now
+            run.save(update_fields=["status", "started_at"])
+            payload = (run.trigger_data or {}).get("payload", {})
+            _execute(rule, run, subject, run.account, payload, (run.result or {}).get("extra", {}))
+            done.append(run)
+    return done
+
+
+def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict) -> None:
     ctx = ActionContext(tenant=rule.tenant, workflow=rule, run=run, account=account, subject=subject,
-                        event_payload=event.payload if event else {}, extra=extra)
+                        event_payload=payload, extra=extra)
     failed, errors = [], []
     with actions_running(run.depth):
         for position, spec in enumerate(rule.actions):
+            if position < run.start_position:
+                continue
             started = time.perf_counter()
             step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])
             try:
@@ -166,6 +246,6 @@ def _run_actions(rule: Workflow, run: Run, subject, account, event, extra: dict)
                     break
     run.status = Run.Status.FAILED if failed else Run.Status.SUCCESS
     run.error = "; ".join(errors)
-    run.result = {"steps": len(rule.actions), "failed_steps": failed}
+    run.result = {"steps": len(rule.actions), "failed_steps": failed, "extra": extra}
     run.finished_at = timezone.now()
     run.save()

@@ -15,7 +15,8 @@ from .triggers import ConfigError, triggers
 
 RULE_FIELDS = ("name", "description", "status", "enabled", "trigger_type", "model_type", "trigger_config",
                "conditions", "actions", "scope_all_accounts", "continue_on_error", "cooldown_minutes",
-               "rate_limiting", "debug_mode", "source")
+               "rate_limiting", "debug_mode", "allow_retries", "retry_configuration", "delay_minutes",
+               "failure_threshold", "source")
 
 
 def _validate_trigger(rule: Workflow) -> None:
@@ -47,12 +48,26 @@ def _validate_actions(rule: Workflow) -> None:
         if not isinstance(spec, dict) or spec.get("type") not in actions:
             kind = spec.get("type") if isinstance(spec, dict) else spec
             raise ValidationError({f"actions[{index}].type": f"unknown action '{kind}'; known: {', '.join(actions.keys())}"})
+        # Seed 001 nests settings under "config"; seed 003 writes them beside "type".
+        raw = spec.get("config") if "config" in spec else {k: v for k, v in spec.items() if k != "type"}
         try:
-            config = actions.get(spec["type"]).validate_config(spec.get("config") or {})
+            config = actions.get(spec["type"]).validate_config(raw or {})
         except ConfigError as exc:
             raise ValidationError({f"actions[{index}].config.{exc.field}": exc.message}) from None
         cleaned.append({"type": spec["type"], "config": config})
     rule.actions = cleaned
+
+
+def _validate_retries(rule: Workflow) -> None:
+    config = rule.retry_configuration or {}
+    if not isinstance(config, dict):
+        raise ValidationError({"retry_configuration": "must be an object"})
+    for key in ("max_retries", "delay_minutes", "backoff_multiplier", "max_delay_hours"):
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ValidationError({f"retry_configuration.{key}": "must be a non-negative number"})
+    if config.get("max_retries") is not None and config["max_retries"] > 10:
+        raise ValidationError({"retry_configuration.max_retries": "must be at most 10"})
 
 
 def _validate_limits(rule: Workflow) -> None:
@@ -95,6 +110,7 @@ def workflow_save(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
     _validate_conditions(rule)
     _validate_actions(rule)
     _validate_limits(rule)
+    _validate_retries(rule)
     _refuse_cycles(rule)
     rule.save()
     if "scope_accounts" in data:

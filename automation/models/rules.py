@@ -67,6 +67,8 @@ class Workflow(TenantOwnedModel):
     webhook_token = models.CharField(max_length=64, unique=True, default=_new_token, editable=False,
                                      help_text="Secret path segment of this rule's inbound webhook URL.")
     source = models.CharField(max_length=32, default="workflow", help_text="Which front door made it.")
+    failure_threshold = models.PositiveSmallIntegerField(
+        default=10, help_text="Pause the rule after this many failed runs in a row (circuit breaker); 0 = never.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     last_run_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -113,6 +115,11 @@ class Run(TenantOwnedModel):
     error = models.TextField(blank=True, default="")
     depth = models.PositiveSmallIntegerField(default=0)
     manual = models.BooleanField(default=False)
+    # Delayed and retried runs wait as queued rows; engine.run_due_runs() picks them up when due.
+    scheduled_for = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    start_position = models.PositiveSmallIntegerField(default=0, help_text="First action to run (retries resume).")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -179,3 +179,71 @@ def test_it_holds_the_cooldown_under_concurrent_workers(tenant):
     statuses = sorted(Run.objects.values_list("status", flat=True))
     assert statuses == ["skipped", "skipped", "skipped", "success"]
     assert Note.objects.count() == 1
+
+
+def _later(minutes):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now() + timedelta(minutes=minutes)
+
+
+def test_it_waits_delay_minutes_before_running_the_actions(tenant, run_events):
+    account = AccountFactory(tenant=tenant)
+    rule(tenant, trigger_type="model_updated", model_type="account", delay_minutes=5,
+         actions=[{"type": "create_note", "config": {"body": "later"}}])
+    with run_events():
+        account.industry = "Retail"
+        account.save()
+    run = Run.objects.get()
+    assert run.status == "queued" and not Note.objects.exists()
+    assert engine.run_due_runs(tenant.pk, now=_later(1)) == []
+    engine.run_due_runs(tenant.pk, now=_later(6))
+    run.refresh_from_db()
+    assert run.status == "success"
+    assert Note.objects.get().body == "later"
+
+
+def test_it_retries_a_failed_action_with_backoff_and_resumes_where_it_failed(tenant, run_events):
+    account = AccountFactory(tenant=tenant)
+    rule(tenant, trigger_type="manual", allow_retries=True,
+         retry_configuration={"max_retries": 3, "delay_minutes": 10, "backoff_multiplier": 2},
+         actions=[{"type": "create_note", "config": {"body": "first"}},
+                  {"type": "assign_to_user", "config": {"user": "late@example.com"}}])
+    first = engine.fire(Workflow.objects.get(), account=account, manual=True)
+    assert first.status == "failed"
+    retry = Run.objects.get(retry_of=first)
+    assert (retry.status, retry.attempt, retry.start_position) == ("queued", 2, 1)
+    assert 9 * 60 < (retry.scheduled_for - first.created_at).total_seconds() < 11 * 60
+    MembershipFactory(tenant=tenant, user__username="late@example.com")
+    engine.run_due_runs(tenant.pk, now=_later(11))
+    retry.refresh_from_db()
+    assert retry.status == "success"
+    assert Note.objects.count() == 1  # the first action is not repeated
+    assert list(retry.steps.values_list("action_type", flat=True)) == ["assign_to_user"]
+
+
+def test_it_gives_up_after_max_retries(tenant):
+    account = AccountFactory(tenant=tenant)
+    rule(tenant, trigger_type="manual", allow_retries=True, failure_threshold=0,
+         retry_configuration={"max_retries": 2, "delay_minutes": 1, "backoff_multiplier": 1},
+         actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+    engine.fire(Workflow.objects.get(), account=account, manual=True)
+    for minutes in (2, 4, 6, 8):
+        engine.run_due_runs(tenant.pk, now=_later(minutes))
+    assert list(Run.objects.order_by("attempt").values_list("attempt", "status")) == [
+        (1, "failed"), (2, "failed"), (3, "failed")]
+
+
+def test_it_pauses_a_rule_that_keeps_failing_and_tells_the_tenant_admins(tenant):
+    admin = MembershipFactory(tenant=tenant).user
+    account = AccountFactory(tenant=tenant)
+    broken = rule(tenant, trigger_type="manual", failure_threshold=3,
+                  actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+    for _ in range(3):
+        engine.fire(Workflow.objects.get(), account=account)
+    broken.refresh_from_db()
+    assert broken.status == "paused"
+    task = Task.objects.get(assignee=admin)
+    assert "failed 3 times in a row" in task.title
