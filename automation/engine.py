@@ -109,7 +109,8 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
         account = subject
     if account is None and event is not None and event.account_id:
         account = event.account
-    if rule.cooldown_minutes or rule.rate_limiting:
+    debounce = (rule.trigger_config or {}).get("debounce_seconds") if not manual else None
+    if rule.cooldown_minutes or rule.rate_limiting or debounce:
         # Lock the rule so concurrent workers check and record its limits one at a time.
         rule = Workflow.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=rule.pk)
     run = Run(tenant_id=rule.tenant_id, workflow=rule, event=event, account=account, depth=depth, manual=manual,
@@ -134,6 +135,8 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
         run.status, run.skip_reason, run.finished_at = Run.Status.SKIPPED, reason, timezone.now()
         run.save()
         return run
+    if debounce:
+        return _debounce(rule, run, timedelta(seconds=debounce))
     if rule.delay_minutes and not manual:
         # Seed 003's delay: the run waits as a queued row (nothing lost if a worker dies meanwhile).
         run.status, run.scheduled_for = Run.Status.QUEUED, timezone.now() + timedelta(minutes=rule.delay_minutes)
@@ -143,6 +146,22 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
     run.status, run.started_at = Run.Status.RUNNING, timezone.now()
     run.save()
     _execute(rule, run, subject, account, event.payload if event else {}, extra or {})
+    return run
+
+
+def _debounce(rule: Workflow, run: Run, quiet: timedelta) -> Run:
+    """An autosave storm is one run: a queued run for the same rule and subject is pushed back (and
+    takes the newest trigger data) instead of adding another; it runs after ``quiet`` without changes."""
+    due = timezone.now() + quiet + timedelta(minutes=rule.delay_minutes)
+    pending = Run.objects.for_tenant(rule.tenant_id).filter(
+        workflow=rule, subject_model=run.subject_model, subject_id=run.subject_id, status=Run.Status.QUEUED,
+        retry_of__isnull=True).first()
+    if pending is not None:
+        pending.scheduled_for, pending.trigger_data, pending.event = due, run.trigger_data, run.event
+        pending.save(update_fields=["scheduled_for", "trigger_data", "event"])
+        return pending
+    run.status, run.scheduled_for = Run.Status.QUEUED, due
+    run.save()
     return run
 
 

@@ -132,7 +132,8 @@ class ModelDeleted(ModelTrigger):
 
 @register
 class ModelUpdated(ModelTrigger):
-    """Any update; ``fields`` (optional) narrows it to updates touching one of them."""
+    """Any update; ``fields`` (optional) narrows it to updates touching one of them;
+    ``debounce_seconds`` (optional) makes a burst of updates one run after that much quiet."""
 
     type = "model_updated"
     event_types = ("model_updated",)
@@ -140,6 +141,11 @@ class ModelUpdated(ModelTrigger):
     def validate_config(self, config, model_type=""):
         config, name = super().validate_config(config, model_type)
         config["fields"] = _string_list(config, "fields")
+        debounce = _number(config, "debounce_seconds", minimum=1)
+        if debounce is not None:
+            if debounce > 86400:
+                raise ConfigError("debounce_seconds", "must be at most 86400 (one day)")
+            config["debounce_seconds"] = int(debounce)
         return config, name
 
     def matches(self, config, model_type, event):

@@ -247,3 +247,19 @@ def test_it_pauses_a_rule_that_keeps_failing_and_tells_the_tenant_admins(tenant)
     assert broken.status == "paused"
     task = Task.objects.get(assignee=admin)
     assert "failed 3 times in a row" in task.title
+
+
+def test_it_debounces_an_autosave_storm_into_one_run(tenant, run_events):
+    account = AccountFactory(tenant=tenant)
+    rule(tenant, trigger_type="field_changed", model_type="account",
+         trigger_config={"field": "industry", "debounce_seconds": 60},
+         actions=[{"type": "create_note", "config": {"body": "industry is now {{ entity.industry }}"}}])
+    for industry in ("R", "Re", "Ret", "Retail"):
+        with run_events():
+            account.industry = industry
+            account.save()
+    assert Run.objects.filter(status="queued").count() == 1
+    assert engine.run_due_runs(tenant.pk, now=_later(0.5)) == []
+    engine.run_due_runs(tenant.pk, now=_later(2))
+    assert list(Run.objects.values_list("status", flat=True)) == ["success"]
+    assert Note.objects.get().body == "industry is now Retail"
