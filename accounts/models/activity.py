@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from csplatform.tenancy import TenantOwnedModel
 
+from .work import Priority
+
 
 class UsageMetric(TenantOwnedModel):
     """Product telemetry for one account on one day."""
@@ -62,11 +64,7 @@ class SurveyResponse(TenantOwnedModel):
 
 
 class SupportTicket(TenantOwnedModel):
-    class Priority(models.TextChoices):
-        LOW = "low", "Low"
-        MEDIUM = "medium", "Medium"
-        HIGH = "high", "High"
-        URGENT = "urgent", "Urgent"
+    Priority = Priority
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -6,12 +6,17 @@ from django.db import models
 from csplatform.tenancy import TenantOwnedModel
 
 
+class Priority(models.TextChoices):
+    """Shared by tasks and support tickets."""
+
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    URGENT = "urgent", "Urgent"
+
+
 class Task(TenantOwnedModel):
-    class Priority(models.TextChoices):
-        LOW = "low", "Low"
-        MEDIUM = "medium", "Medium"
-        HIGH = "high", "High"
-        URGENT = "urgent", "Urgent"
+    Priority = Priority
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
