@@ -197,12 +197,13 @@ def _schedule_retry(rule: Workflow, run: Run) -> None:
 
 
 def _trip_breaker(rule: Workflow) -> None:
-    """Pause a rule whose last ``failure_threshold`` finished runs all failed, and tell the tenant admins."""
+    """Pause a rule whose last ``failure_threshold`` finished automatic runs all failed, and tell the tenant
+    admins (manual runs, e.g. a CSM trying a rule, do not count)."""
     n = rule.failure_threshold
     if not n:
         return
     last = list(Run.objects.for_tenant(rule.tenant_id).filter(
-        workflow=rule, status__in=[Run.Status.SUCCESS, Run.Status.FAILED]).order_by("-created_at", "-id")
+        workflow=rule, manual=False, status__in=[Run.Status.SUCCESS, Run.Status.FAILED]).order_by("-created_at", "-id")
         .values_list("status", flat=True)[:n])
     if len(last) < n or any(status != Run.Status.FAILED for status in last):
         return

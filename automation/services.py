@@ -101,8 +101,9 @@ def _refuse_cycles(rule: Workflow) -> None:
         stack.extend(graph.get(current, []))
 
 
-@transaction.atomic
-def workflow_save(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
+def workflow_validate(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
+    """Apply ``data`` to ``rule`` in memory, validated and normalised; raises ValidationError naming the
+    field. Nothing is saved (forms call this to show errors; ``workflow_save`` calls it before saving)."""
     for name, value in data.items():
         if name in RULE_FIELDS:
             setattr(rule, name, value)
@@ -112,6 +113,12 @@ def workflow_save(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
     _validate_limits(rule)
     _validate_retries(rule)
     _refuse_cycles(rule)
+    return rule
+
+
+@transaction.atomic
+def workflow_save(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
+    workflow_validate(rule=rule, data=data)
     rule.save()
     if "scope_accounts" in data:
         rule.scope_accounts.set(data["scope_accounts"])

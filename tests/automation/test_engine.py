@@ -9,7 +9,7 @@ from django.db import connection
 from accounts import services as account_services
 from accounts.models import Account, JourneyStage, Note, Task
 from automation import engine
-from automation.models import Event, Run, RunStep, Workflow
+from automation.models import Event, Run, Workflow
 from automation.services import workflow_save
 from csplatform.tenancy import tenant_context
 from tests.factories import AccountFactory, MembershipFactory, health_score
@@ -90,18 +90,23 @@ def test_it_reacts_to_a_stage_transition_to_at_risk(tenant, run_events):
     assert list(account.tags.values_list("name", flat=True)) == ["at-risk"]
 
 
-def test_it_records_a_delivery_action_as_a_failed_step_not_a_success(tenant, run_events):
+@pytest.mark.parametrize("continue_on_error, expected_steps", [
+    (True, [("assign_to_user", "failed"), ("create_note", "success")]),
+    (False, [("assign_to_user", "failed")]),
+])
+def test_it_records_a_failed_step_and_follows_continue_on_error(tenant, run_events, continue_on_error, expected_steps):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, trigger_type="status_change", trigger_config={"to_status": "churned"}, continue_on_error=True,
-         actions=[{"type": "webhook", "config": {"url": "http://127.0.0.1:9/x"}},
+    rule(tenant, trigger_type="status_change", trigger_config={"to_status": "churned"},
+         continue_on_error=continue_on_error,
+         actions=[{"type": "assign_to_user", "config": {"user": "stranger@example.com"}},
                   {"type": "create_note", "config": {"body": "churned"}}])
     with run_events():
         account_services.account_save(account=account, changes={"status": "churned"})
     run = Run.objects.get()
-    steps = list(run.steps.values_list("action_type", "status"))
     assert run.status == "failed"
-    assert steps == [("webhook", "failed"), ("create_note", "success")]
-    assert "not configured" in RunStep.objects.get(action_type="webhook").error
+    assert list(run.steps.values_list("action_type", "status")) == expected_steps
+    assert "not a member of this tenant" in run.error
+    assert Note.objects.exists() == continue_on_error
 
 
 def test_it_stops_a_rule_chain_at_the_recursion_limit(tenant, run_events):
