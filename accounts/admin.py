@@ -8,6 +8,7 @@ signals fire and computed fields stay right.
 from __future__ import annotations
 
 import copy
+import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -24,8 +25,8 @@ from csplatform.permissions import ADMINS, CONTRIBUTORS
 
 from . import services
 from .models import (
-    COMPONENTS, Account, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Membership, Note,
-    RiskLevel, SupportTicket, SurveyResponse, Tag, Task, Tenant, UsageMetric,
+    COMPONENTS, Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Membership,
+    Note, RiskLevel, SupportTicket, SurveyResponse, Tag, Task, Tenant, UsageMetric,
 )
 
 admin.site.site_header = "Customer Success Platform"
@@ -133,9 +134,13 @@ class TenantAdmin(TenantScopedAdmin):
         return () if request.user.is_superuser else ("name", "slug", "timezone")
 
     def save_model(self, request, obj, form, change):
-        obj.save()
-        if not change:
-            services.tenant_create(slug=obj.slug, name=obj.name)  # adds the default journey stages
+        if change:
+            # validates, saves and records the change in the audit trail
+            services.tenant_update_settings(tenant=obj, actor=request.user)
+            return
+        # the service creates it with the default journey stages and records it in the audit trail
+        settings = {f: getattr(obj, f) for f in services.TENANT_SETTINGS_FIELDS if f not in ("slug", "name")}
+        adopt(obj, services.tenant_create(slug=obj.slug, name=obj.name, settings=settings, actor=request.user))
 
 
 class MembershipAddForm(TenantScopedForm):
@@ -189,17 +194,75 @@ class MembershipAdmin(TenantScopedAdmin):
     def user_name(self, obj):
         return obj.user.get_full_name()
 
+    # Every grant, role change and revocation goes through the services, which write the audit trail.
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            services.membership_set_role(membership=obj, role=obj.role, actor=request.user)
+            return
         data = form.cleaned_data
         new_user = not get_user_model().objects.filter(email__iexact=data["email"]).exists()
         membership = services.membership_grant(
             tenant=obj.tenant, email=data["email"], role=obj.role,
             password=(data["password"] or None) if new_user else None,
             first_name=data["first_name"] if new_user else "", last_name=data["last_name"] if new_user else "",
+            actor=request.user,
         )
         adopt(obj, membership)
+
+    def delete_model(self, request, obj):
+        services.membership_revoke(membership=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("user", "tenant"):
+            services.membership_revoke(membership=membership, actor=request.user)
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(TenantScopedAdmin):
+    """The audit trail: tenant admins read it; nobody adds, changes or deletes entries."""
+
+    read_roles = ADMINS
+    write_roles = add_roles = delete_roles = frozenset()
+    tenant_parent_field = None
+    list_display = ("created_at", "actor_email", "action", "object_type", "object_repr", "changed_fields")
+    list_filter = ("action", "object_type", "created_at")
+    search_fields = ("object_repr", "object_id", "actor_email")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "actor", "actor_email", "action", "object_type", "object_id", "object_repr",
+              "changes_table")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Changed")
+    def changed_fields(self, obj):
+        return ", ".join(obj.changes or {}) or "-"
+
+    @admin.display(description="Changes")
+    def changes_table(self, obj):
+        if not obj.changes:
+            return "-"
+        return format_html(
+            "<table><thead><tr><th>Field</th><th>Before</th><th>After</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                             ((field, _shown(pair[0]), _shown(pair[1])) for field, pair in obj.changes.items())),
+        )
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 # --- inlines of the account page -----------------------------------------------------------------

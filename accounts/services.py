@@ -14,9 +14,10 @@ from django.utils import timezone
 from csplatform.tenancy import tenant_context
 
 from . import signals
+from .audit import audit_record, audit_snapshot
 from .models import (
-    COMPONENTS, DEFAULT_STAGES, Account, Goal, HealthScore, JourneyHistory, JourneyStage, Membership, RiskLevel,
-    Role, Tenant,
+    COMPONENTS, DEFAULT_STAGES, Account, AuditLog, Goal, HealthScore, JourneyHistory, JourneyStage, Membership,
+    RiskLevel, Role, Tenant,
 )
 
 TWO_PLACES = Decimal("0.01")
@@ -25,25 +26,65 @@ MAX_HIERARCHY_DEPTH = 20
 
 # --- tenants -------------------------------------------------------------------------------------
 
+# What the audit trail records of a tenant's settings (tenant admins change them: /api/tenant/, the admin).
+TENANT_SETTINGS_FIELDS = (
+    "name", "slug", "timezone", "weight_usage", "weight_engagement", "weight_support", "weight_adoption",
+    "band_healthy", "band_moderate", "band_at_risk",
+)
+
+
 @transaction.atomic
-def tenant_create(*, slug: str, name: str) -> Tenant:
-    """Create a tenant with seed 004's seven journey stages (idempotent on slug)."""
-    tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": name})
+def tenant_create(*, slug: str, name: str, settings: Mapping[str, Any] | None = None, actor=None) -> Tenant:
+    """Create a tenant with seed 004's seven journey stages (idempotent on slug). ``settings`` (timezone,
+    weights, bands) apply only to a new tenant; its creation is recorded in its audit trail."""
+    tenant, created = Tenant.objects.get_or_create(slug=slug, defaults={**(settings or {}), "name": name})
     # The stages are the new tenant's rows: write them in its scope (row-level security on PostgreSQL).
     with tenant_context(tenant):
         for order, stage_name in enumerate(DEFAULT_STAGES, start=1):
             JourneyStage.objects.get_or_create(tenant=tenant, name=stage_name, defaults={"order": order})
+        if created:
+            audit_record(tenant=tenant, actor=actor, action=AuditLog.Action.CREATE, obj=tenant,
+                         after=audit_snapshot(tenant, fields=TENANT_SETTINGS_FIELDS))
     return tenant
+
+
+@transaction.atomic
+def tenant_update_settings(*, tenant: Tenant, changes: Mapping[str, Any] | None = None, actor=None) -> Tenant:
+    """Change a tenant's settings (``changes``, or what the caller already set on ``tenant``), validate the
+    weights and bands, save and record the change in the audit trail."""
+    stored = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    before = audit_snapshot(stored, fields=TENANT_SETTINGS_FIELDS)
+    for field, value in (changes or {}).items():
+        if field not in TENANT_SETTINGS_FIELDS:
+            raise ValidationError({field: "This setting cannot be changed here."})
+        setattr(tenant, field, value)
+    tenant_validate_health_settings(tenant)
+    tenant.save()
+    audit_record(tenant=tenant, actor=actor, action=AuditLog.Action.UPDATE, obj=tenant, before=before,
+                 after=audit_snapshot(tenant, fields=TENANT_SETTINGS_FIELDS))
+    return tenant
+
+
+def _membership_snapshot(membership: Membership) -> dict:
+    return {"user": membership.user.email or membership.user.get_username(), "role": membership.role}
+
+
+def _audit_membership(membership: Membership, *, action: str, actor, before: dict | None,
+                      after: dict | None) -> None:
+    # Memberships are written by commands too, outside any tenant scope: the entry is the tenant's row.
+    with tenant_context(membership.tenant):
+        audit_record(tenant=membership.tenant, actor=actor, action=action, obj=membership, before=before, after=after)
 
 
 @transaction.atomic
 def membership_grant(*, tenant: Tenant, email: str, role: str, password: str | None = None,
                      first_name: str = "", last_name: str = "", staff: bool = True,
-                     update_existing: bool = False) -> Membership:
+                     update_existing: bool = False, actor=None) -> Membership:
     """Give the user with this email ``role`` in ``tenant``, creating the user if needed.
 
     An existing user's name and password are only changed with ``update_existing`` (operator
-    commands): granting access in one tenant must not take over an account used in another."""
+    commands): granting access in one tenant must not take over an account used in another.
+    A new membership or a changed role is recorded in the audit trail with ``actor``."""
     User = get_user_model()
     user = User.objects.filter(email__iexact=email).first() or User(username=email, email=email)
     may_edit = user._state.adding or update_existing
@@ -55,8 +96,36 @@ def membership_grant(*, tenant: Tenant, email: str, role: str, password: str | N
         user.set_unusable_password()
     user.is_staff = user.is_staff or staff
     user.save()
-    membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+    existing = Membership.objects.select_for_update().filter(user=user, tenant=tenant).first()
+    before = _membership_snapshot(existing) if existing is not None else None
+    membership, created = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+    _audit_membership(membership, action=AuditLog.Action.CREATE if created else AuditLog.Action.UPDATE, actor=actor,
+                      before=before, after=_membership_snapshot(membership))
     return membership
+
+
+@transaction.atomic
+def membership_set_role(*, membership: Membership, role: str, actor=None) -> Membership:
+    """Change a member's role (the role stored in the database is the "before" of the audit entry)."""
+    if role not in Role.values:
+        raise ValidationError({"role": f"'{role}' is not a role; use one of {', '.join(Role.values)}."})
+    stored = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    before = _membership_snapshot(stored)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    _audit_membership(membership, action=AuditLog.Action.UPDATE, actor=actor, before=before,
+                      after=_membership_snapshot(membership))
+    return membership
+
+
+@transaction.atomic
+def membership_revoke(*, membership: Membership, actor=None) -> None:
+    """Take a user's access to a tenant away (the user stays: they may belong to other tenants)."""
+    before = _membership_snapshot(membership)
+    pk = membership.pk
+    membership.delete()
+    membership.pk = pk  # the audit entry names the row that was deleted
+    _audit_membership(membership, action=AuditLog.Action.DELETE, actor=actor, before=before, after=None)
 
 
 def tenant_validate_health_settings(tenant: Tenant) -> None:

@@ -1,19 +1,22 @@
 """Action types: what a rule does. One small class each: ``validate_config`` and ``run``.
 
 Actions write through the accounts services, so their own writes raise events like any other
-change (with depth + 1, see ``events.actions_running``). Actions that need the delivery layer
-(email, SMS, webhooks, integrations, cadences) fail with a clear step error until it exists.
+change (with depth + 1, see ``events.actions_running``). Actions that send something (email, SMS,
+webhooks, Slack/HubSpot/Salesforce) write ``Outbox`` messages in the run's transaction and nothing
+else: ``automation.delivery`` sends them after commit. Cadences and score adjustments are not built
+yet and fail with a clear step error.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
 from django.utils import timezone
 
 from accounts import services as account_services
@@ -46,15 +49,74 @@ class ActionContext:
             "risk_level": a.risk_level, "renewal_date": str(a.renewal_date or ""),
             "owner_email": a.owner.email if a.owner_id else "",
         }
-        return {"account": account, "entity": self.event_payload, "event": self.event_payload,
-                "workflow": {"id": self.workflow.pk, "name": self.workflow.name}, "custom": self.extra}
+        subject = self.subject if self.subject is not None else a
+        event = getattr(self.run, "event", None) if self.run is not None else None
+        # Copies: a template may call a dict's or list's methods ({{ event.clear }}, {{ event.tags.pop }});
+        # that must not change the payload saved with the run.
+        payload = copy.deepcopy(self.event_payload)
+        return {"account": account, "entity": payload, "event": payload,
+                "workflow": {"id": self.workflow.pk, "name": self.workflow.name}, "custom": copy.deepcopy(self.extra),
+                # seed 003's flat names ({{entity_type}}, {{entity_id}}, {{trigger_event}})
+                "entity_type": subject._meta.model_name if subject is not None else "",
+                "entity_id": str(subject.pk) if subject is not None else "",
+                "trigger_event": event.type if event is not None else ""}
 
 
-_templates = Engine(debug=False, autoescape=False, libraries={}, builtins=["django.template.defaultfilters"])
+# --- the template sandbox (rule actions here, email templates in automation.delivery.email) --------------
+# No loader tags, no {% load %}, no tag at all unless asked for, and only filters whose output is bounded by
+# their input: center/ljust/rjust/stringformat would build strings of any size from a small template.
+
+SAFE_FILTERS = ("add", "addslashes", "capfirst", "cut", "date", "default", "default_if_none", "divisibleby",
+                "escape", "escapejs", "first", "floatformat", "iriencode", "join", "last", "length", "linebreaksbr",
+                "lower", "pluralize", "slice", "slugify", "striptags", "time", "title", "truncatechars",
+                "truncatewords", "upper", "urlencode", "wordcount", "yesno")
+MAX_FLOAT_DIGITS = 20
+MAX_RENDERED = 100_000
+
+
+def _bounded_floatformat(value, arg=-1):
+    try:
+        digits = int(str(arg).rstrip("gu") or -1)
+    except ValueError:
+        digits = -1
+    if abs(digits) > MAX_FLOAT_DIGITS:
+        return value
+    return defaultfilters.floatformat(value, arg)
+
+
+_safe_filters = Library()
+for _name in SAFE_FILTERS:
+    _safe_filters.filter(_name, defaultfilters.register.filters[_name])
+_safe_filters.filter("floatformat", _bounded_floatformat, is_safe=True)
+
+
+class _Sandbox(Engine):
+    default_builtins: list = []
+
+
+def sandbox_engine(*, tags: tuple[str, ...] = (), autoescape: bool = False) -> Engine:
+    """A template engine that knows only the safe filters and the named built-in tags."""
+    library = Library()
+    library.filters.update(_safe_filters.filters)
+    for name in tags:
+        library.tags[name] = defaulttags.register.tags[name]
+    engine = _Sandbox(debug=False, autoescape=autoescape, libraries={})
+    engine.template_builtins = [library]
+    return engine
+
+
+_templates = sandbox_engine()
 
 
 def render(text: str, ctx: ActionContext) -> str:
-    return _templates.from_string(text or "").render(Context(ctx.template_context()))
+    # No HTML escaping (the Context decides that, not the Engine): these are JSON bodies, titles, notes.
+    # A plain str, not the SafeString templates return: a value rendered here and then used in an HTML
+    # email must still be escaped there.
+    context = Context(ctx.template_context(), autoescape=False)
+    rendered = str.__str__(_templates.from_string(text or "").render(context))
+    if len(rendered) > MAX_RENDERED:
+        raise ActionError(f"a template rendered to {len(rendered)} characters (at most {MAX_RENDERED})")
+    return rendered
 
 
 def check_template(text: str, field_name: str) -> None:
@@ -288,8 +350,438 @@ class TriggerWorkflow(Action):
         return {"run_id": run.pk, "status": run.status}
 
 
-class NeedsDelivery(Action):
-    """Hands a message to the delivery layer (outbox), which is not built yet: fail, never pretend."""
+# --- delivery: actions that write Outbox messages in the run's transaction ---------------------------
+# (``automation.delivery`` is imported lazily: it registers itself with the scheduler, which imports the
+# engine, which imports this module.)
+
+def render_json(value, ctx: ActionContext):
+    """Render every string inside a JSON-like value (seed 003's templated bodies and mappings)."""
+    if isinstance(value, str):
+        return render(value, ctx)
+    if isinstance(value, dict):
+        return {str(k): render_json(v, ctx) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_json(v, ctx) for v in value]
+    return value
+
+
+def check_json_templates(value, field_name: str) -> None:
+    if isinstance(value, str):
+        check_template(value, field_name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_json_templates(item, f"{field_name}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json_templates(item, f"{field_name}[{index}]")
+
+
+def _string_map(config: dict, key: str) -> dict:
+    value = config.get(key) or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in value.items()):
+        raise ConfigError(key, "must be an object of names to strings")
+    for name, item in value.items():
+        check_template(str(item), f"{key}.{name}")
+    return {k: str(v) for k, v in value.items()}
+
+
+def _valid_email(value, field_name: str) -> str:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise ConfigError(field_name, f"'{value}' is not a valid email address") from None
+    return value
+
+
+class DeliveryAction(Action):
+    """Base of the actions that send: options every channel shares (seed 001 ``delay``, ``retry_count``)."""
+
+    needs_account = False
+
+    def validate_config(self, config):
+        from .triggers import parse_duration
+
+        config = super().validate_config(config)
+        if config.get("delay") not in (None, "", "0h", "0m", "0d"):
+            parse_duration(config["delay"], "delay")
+        if config.get("retry_count") is not None:
+            if not isinstance(config["retry_count"], int) or not 0 <= config["retry_count"] <= 10:
+                raise ConfigError("retry_count", "must be an integer from 0 to 10")
+        return config
+
+    def _deliver_at(self, config: dict):
+        from .triggers import parse_duration
+
+        if config.get("delay") in (None, "", "0h", "0m", "0d"):
+            return None
+        return timezone.now() + parse_duration(config["delay"], "delay")
+
+    def _key(self, ctx: ActionContext) -> str:
+        """Idempotency key prefix: one per run and step (a retried run is a new run, so a new message)."""
+        import uuid
+
+        from .models import Outbox
+
+        run = ctx.run
+        if run is None or run.pk is None:
+            return f"adhoc:{uuid.uuid4().hex}"
+        position = getattr(ctx, "position", None)
+        if position is None:
+            position = f"m{Outbox.objects.for_tenant(ctx.tenant).filter(run=run).count()}"
+        return f"run:{run.pk}:{position}:{self.type}"
+
+    def _enqueue(self, ctx: ActionContext, config: dict, messages: list[dict]) -> list:
+        """Write the messages (channel, target, payload, …; ``key`` suffix) and hand them on after commit."""
+        from .delivery import retry, services
+
+        policy = retry.policy_for(ctx.workflow, config)
+        deliver_at = self._deliver_at(config)
+        base = self._key(ctx)
+        run = ctx.run if getattr(ctx.run, "pk", None) else None
+        rows = []
+        for message in messages:
+            message = dict(message)
+            key = f"{base}:{message.pop('key', '')}"[:255]
+            rows.append(services.outbox_enqueue(tenant=ctx.tenant, run=run, retry_policy=policy, deliver_at=deliver_at,
+                                                dispatch=False, idempotency_key=key, **message))
+        if deliver_at is None:
+            services.dispatch_on_commit([r.pk for r in rows])
+        return rows
+
+    @staticmethod
+    def _summary(rows) -> dict:
+        return {"messages": [{"outbox_id": r.pk, "message_id": r.message_id, "target": r.target} for r in rows]}
+
+    def _require_connected(self, ctx: ActionContext, integration: str) -> None:
+        from .models import IntegrationCredential
+
+        if not IntegrationCredential.objects.for_tenant(ctx.tenant).filter(integration=integration).exists():
+            raise ActionError(f"{integration} is not connected for this tenant (add its credential); nothing was sent")
+
+
+WEBHOOK_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@register
+class Webhook(DeliveryAction):
+    """Seed 001/003/004 webhook: ``url``, ``method``, ``headers``, and a templated ``payload`` (``body``),
+    or, without one, seed 004's event payload (event_type, account, health_score, csm, …). Signed with
+    the tenant's webhook secrets when sent."""
+
+    type = "webhook"
+    required = ("url",)
+    aliases = {"body": "payload"}
+
+    def validate_config(self, config):
+        from .delivery import policy
+        from .delivery.transports import RESERVED_HEADERS
+
+        config = super().validate_config(config)
+        if not isinstance(config["url"], str):
+            raise ConfigError("url", "must be a string")
+        check_template(config["url"], "url")
+        if "{{" not in config["url"]:
+            try:
+                policy.check_static(config["url"])
+            except policy.Refused as exc:
+                raise ConfigError("url", str(exc)) from None
+        config["method"] = str(config.get("method") or "POST").upper()
+        if config["method"] not in WEBHOOK_METHODS:
+            raise ConfigError("method", f"must be one of {', '.join(WEBHOOK_METHODS)}")
+        headers = _string_map(config, "headers")
+        reserved = sorted(h for h in headers if h.lower() in RESERVED_HEADERS)
+        if reserved:
+            raise ConfigError("headers", f"{', '.join(reserved)} cannot be set (the platform sets them)")
+        if config.get("payload") is not None:
+            if not isinstance(config["payload"], (dict, list, str)):
+                raise ConfigError("payload", "must be an object, a list or a string")
+            check_json_templates(config["payload"], "payload")
+        return config
+
+    def run(self, config, ctx):
+        from .delivery import payloads, policy
+
+        url = render(config["url"], ctx).strip()
+        try:
+            policy.parse(url)
+        except policy.Refused as exc:
+            raise ActionError(f"the URL '{url}' is not usable: {exc}") from None
+        headers = {name: render(value, ctx) for name, value in (config.get("headers") or {}).items()}
+        payload = config.get("payload")
+        body = render_json(payload, ctx) if payload not in (None, "", {}) else payloads.event_payload(ctx)
+        rows = self._enqueue(ctx, config, [{"channel": "webhook", "target": url, "method": config.get("method", "POST"),
+                                            "headers": headers, "payload": body}])
+        return {**self._summary(rows), "url": url}
+
+
+EMAIL_RECIPIENTS = ("entity_email", "primary_contact", "customer_contacts", "assigned_user", "account_owner",
+                    "internal_team", "custom")
+
+
+@register
+class SendEmail(DeliveryAction):
+    """Seed 001/003 email: a tenant template (``template_id``: id or name) rendered per recipient, one
+    message each. Recipients: seed 003's ``recipient`` (entity_email, assigned_user, custom +
+    ``custom_email``, …) and/or seed 001's ``recipients`` {customer_contacts, internal_team,
+    specific_emails}. Contacts who opted out are skipped (listed in the step output); if nobody is
+    left the step fails with the reason."""
+
+    type = "send_email"
+    aliases = {"template": "template_id"}
+    required = ("template_id",)
+    templated = ("subject",)
+
+    def validate_config(self, config):
+        config = super().validate_config(config)
+        recipient = config.get("recipient")
+        if recipient is not None and recipient not in EMAIL_RECIPIENTS:
+            raise ConfigError("recipient", f"must be one of {', '.join(EMAIL_RECIPIENTS)}")
+        if recipient == "custom":
+            _valid_email(config.get("custom_email") or "", "custom_email")
+        recipients = config.get("recipients")
+        if recipients is not None:
+            if not isinstance(recipients, dict):
+                raise ConfigError("recipients", "must be an object {customer_contacts, internal_team, specific_emails}")
+            for index, email in enumerate(recipients.get("specific_emails") or []):
+                _valid_email(email, f"recipients.specific_emails[{index}]")
+        for index, email in enumerate(config.get("specific_emails") or []):
+            _valid_email(email, f"specific_emails[{index}]")
+        _string_map(config, "personalization")
+        return config
+
+    def _recipients(self, config: dict, ctx: ActionContext) -> list[tuple[str, Any]]:
+        from accounts.models import Contact
+
+        account = ctx.account
+        contacts = Contact.objects.for_tenant(ctx.tenant)
+        found: dict[str, tuple[str, Any]] = {}
+
+        def add(email, contact=None):
+            if email and email.lower() not in found:
+                if contact is None:
+                    contact = contacts.filter(email__iexact=email).first()
+                found[email.lower()] = (email, contact)
+
+        def of_account(qs):
+            return list(qs.filter(account=account).exclude(email="").order_by("-is_primary", "name")) if account else []
+
+        spec = config.get("recipients") if isinstance(config.get("recipients"), dict) else {}
+        kinds = [k for k, on in (("customer_contacts", spec.get("customer_contacts")),
+                                 ("internal_team", spec.get("internal_team"))) if on]
+        if config.get("recipient"):
+            kinds.append(config["recipient"])
+        specific = list(spec.get("specific_emails") or []) + list(config.get("specific_emails") or [])
+        if not kinds and not specific:
+            kinds = ["entity_email"]
+        for kind in kinds:
+            if kind == "entity_email":
+                subject = ctx.subject
+                if subject is not None and subject._meta.label == "accounts.Contact":
+                    add(subject.email, subject)
+                elif isinstance((ctx.event_payload or {}).get("email"), str):
+                    add(ctx.event_payload["email"])
+                else:
+                    for contact in of_account(contacts)[:1]:
+                        add(contact.email, contact)
+            elif kind == "primary_contact":
+                primary = of_account(contacts.filter(is_primary=True)) or of_account(contacts)[:1]
+                for contact in primary[:1]:
+                    add(contact.email, contact)
+            elif kind == "customer_contacts":
+                for contact in of_account(contacts):
+                    add(contact.email, contact)
+            elif kind in ("assigned_user", "account_owner", "internal_team"):
+                if account is not None and account.owner_id:
+                    found.setdefault(account.owner.email.lower(), (account.owner.email, None))
+            elif kind == "custom":
+                add(config["custom_email"])
+        for email in specific:
+            add(email)
+        return list(found.values())
+
+    def run(self, config, ctx):
+        from .delivery import email as emails
+
+        template = emails.email_template_get(ctx.tenant, config["template_id"])
+        if template is None:
+            raise ActionError(f"email template '{config['template_id']}' does not exist")
+        recipients = self._recipients(config, ctx)
+        skipped = [{"email": e, "reason": "opted out of email"} for e, c in recipients if c is not None and c.email_opt_out]
+        sendable = [(e, c) for e, c in recipients if c is None or not c.email_opt_out]
+        if not sendable:
+            reason = ("every recipient has opted out of email: " + ", ".join(s["email"] for s in skipped)) if skipped \
+                else "no recipient: the event has no contact with an email address"
+            raise ActionError(f"send_email: {reason}; nothing was sent")
+        custom = {**ctx.extra, **{k: render(v, ctx) for k, v in (config.get("personalization") or {}).items()}}
+        messages = []
+        for address, contact in sendable:
+            account = ctx.account or (contact.account if contact is not None else None)
+            context = emails.email_context(tenant=ctx.tenant, account=account, contact=contact, custom=custom)
+            try:
+                subject, text, html = emails.render_email(template, context, config.get("subject"))
+            except ValueError as exc:
+                raise ActionError(f"send_email: {exc}") from None
+            headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>"} if contact is not None else {}
+            messages.append({"channel": "email", "target": address, "key": address.lower(), "payload": {
+                "subject": subject, "text": text, "html": html, "template": template.name, "headers": headers,
+                "contact_id": contact.pk if contact is not None else None}})
+        rows = self._enqueue(ctx, config, messages)
+        return {**self._summary(rows), "template": template.name, "skipped": skipped}
+
+
+SMS_RECIPIENTS = ("entity_phone", "primary_contact", "customer_contacts", "custom")
+
+
+@register
+class SendSms(DeliveryAction):
+    """Seed 003's SMS: ``message`` (templated) or a template's text part, to ``recipient`` (entity_phone,
+    primary_contact, customer_contacts, or custom with ``phone``) through the tenant's SMS provider."""
+
+    type = "send_sms"
+    templated = ("message",)
+
+    def validate_config(self, config):
+        config = super().validate_config(config)
+        if not config.get("message") and not config.get("template_id"):
+            raise ConfigError("message", "is required (or a template_id)")
+        recipient = config.setdefault("recipient", "entity_phone")
+        if recipient not in SMS_RECIPIENTS:
+            raise ConfigError("recipient", f"must be one of {', '.join(SMS_RECIPIENTS)}")
+        if recipient == "custom" and not str(config.get("phone") or "").strip():
+            raise ConfigError("phone", "is required when recipient is custom")
+        return config
+
+    def run(self, config, ctx):
+        from accounts.models import Contact
+
+        from .delivery import email as emails
+
+        self._require_connected(ctx, "sms")
+        contacts = Contact.objects.for_tenant(ctx.tenant).exclude(phone="")
+        recipient, phones = config["recipient"], []
+        subject = ctx.subject if ctx.subject is not None and ctx.subject._meta.label == "accounts.Contact" else None
+        if recipient == "custom":
+            phones = [(render(str(config["phone"]), ctx), None)]
+        elif recipient == "entity_phone" and subject is not None and subject.phone:
+            phones = [(subject.phone, subject)]
+        elif ctx.account is not None:
+            of_account = list(contacts.filter(account=ctx.account).order_by("-is_primary", "name"))
+            chosen = of_account if recipient == "customer_contacts" else of_account[:1]
+            phones = [(c.phone, c) for c in chosen]
+        if not phones:
+            raise ActionError("send_sms: no recipient with a phone number; nothing was sent")
+        messages = []
+        for phone, contact in phones:
+            if config.get("message"):
+                body = render(config["message"], ctx)
+            else:
+                template = emails.email_template_get(ctx.tenant, config["template_id"])
+                if template is None:
+                    raise ActionError(f"template '{config['template_id']}' does not exist")
+                context = emails.email_context(tenant=ctx.tenant, account=ctx.account, contact=contact, custom=ctx.extra)
+                body = emails.render_email(template, context)[1]
+            messages.append({"channel": "sms", "target": phone, "key": phone,
+                             "payload": {"body": body, "contact_id": contact.pk if contact is not None else None}})
+        return self._summary(self._enqueue(ctx, config, messages))
+
+
+INTEGRATION_ACTIONS = {
+    "slack": ("post_message", "send_message"),
+    "hubspot": ("upsert", "create", "update"),
+    "salesforce": ("upsert", "create", "update"),
+}
+CRM_DEFAULTS = {"hubspot": ("contacts", "email"), "salesforce": ("Contact", "Email")}
+
+
+def _crm_message(integration: str, operation: str, obj: str | None, id_field: str | None, record_id, values: dict) -> dict:
+    default_obj, default_id = CRM_DEFAULTS[integration]
+    id_field = id_field or default_id
+    if integration == "hubspot":
+        payload = {"operation": operation, "id_property": id_field, "id": record_id, "properties": values}
+    else:
+        if operation == "upsert":
+            values = {k: v for k, v in values.items() if k != id_field}  # Salesforce wants it in the URL only
+        payload = {"operation": operation, "external_id_field": id_field, "id": record_id, "fields": values}
+    return {"channel": integration, "target": obj or default_obj, "payload": payload,
+            "method": "PATCH" if operation == "update" else "POST", "key": f"{integration}:{obj or default_obj}"}
+
+
+@register
+class IntegrationAction(DeliveryAction):
+    """Seed 001's ``{integration, action, parameters}``: Slack ``post_message`` {channel, text, blocks};
+    HubSpot/Salesforce ``upsert``/``create``/``update`` {object, properties (fields), id_property
+    (external_id_field), id}. String parameters are templates."""
+
+    type = "integration_action"
+    required = ("integration", "action")
+
+    def validate_config(self, config):
+        config = super().validate_config(config)
+        integration = config["integration"]
+        if integration not in INTEGRATION_ACTIONS:
+            raise ConfigError("integration", f"must be one of {', '.join(INTEGRATION_ACTIONS)}")
+        if config["action"] not in INTEGRATION_ACTIONS[integration]:
+            raise ConfigError("action", f"{integration} supports {', '.join(INTEGRATION_ACTIONS[integration])}")
+        params = config.setdefault("parameters", {})
+        if not isinstance(params, dict):
+            raise ConfigError("parameters", "must be an object")
+        check_json_templates(params, "parameters")
+        if integration == "slack":
+            for key in ("channel", "text"):
+                if not params.get(key):
+                    raise ConfigError(f"parameters.{key}", "is required")
+        elif config["action"] == "update" and not params.get("id"):
+            raise ConfigError("parameters.id", "is required to update a record")
+        return config
+
+    def run(self, config, ctx):
+        integration = config["integration"]
+        self._require_connected(ctx, integration)
+        params = render_json(config.get("parameters") or {}, ctx)
+        if integration == "slack":
+            payload = {"text": params["text"], **({"blocks": params["blocks"]} if params.get("blocks") else {})}
+            message = {"channel": "slack", "target": params["channel"], "payload": payload, "key": "slack"}
+        else:
+            values = params.get("properties") or params.get("fields") or {}
+            message = _crm_message(integration, config["action"], params.get("object"),
+                                   params.get("id_property") or params.get("external_id_field"), params.get("id"), values)
+        return self._summary(self._enqueue(ctx, config, [message]))
+
+
+@register
+class SyncToExternal(DeliveryAction):
+    """Seed 003's CRM sync: ``integration`` (salesforce/hubspot), ``mapping`` {CRM field: template},
+    optional ``object`` and ``id_field`` (default Contact/Email, contacts/email). Upserts by the id
+    field's mapped value; creates when it maps to nothing."""
+
+    type = "sync_to_external"
+    required = ("integration", "mapping")
+
+    def validate_config(self, config):
+        config = super().validate_config(config)
+        if config["integration"] not in CRM_DEFAULTS:
+            raise ConfigError("integration", f"must be one of {', '.join(CRM_DEFAULTS)}")
+        if not isinstance(config["mapping"], dict) or not config["mapping"]:
+            raise ConfigError("mapping", "must be a non-empty object of CRM field to template")
+        _string_map(config, "mapping")
+        return config
+
+    def run(self, config, ctx):
+        integration = config["integration"]
+        self._require_connected(ctx, integration)
+        values = {field_name: render(str(t), ctx) for field_name, t in config["mapping"].items()}
+        id_field = config.get("id_field") or CRM_DEFAULTS[integration][1]
+        record_id = next((v for k, v in values.items() if k.lower() == id_field.lower() and v), None)
+        operation = "upsert" if record_id else "create"
+        message = _crm_message(integration, operation, config.get("object"), id_field, record_id, values)
+        return {**self._summary(self._enqueue(ctx, config, [message])), "operation": operation}
+
+
+class NotBuilt(Action):
+    """An action whose machinery does not exist yet: fail clearly, never pretend."""
 
     needs_account = False
 
@@ -297,15 +789,19 @@ class NeedsDelivery(Action):
         return dict(config or {})
 
     def run(self, config, ctx):
-        raise ActionError(f"{self.type}: the delivery layer (outbox) is not configured yet; nothing was sent")
-
-
-for _type in ("send_email", "send_sms", "webhook", "integration_action", "sync_to_external", "add_to_cadence"):
-    register(type(f"Pending_{_type}", (NeedsDelivery,), {"type": _type}))
+        raise ActionError(f"{self.type}: not implemented yet; nothing was done")
 
 
 @register
-class UpdateHealthScore(NeedsDelivery):
+class AddToCadence(NotBuilt):
+    type = "add_to_cadence"
+
+    def run(self, config, ctx):
+        raise ActionError("add_to_cadence: cadences are not implemented yet; nothing was done")
+
+
+@register
+class UpdateHealthScore(NotBuilt):
     type = "update_health_score"
 
     def run(self, config, ctx):

@@ -21,7 +21,7 @@ from . import conditions, rule_index
 from .actions import ActionContext, ActionError, actions
 from .events import actions_running
 from .models import Event, Run, RunStep, Workflow
-from .subjects import model_for
+from .subjects import WATCHED, model_for
 from .triggers import triggers
 
 MAX_DEPTH = 3
@@ -58,6 +58,12 @@ def matching_rules(event: Event, live: list[Workflow] | None = None) -> list[Wor
         live = Workflow.objects.for_tenant(event.tenant_id).filter(status=Workflow.Status.ACTIVE, enabled=True)
     return [r for r in live if r.trigger_type in triggers
             and triggers.get(r.trigger_type).matches(r.trigger_config, r.model_type, event)]
+
+
+def has_conditions(rule: Workflow) -> bool:
+    """An empty group (what normalising "no conditions" gives) is no condition at all."""
+    tree = rule.conditions or {}
+    return bool(tree.get("conditions")) if "op" in tree else bool(tree)
 
 
 def _subject_of(rule: Workflow, event: Event | None):
@@ -100,8 +106,12 @@ def _limited(rule: Workflow, account) -> str:
 
 
 def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=None, depth: int | None = None,
-         manual: bool = False, extra: dict | None = None) -> Run:
-    """Run one rule for one event (or by hand) and record the Run; skips are recorded with their reason."""
+         manual: bool = False, extra: dict | None = None, now=None, conditions_checked: bool = False,
+         trigger_data: dict | None = None) -> Run:
+    """Run one rule for one event (or by hand) and record the Run; skips are recorded with their reason.
+
+    Set-based callers (scheduled and time-based rules) pass ``conditions_checked`` after matching the
+    subjects with one queryset, ``now`` for the clock the conditions saw, and their ``trigger_data``."""
     depth = event.depth if depth is None and event is not None else (depth or 0)
     if subject is None:
         subject = _subject_of(rule, event)
@@ -116,14 +126,16 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
     run = Run(tenant_id=rule.tenant_id, workflow=rule, event=event, account=account, depth=depth, manual=manual,
               subject_model=subject._meta.model_name if subject is not None else "",
               subject_id=str(subject.pk) if subject is not None else "",
-              trigger_data={"type": event.type, "payload": event.payload, "changes": event.changes} if event else {})
+              trigger_data=trigger_data if trigger_data is not None else (
+                  {"type": event.type, "payload": event.payload, "changes": event.changes} if event else {}))
     reason = _skip_reason(rule, account, depth, manual)
     trace: list = []
-    if not reason and rule.conditions:
+    if not reason and not conditions_checked and has_conditions(rule):
         target = subject if subject is not None else account
         changes = event.changes if event else None
         try:
-            passed = target is not None and conditions.evaluate(rule.conditions, target, changes=changes, trace=trace)
+            passed = target is not None and conditions.evaluate(
+                rule.conditions, target, changes=changes, now=now, trace=trace)
         except conditions.ConditionError as exc:  # a stored tree that no longer fits the model
             passed, run.error = False, f"condition error: {exc}"
         if not passed:
@@ -229,7 +241,7 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
         for run in due:
             rule = run.workflow
             subject = None
-            if run.subject_model and run.subject_id:
+            if run.subject_model in WATCHED and run.subject_id:
                 subject = model_for(run.subject_model).objects.for_tenant(tenant).filter(pk=run.subject_id).first()
             run.status, run.started_at = Run.Status.RUNNING, now
             run.save(update_fields=["status", "started_at"])

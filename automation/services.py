@@ -36,7 +36,7 @@ def _validate_conditions(rule: Workflow) -> None:
         if subject:
             conditions.validate(tree, model_for(subject))
     except conditions.ConditionError as exc:
-        raise ValidationError({f"conditions.{exc.field}" if exc.field else "conditions": str(exc)}) from None
+        raise ValidationError({f"conditions.{exc.field}" if exc.field else "conditions": exc.message}) from None
     rule.conditions = tree
 
 
@@ -58,11 +58,22 @@ def _validate_actions(rule: Workflow) -> None:
     rule.actions = cleaned
 
 
+RETRY_KEYS = ("max_retries", "delay_minutes", "backoff_multiplier", "max_delay_hours")
+MAX_DELAY_MINUTES = 7 * 24 * 60
+
+
 def _validate_retries(rule: Workflow) -> None:
     config = rule.retry_configuration or {}
     if not isinstance(config, dict):
         raise ValidationError({"retry_configuration": "must be an object"})
-    for key in ("max_retries", "delay_minutes", "backoff_multiplier", "max_delay_hours"):
+    unknown = sorted(set(config) - set(RETRY_KEYS))
+    if unknown:
+        raise ValidationError({f"retry_configuration.{unknown[0]}": f"unknown setting; known: {', '.join(RETRY_KEYS)}"})
+    if config.get("backoff_multiplier") is not None and config["backoff_multiplier"] < 1:
+        raise ValidationError({"retry_configuration.backoff_multiplier": "must be at least 1"})
+    if rule.delay_minutes and rule.delay_minutes > MAX_DELAY_MINUTES:
+        raise ValidationError({"delay_minutes": f"must be at most {MAX_DELAY_MINUTES} (one week)"})
+    for key in RETRY_KEYS:
         value = config.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise ValidationError({f"retry_configuration.{key}": "must be a non-negative number"})

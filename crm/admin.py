@@ -1,3 +1,161 @@
-from django.contrib import admin
+"""Admin of the CRM journeys: journeys with their steps inline, executions and codes to look at.
 
-# Register your models here.
+Tenant admins and practitioners see and edit journeys (like the owner API); executions and discount
+codes are history: read-only here, changed through the API or the admin actions (cancel, convert),
+which go through ``crm.services``.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+
+from csplatform.admin_base import (
+    ReadOnlyInline, TenantScopedAdmin, TenantScopedInline, tenant_ids_with_role,
+)
+from csplatform.permissions import ADMINS, MANAGERS
+from csplatform.tenancy import tenant_context
+
+from . import services
+from .models import CRMDiscountCode, CRMPlaybook, CRMPlaybookExecution, CRMSettings, CRMStep, CRMStepExecution
+
+
+class CRMStepInline(TenantScopedInline):
+    model = CRMStep
+    tenant_parent_field = "playbook"
+    read_roles = MANAGERS
+    extra = 0
+    ordering = ("order",)
+    fields = ("order", "name", "delay_hours", "channel", "template", "subject", "discount_percent", "quiet_hours",
+              "conditions", "on_condition_fail", "branch_to", "variants")
+    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 40})}}
+
+
+@admin.register(CRMPlaybook)
+class CRMPlaybookAdmin(TenantScopedAdmin):
+    tenant_parent_field = None
+    read_roles = MANAGERS
+    list_display = ("name", "title", "trigger_event", "active", "step_count", "reentry_cooldown_hours", "max_entries")
+    list_filter = ("trigger_event", "active")
+    search_fields = ("name", "title")
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "title", "description", "trigger_event", "active")}),
+        ("Re-entry", {"fields": ("reentry_cooldown_hours", "max_entries"),
+                      "description": "How soon and how often the same contact may enter this journey again."}),
+        (None, {"fields": ("created_at", "updated_at")}),
+    )
+    inlines = (CRMStepInline,)
+
+    @admin.display(description="Steps")
+    def step_count(self, obj):
+        return obj.steps.count()
+
+    def changelist_view(self, request, extra_context=None):
+        # The six default journeys exist for every tenant the user manages, also ones created before crm.
+        tenant_ids = None if request.user.is_superuser else tenant_ids_with_role(request, MANAGERS)
+        if tenant_ids:
+            from accounts.models import Tenant
+
+            for tenant in Tenant.objects.filter(pk__in=tenant_ids):
+                with tenant_context(tenant):
+                    services.crm_journeys_ensure(tenant)
+        return super().changelist_view(request, extra_context)
+
+
+class CRMStepExecutionInline(ReadOnlyInline):
+    model = CRMStepExecution
+    tenant_parent_field = "execution"
+    read_roles = MANAGERS
+    show_change_link = False
+    fields = ("step_order", "channel", "status", "variant", "recipient", "subject", "scheduled_for", "sent_at",
+              "discount_code", "outbox_message_id", "error")
+    readonly_fields = fields
+    ordering = ("step_order",)
+
+
+@admin.register(CRMPlaybookExecution)
+class CRMPlaybookExecutionAdmin(TenantScopedAdmin):
+    tenant_parent_field = None
+    read_roles = MANAGERS
+    list_display = ("id", "playbook", "contact", "account", "status", "current_step", "next_step_at", "started_at",
+                    "conversion_value")
+    list_filter = ("status", "playbook__name", "source")
+    list_select_related = ("playbook", "contact", "account")
+    search_fields = ("contact__name", "contact__email", "account__name")
+    date_hierarchy = "started_at"
+    inlines = (CRMStepExecutionInline,)
+    actions = ("cancel_executions", "convert_executions")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "tenant"]
+
+    def has_add_permission(self, request):
+        return False  # journeys start from triggers, automation rules or POST /api/v1/crm/executions
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel the selected active executions")
+    def cancel_executions(self, request, queryset):
+        done = 0
+        for execution in queryset.filter(status=CRMPlaybookExecution.Status.ACTIVE):
+            if self.has_role(request, MANAGERS, execution):
+                services.execution_cancel(execution=execution, reason=f"cancelled in the admin by {request.user}")
+                done += 1
+        self.message_user(request, f"Cancelled {done} execution(s).", messages.SUCCESS)
+
+    @admin.action(description="Mark the selected executions converted (no value)")
+    def convert_executions(self, request, queryset):
+        done = 0
+        for execution in queryset.filter(status__in=[CRMPlaybookExecution.Status.ACTIVE,
+                                                     CRMPlaybookExecution.Status.COMPLETED]):
+            if self.has_role(request, MANAGERS, execution):
+                services.execution_convert(execution=execution, reason=f"converted in the admin by {request.user}")
+                done += 1
+        self.message_user(request, f"Converted {done} execution(s).", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_role(request, MANAGERS):
+            actions.pop("cancel_executions", None)
+            actions.pop("convert_executions", None)
+        return actions
+
+
+@admin.register(CRMDiscountCode)
+class CRMDiscountCodeAdmin(TenantScopedAdmin):
+    tenant_parent_field = None
+    read_roles = MANAGERS
+    list_display = ("code", "percent", "contact", "state_column", "expires_at", "used_at", "created_at")
+    list_filter = ("percent",)
+    list_select_related = ("contact",)
+    search_fields = ("code", "contact__name", "contact__email")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "tenant"]
+
+    @admin.display(description="State")
+    def state_column(self, obj):
+        return obj.state()
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CRMSettings)
+class CRMSettingsAdmin(TenantScopedAdmin):
+    tenant_parent_field = None
+    read_roles = MANAGERS
+    write_roles = ADMINS
+    delete_roles = frozenset()
+    list_display = ("__str__", "quiet_hours_start", "quiet_hours_end", "chat_transport", "discount_expiry_days",
+                    "last_daily_scan")
+    readonly_fields = ("last_daily_scan",)

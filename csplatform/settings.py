@@ -152,6 +152,20 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "EXCEPTION_HANDLER": "csplatform.api.exception_handler",
+    # Per user (token or session) and per client address for anonymous calls; views that evaluate rules
+    # over many accounts opt into the stricter scope with ``throttle_scope = "evaluation"``. The counters
+    # live in the cache (Redis when REDIS_URL is set, so all web processes share them).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", default="60/minute"),
+        "user": env("API_THROTTLE_USER", default="1200/minute"),
+        "evaluation": env("API_THROTTLE_EVALUATION", default="10/minute"),
+        "login": env("API_THROTTLE_LOGIN", default="10/minute"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -164,9 +178,67 @@ SPECTACULAR_SETTINGS = {
 
 LOGIN_URL = "admin:login"
 
+# --- transport and browser security -----------------------------------------------------------------
+# Secure by default whenever DEBUG is off, so ``manage.py check --deploy`` is clean with nothing but
+# DJANGO_SECRET_KEY set; each setting can be relaxed through the environment (docs/security.md).
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Prometheus and load balancers often speak plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = env.list("DJANGO_SECURE_REDIRECT_EXEMPT", default=[r"^metrics/?$"])
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = env("DJANGO_SECURE_REFERRER_POLICY", default="same-origin")
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Behind a TLS-terminating proxy: DJANGO_SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (only if the
+# proxy always sets or strips that header, or clients could claim HTTPS).
+_proxy_ssl_header = env.list("DJANGO_SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured(
+            "DJANGO_SECURE_PROXY_SSL_HEADER must be HEADER,VALUE, e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# --- delivery (automation/delivery, docs/delivery.md) -------------------------------------------
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=10)  # rows claimed per SKIP LOCKED query
+OUTBOX_SENDING_TIMEOUT = env.int("OUTBOX_SENDING_TIMEOUT", default=300)  # s before a 'sending' row is re-claimed
+OUTBOX_PASS_BUDGET = env.float("OUTBOX_PASS_BUDGET", default=30.0)  # s the periodic pass keeps claiming
+OUTBOX_PASS_EVERY = env.int("OUTBOX_PASS_EVERY", default=15)  # s between two periodic passes (beat)
+OUTBOX_DRAIN_LIMIT = env.int("OUTBOX_DRAIN_LIMIT", default=50)  # more due messages an on-commit task takes
+OUTBOX_DRAIN_BUDGET = env.float("OUTBOX_DRAIN_BUDGET", default=5.0)  # s it may spend on them
+OUTBOX_SHORT_RETRY = 300  # s: a retry due sooner is also scheduled as a celery countdown (not only the pass)
+OUTBOX_RESPONSE_EXCERPT = 1000  # characters of a response body kept on the message
+OUTBOX_ASYNC_COMMIT = env.bool("OUTBOX_ASYNC_COMMIT", default=True)  # results commit without a WAL flush wait
+OUTBOUND_TIMEOUT = env.float("OUTBOUND_TIMEOUT", default=10.0)  # read/write timeout of one HTTP call
+OUTBOUND_CONNECT_TIMEOUT = env.float("OUTBOUND_CONNECT_TIMEOUT", default=5.0)
+OUTBOUND_TOTAL_TIMEOUT = env.float("OUTBOUND_TOTAL_TIMEOUT", default=15.0)  # stop reading a response after this
+OUTBOUND_CA_BUNDLE = env("OUTBOUND_CA_BUNDLE", default="")  # extra CA file for TLS (blank: certifi's roots)
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")  # unsubscribe links in emails
+SLACK_API_URL = env("SLACK_API_URL", default="https://slack.com/api")
+SMS_API_URL = env("SMS_API_URL", default="")
+SMS_FROM = env("SMS_FROM", default="")
+HUBSPOT_API_URL = env("HUBSPOT_API_URL", default="https://api.hubapi.com")
+SALESFORCE_INSTANCE_URL = env("SALESFORCE_INSTANCE_URL", default="")
+SALESFORCE_API_VERSION = env("SALESFORCE_API_VERSION", default="v60.0")
+# --- end delivery ---------------------------------------------------------------------------------
+
+# --- scheduling (automation/scheduling.py, docs/scheduling.md) ------------------------------------
+# Embedded mode runs the web server and the ``tick --loop`` process on one SQLite file: WAL lets reads
+# go on during a write, and IMMEDIATE transactions wait for the write lock (up to ``timeout`` s) instead
+# of failing with "database is locked" when a read transaction later wants to write.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"})
+# --- end scheduling -------------------------------------------------------------------------------

@@ -21,3 +21,14 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
 
 # Unit tests run celery tasks in-process; the end-to-end tests start a real worker explicitly.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)  # noqa: F405
+
+# The test client speaks plain HTTP: no redirect to HTTPS, cookies without the Secure flag.
+# (tests/security runs ``check --deploy`` on the real settings in a subprocess.)
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0
+
+# Throttling stays on (the same classes as production) with rates no test reaches; a throttling test
+# lowers them itself (tests/security/test_hardening.py).
+_scopes = REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]  # noqa: F405
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {scope: "1000000/minute" for scope in _scopes}}  # noqa: F405

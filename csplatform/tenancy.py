@@ -84,7 +84,8 @@ def tenants_context(tenant_ids) -> Iterator[None]:
 @contextmanager
 def system_context(reason: str) -> Iterator[None]:
     """Cross-tenant system work (sweepers, evaluate-all over every tenant, migrations' data, test set-up):
-    the one explicit bypass of tenant isolation; ``reason`` is logged. No API view uses it."""
+    the one explicit bypass of tenant isolation; ``reason`` is logged. API views never read tenant data
+    in it; the one exception is the inbound webhook's token lookup, which then enters the rule's tenant."""
     log.info("cross-tenant system work: %s", reason)
     with _scope(None, (), reason):
         yield

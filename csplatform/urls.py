@@ -9,8 +9,10 @@ urlpatterns = [
     path("api/", include("accounts.api.urls")),
     path("api/", include("automation.api.urls")),
     path("api/", include("playbooks.api.urls")),
+    path("api/v1/crm/", include("crm.api.urls")),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("metrics", include("csplatform.metrics")),
 ]

@@ -1,3 +1,147 @@
-from django.db import models
+"""Playbook trigger settings (seed 000) and the executions they start.
 
-# Create your models here.
+``PlaybookTrigger`` is one row per tenant and playbook type (voc, activation, sla, renewal,
+expansion) holding the thresholds its evaluator (``playbooks.evaluators``) checks the tenant's
+accounts against. ``PlaybookExecution`` is one row per play per account firing; an account has at
+most one open execution per trigger (a partial unique constraint, so it holds under concurrency).
+``PlaybookTriggerEvaluation`` logs every evaluate-all pass (what ``/history`` shows besides counters).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from csplatform.tenancy import TenantOwnedModel
+
+
+class PlaybookType(models.TextChoices):
+    VOC = "voc", "VoC Sprint"
+    ACTIVATION = "activation", "Activation Blitz"
+    SLA = "sla", "SLA Escalation"
+    RENEWAL = "renewal", "Renewal Readiness"
+    EXPANSION = "expansion", "Expansion Opportunity"
+
+
+class PlaybookTrigger(TenantOwnedModel):
+    """Seed 000's ``playbook_triggers`` row: the thresholds of one playbook type for one tenant."""
+
+    playbook_type = models.CharField(max_length=20, choices=PlaybookType.choices)
+    # Validated and completed with the type's defaults by ``playbooks.services`` (never raw input).
+    trigger_config = models.JSONField(default=dict, blank=True)
+    auto_trigger_enabled = models.BooleanField(default=False)
+    last_evaluated = models.DateTimeField(null=True, blank=True, editable=False)
+    last_triggered = models.DateTimeField(null=True, blank=True, editable=False)
+    trigger_count = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["playbook_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "playbook_type"], name="playbook_trigger_one_per_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_playbook_type_display()} triggers"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .evaluators import SettingsError
+        from .services import playbook_trigger_validate_config
+
+        try:
+            self.trigger_config = playbook_trigger_validate_config(self.playbook_type, self.trigger_config or {})
+        except SettingsError as exc:
+            raise ValidationError({"trigger_config": [f"{k}: {' '.join(v)}" for k, v in exc.errors.items()]})
+
+
+class PlaybookExecution(TenantOwnedModel):
+    """One play started for one account: why, by whom or what, and how it ended."""
+
+    class Status(models.TextChoices):
+        TRIGGERED = "triggered", "Triggered"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN_STATUSES = (Status.TRIGGERED, Status.IN_PROGRESS)
+    CLOSED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    class Source(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        API = "api", "Evaluate-all (API)"
+        MANUAL = "manual", "Manual"
+        EVENT = "event", "Automation event"
+
+    trigger = models.ForeignKey(
+        PlaybookTrigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions",
+        help_text="The trigger setting that fired (blank for plays started otherwise).",
+    )
+    playbook_type = models.CharField(max_length=20, choices=PlaybookType.choices, blank=True, default="")
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="playbook_executions")
+    reason = models.TextField(blank=True, default="", help_text="Why it started, readable by a CSM.")
+    reasons = models.JSONField(default=list, blank=True, help_text="The evaluator's reasons, one per line.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="The signal values at the time it fired.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRIGGERED)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.SCHEDULE)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The user whose request started it (blank for the schedule).",
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "playbook_type", "status"]),
+            models.Index(fields=["tenant", "-started_at"]),
+        ]
+        constraints = [
+            # "One active execution per subject and playbook" (DESIGN.md invariant 3).
+            models.UniqueConstraint(
+                fields=["trigger", "account"], condition=Q(status__in=["triggered", "in_progress"]),
+                name="playbook_execution_one_open_per_trigger_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_playbook_type_display() or 'Play'} for {self.account_id} ({self.get_status_display()})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.finished_at and self.started_at and self.finished_at < self.started_at:
+            raise ValidationError({"finished_at": "Cannot finish before it started."})
+
+
+class PlaybookTriggerEvaluation(TenantOwnedModel):
+    """One evaluation of one trigger by evaluate-all (the API or the schedule); ``/test`` writes none."""
+
+    trigger = models.ForeignKey(PlaybookTrigger, on_delete=models.CASCADE, related_name="evaluations")
+    evaluated_at = models.DateTimeField(default=timezone.now)
+    triggered = models.BooleanField(default=False)
+    accounts_evaluated = models.PositiveIntegerField(default=0)
+    accounts_affected = models.PositiveIntegerField(default=0)
+    executions_created = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=10, choices=PlaybookExecution.Source.choices)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    message = models.CharField(max_length=255, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True, help_text="The thresholds used.")
+
+    class Meta:
+        ordering = ["-evaluated_at", "-id"]
+        indexes = [models.Index(fields=["trigger", "-evaluated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} at {self.evaluated_at:%Y-%m-%d %H:%M}"

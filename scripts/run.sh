@@ -11,4 +11,15 @@ unset DATABASE_URL REDIS_URL
 echo
 echo "Customer Success Platform: http://127.0.0.1:${PORT:-8000}/admin/  (admin@acme.com / password123)"
 echo "API: http://127.0.0.1:${PORT:-8000}/api/   docs: http://127.0.0.1:${PORT:-8000}/api/docs/"
-exec .venv/bin/python manage.py runserver "0.0.0.0:${PORT:-8000}"
+# The background work: a tick every 30 s (event sweeper, scheduled and time-based rules, and what the
+# other apps registered); celery is eager here, so the tick process runs the tasks itself. Both processes
+# run in the background while the script waits, so Ctrl-C or a TERM reaches the traps at once and stops
+# them together.
+.venv/bin/python manage.py tick --loop --interval "${TICK_INTERVAL:-30}" &
+TICK_PID=$!
+.venv/bin/python manage.py runserver "0.0.0.0:${PORT:-8000}" &
+WEB_PID=$!
+trap 'kill "$TICK_PID" "$WEB_PID" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+wait "$WEB_PID"

@@ -6,13 +6,14 @@ from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from csplatform.api import TenantModelSerializer, TenantRelatedField, TenantUserField
 
 from ..models import (
-    Account, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, SupportTicket,
-    SurveyResponse, Tag, Task, Tenant, UsageMetric,
+    Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, RiskLevel,
+    SupportTicket, SurveyResponse, Tag, Task, Tenant, UsageMetric,
 )
 from ..services import tenant_validate_health_settings
 
@@ -23,6 +24,31 @@ def validate_timezone_name(value: str) -> str:
     if value and value not in available_timezones():
         raise serializers.ValidationError(f"'{value}' is not an IANA timezone name.")
     return value
+
+
+class NullSafeSource:
+    """A read-only field over a dotted ``source`` (``owner.email``) that is ``null`` where the chain breaks
+    (an account without owner). DRF's ``default=None`` would do, except on PATCH: partial updates drop such
+    a field from the response altogether, which breaks the documented schema (found by schemathesis)."""
+
+    def get_attribute(self, instance):
+        for attr in self.source_attrs:
+            instance = getattr(instance, attr, None)
+            if instance is None:
+                return None
+        return instance
+
+
+class NullSafeCharField(NullSafeSource, serializers.CharField):
+    pass
+
+
+class NullSafeEmailField(NullSafeSource, serializers.EmailField):
+    pass
+
+
+class NullSafeDecimalField(NullSafeSource, serializers.DecimalField):
+    pass
 
 
 class TagSerializer(TenantModelSerializer):
@@ -36,10 +62,12 @@ class AccountSerializer(TenantModelSerializer):
     owner = TenantUserField(required=False, allow_null=True)
     tags = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
     tag_ids = TenantRelatedField(Tag, many=True, required=False, write_only=True, source="tags")
-    current_stage = serializers.CharField(source="current_stage.name", read_only=True, default=None)
-    owner_email = serializers.EmailField(source="owner.email", read_only=True, default=None)
-    health_trend = serializers.DecimalField(max_digits=6, decimal_places=2, read_only=True, default=None,
-                                            help_text="Change of the health score over the last 30 days.")
+    current_stage = NullSafeCharField(source="current_stage.name", read_only=True, allow_null=True)
+    owner_email = NullSafeEmailField(source="owner.email", read_only=True, allow_null=True)
+    # "" until the first health score is recorded
+    risk_level = serializers.ChoiceField(choices=RiskLevel.choices, read_only=True, allow_blank=True)
+    health_trend = NullSafeDecimalField(max_digits=6, decimal_places=2, read_only=True, allow_null=True,
+                                        help_text="Change of the health score over the last 30 days.")
 
     class Meta:
         model = Account
@@ -50,8 +78,17 @@ class AccountSerializer(TenantModelSerializer):
         ]
 
 
+@extend_schema_field({"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$",
+                      "example": "22:00"})
+class WallClockTimeField(serializers.TimeField):
+    """A time of day on the contact's own clock, without a UTC offset. OpenAPI's ``format: time`` means
+    RFC 3339 ``full-time``, which requires an offset, so the schema says what is really sent and accepted."""
+
+
 class ContactSerializer(TenantModelSerializer):
     account = TenantRelatedField(Account)
+    quiet_hours_start = WallClockTimeField(required=False, allow_null=True)
+    quiet_hours_end = WallClockTimeField(required=False, allow_null=True)
 
     class Meta:
         model = Contact
@@ -72,8 +109,8 @@ class JourneyStageSerializer(TenantModelSerializer):
 
 class JourneyHistorySerializer(serializers.ModelSerializer):
     stage = serializers.CharField(source="stage.name", read_only=True)
-    from_stage = serializers.CharField(source="from_stage.name", read_only=True, default=None)
-    duration_days = serializers.FloatField(read_only=True)
+    from_stage = NullSafeCharField(source="from_stage.name", read_only=True, allow_null=True)
+    duration_days = serializers.FloatField(read_only=True, allow_null=True, help_text="Empty while the stay is open.")
 
     class Meta:
         model = JourneyHistory
@@ -217,7 +254,7 @@ class TaskSerializer(TenantModelSerializer):
 
 class NoteSerializer(TenantModelSerializer):
     account = TenantRelatedField(Account)
-    author = serializers.EmailField(source="author.email", read_only=True, default=None)
+    author = NullSafeEmailField(source="author.email", read_only=True, allow_null=True)
 
     class Meta:
         model = Note
@@ -245,3 +282,17 @@ class TenantSettingsSerializer(serializers.ModelSerializer):
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict)
         return attrs
+
+
+class AuditLogSerializer(serializers.ModelSerializer):
+    changes = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField(), min_length=2, max_length=2),
+        read_only=True, help_text="{field: [before, after]}; secrets are masked as \"***\".",
+    )
+
+    class Meta:
+        model = AuditLog
+        fields = [
+            "id", "created_at", "actor", "actor_email", "action", "object_type", "object_id", "object_repr", "changes",
+        ]
+        read_only_fields = fields

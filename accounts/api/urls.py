@@ -17,7 +17,14 @@ router.register("engagements", views.EngagementViewSet, basename="engagement")
 router.register("goals", views.GoalViewSet, basename="goal")
 router.register("tasks", views.TaskViewSet, basename="task")
 router.register("notes", views.NoteViewSet, basename="note")
+router.register("audit-log", views.AuditLogViewSet, basename="auditlog")
 
-tenant_settings = views.TenantSettingsView.as_view({"get": "list", "patch": "partial_update_current"})
+tenant_settings = views.TenantSettingsView.as_view({"get": "current", "patch": "partial_update_current"})
 
-urlpatterns = [path("tenant/", tenant_settings, name="tenant-settings"), *router.urls]
+urlpatterns = [
+    path("tenant/", tenant_settings, name="tenant-settings"),
+    path("auth/token/revoke/", views.RevokeTokenView.as_view(), name="api-token-revoke"),
+    # Comes before csplatform.urls' unthrottled obtain_auth_token at the same path, so this one answers.
+    path("auth/token/", views.LoginView.as_view(), name="api-token-login"),
+    *router.urls,
+]

@@ -1,18 +1,24 @@
 """REST endpoints of the customer data model. Every viewset reads through the tenant scoping helper."""
 
 import django_filters
+from django import forms
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
 
 from csplatform.api import TenantFilterSet, TenantModelViewSet
 from csplatform.permissions import ADMINS, CONTRIBUTORS, resolve_membership
 
 from .. import selectors, services
 from ..models import (
-    Account, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, SupportTicket,
+    Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, SupportTicket,
     SurveyResponse, Tag, Task, UsageMetric,
 )
 from . import serializers as s
@@ -72,13 +78,13 @@ class AccountViewSet(TenantModelViewSet):
                         status=status.HTTP_201_CREATED if moved else status.HTTP_200_OK)
 
     @extend_schema(responses=s.JourneyHistorySerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="journey-history")
+    @action(detail=True, methods=["get"], url_path="journey-history", pagination_class=None, filter_backends=[])
     def journey_history(self, request, pk=None):
         rows = JourneyHistory.objects.for_tenant(request.tenant).filter(account=self.get_object())
         return Response(s.JourneyHistorySerializer(rows.select_related("stage", "from_stage"), many=True).data)
 
     @extend_schema(responses={200: dict})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def rollup(self, request, pk=None):
         """ARR-weighted health of this account and every account below it."""
         return Response(selectors.account_health_rollup(self.get_object()))
@@ -221,7 +227,7 @@ class TenantSettingsView(viewsets.ViewSet):
     serializer_class = s.TenantSettingsSerializer
 
     @extend_schema(responses=s.TenantSettingsSerializer)
-    def list(self, request):
+    def current(self, request):
         return Response(s.TenantSettingsSerializer(resolve_membership(request).tenant).data)
 
     @extend_schema(request=s.TenantSettingsSerializer, responses=s.TenantSettingsSerializer)
@@ -229,5 +235,60 @@ class TenantSettingsView(viewsets.ViewSet):
         tenant = resolve_membership(request).tenant
         serializer = s.TenantSettingsSerializer(tenant, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return Response(serializer.data)
+        tenant = services.tenant_update_settings(tenant=tenant, changes=serializer.validated_data, actor=request.user)
+        return Response(s.TenantSettingsSerializer(tenant).data)
+
+
+class IntegerFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+class AuditLogFilter(TenantFilterSet):
+    actor = IntegerFilter(field_name="actor_id", help_text="The id of the user who made the change.")
+    actor_email = django_filters.CharFilter(field_name="actor_email", lookup_expr="iexact")
+    date = django_filters.DateFilter(field_name="created_at", lookup_expr="date",
+                                     help_text="Changes made on this day (UTC).")
+    date_from = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte")
+    date_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditLog
+        fields = ["object_type", "object_id", "action"]
+
+
+class AuditLogViewSet(TenantModelViewSet):
+    """Who changed which configuration of the tenant, and when, with before/after values (secrets masked).
+    Read-only, tenant admins only; filter by ``object_type``, ``object_id``, ``action``, ``actor`` (user id),
+    ``actor_email``, ``date`` / ``date_from`` / ``date_to`` (days) or ``created_after`` / ``created_before``."""
+
+    http_method_names = ["get", "head", "options"]
+    queryset = AuditLog.objects.all()
+    serializer_class = s.AuditLogSerializer
+    filterset_class = AuditLogFilter
+    read_roles = ADMINS
+    write_roles = frozenset()
+    search_fields = ["object_repr", "actor_email"]
+    ordering_fields = ["created_at", "object_type", "action"]
+
+
+# --- API tokens ------------------------------------------------------------------------------------
+
+class LoginView(ObtainAuthToken):
+    """``POST username`` (the email) and ``password``: the user's API token. Throttled per client address
+    (rate ``login``) against password guessing; DRF's own view is not throttled at all."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+
+class RevokeTokenView(APIView):
+    """Revoke the caller's API token: it stops working at once; ``POST /api/auth/token/`` issues a new one."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

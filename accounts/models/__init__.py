@@ -2,11 +2,12 @@ from .customers import Account, Contact, RiskLevel, Tag
 from .health import COMPONENTS, HealthScore
 from .journey import DEFAULT_STAGES, JourneyHistory, JourneyStage
 from .activity import Engagement, Goal, SupportTicket, SurveyResponse, UsageMetric
+from .audit import AuditLog
 from .tenants import Membership, Role, Tenant
 from .work import Note, Task
 
 __all__ = [
-    "COMPONENTS", "DEFAULT_STAGES", "Account", "Contact", "Engagement", "Goal", "HealthScore", "JourneyHistory",
-    "JourneyStage", "Membership", "Note", "RiskLevel", "Role", "SupportTicket", "SurveyResponse", "Tag", "Task",
-    "Tenant", "UsageMetric",
+    "COMPONENTS", "DEFAULT_STAGES", "Account", "AuditLog", "Contact", "Engagement", "Goal", "HealthScore",
+    "JourneyHistory", "JourneyStage", "Membership", "Note", "RiskLevel", "Role", "SupportTicket", "SurveyResponse",
+    "Tag", "Task", "Tenant", "UsageMetric",
 ]

@@ -1,1 +1,16 @@
-urlpatterns: list = []
+from django.urls import re_path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+from .webhooks import InboundWebhookView
+
+# SimpleRouter: accounts.api already serves the browsable API root at /api/.
+router = SimpleRouter()
+router.trailing_slash = "/?"  # the seeds' clients call /api/admin/automation, without the slash
+router.register("admin/automation", views.WorkflowViewSet, basename="automation-workflow")
+router.register("event-triggers", views.EventTriggerViewSet, basename="event-trigger")
+
+urlpatterns = [
+    re_path(r"^hooks/(?P<token>[^/]+)/?$", InboundWebhookView.as_view(), name="automation-webhook"),
+    *router.urls,
+]

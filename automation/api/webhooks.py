@@ -1,0 +1,79 @@
+"""``POST /api/hooks/<token>/``: an outside system starts a webhook rule with a JSON body.
+
+There is no login: the rule's ``webhook_token`` (random, 256 bits) is the secret. The request does not know
+its tenant until the token is found, so that one lookup runs in a system context (logged); everything
+after it runs in the rule's tenant. Unknown tokens and rules that are not live answer the same 404, so
+the endpoint tells a guesser nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from automation.models import Workflow
+from csplatform.tenancy import system_context, tenant_context
+
+from . import running
+from .serializers import WebhookAcceptedSerializer
+
+TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
+
+
+def live_rule(token: str) -> Workflow | None:
+    if not TOKEN.fullmatch(token):  # not one of ours: no query at all
+        return None
+    with system_context("inbound webhook: find the rule by its token"):
+        return (Workflow.objects.select_related("tenant")
+                .filter(webhook_token=token, trigger_type="webhook", status=Workflow.Status.ACTIVE, enabled=True)
+                .first())
+
+
+class WebhookThrottle(SimpleRateThrottle):
+    """Per token, so one noisy sender cannot starve the others (the rule's own rate_limiting still holds)."""
+
+    scope = "automation-webhook"
+
+    def get_rate(self):
+        return getattr(settings, "AUTOMATION_WEBHOOK_RATE", "600/min")
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": view.kwargs.get("token", "")[:64]}
+
+
+class InboundWebhookView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]  # for the schema only: the raw body is read, whatever its content type
+    throttle_classes = [WebhookThrottle]
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT, auth=[], summary="Inbound webhook: start the rule owning this token",
+        responses={202: WebhookAcceptedSerializer,
+                   400: OpenApiResponse(description="The body is not a JSON object."),
+                   404: OpenApiResponse(description="No live webhook rule has this token.")})
+    def post(self, request, token: str):
+        rule = live_rule(token)
+        if rule is None:
+            return Response({"detail": "No live webhook rule has this token."}, status=status.HTTP_404_NOT_FOUND)
+        try:
+            # The raw body, not request.data: senders rarely set a JSON content type.
+            body = json.loads(request.body or b"")
+        except (ValueError, UnicodeDecodeError):
+            return Response({"body": ["Not valid JSON."]}, status=status.HTTP_400_BAD_REQUEST)
+        if not isinstance(body, dict):
+            return Response({"body": ["Must be a JSON object."]}, status=status.HTTP_400_BAD_REQUEST)
+        with tenant_context(rule.tenant):
+            run = running.receive(rule, body)
+        return Response({"run_id": run.pk, "status": run.status, "skip_reason": run.skip_reason},
+                        status=status.HTTP_202_ACCEPTED)

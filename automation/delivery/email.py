@@ -1,0 +1,360 @@
+"""Email templates (seed 001): variables, validation at save time, rendering, defaults, unsubscribe.
+
+Templates use Django's template language on a context of plain data (never model instances, so a
+template cannot call methods or follow relations into other rows)::
+
+    account     id name health_score status risk_level arr industry size renewal_date owner_name owner_email
+    contact     id name first_name email role phone
+    engagement  last_meeting_date last_engagement_type last_engagement_date next_meeting_date
+    goals       active_goals completed_goals at_risk_goals missed_goals
+    csm         name email
+    tenant      name
+    unsubscribe_url
+    custom.X    and X itself, for every custom variable the template declares in ``variables``
+
+A variable outside this list is rejected when the template is saved (``email_template_validate``),
+naming the field and the variable. ``{% include %}``/``{% extends %}`` are not available.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import FilterExpression, Variable, VariableNode
+from django.template.defaulttags import ForNode, IfNode, WithNode
+from django.utils import timezone
+from django.utils.html import strip_tags
+
+from accounts.models import Contact, Engagement, Goal
+from automation.actions import sandbox_engine
+from automation.models import EmailTemplate
+
+# The action sandbox's bounded filters plus a few control tags; no {% include %}/{% extends %}/{% load %},
+# no {% lorem %}/{% url %}/{% debug %}/{% now %}, no width filters (see automation.actions.sandbox_engine).
+TAGS = ("if", "for", "with", "comment", "firstof")
+HTML_ENGINE = sandbox_engine(tags=TAGS, autoescape=True)
+TEXT_ENGINE = sandbox_engine(tags=TAGS, autoescape=False)
+MAX_LOOP_DEPTH = 1
+MAX_RENDERED = 500_000
+
+KNOWN: dict[str, set[str] | None] = {
+    "account": {"id", "name", "health_score", "status", "risk_level", "arr", "industry", "size", "renewal_date",
+                "owner_name", "owner_email"},
+    "contact": {"id", "name", "first_name", "email", "role", "phone"},
+    "engagement": {"last_meeting_date", "last_engagement_type", "last_engagement_date", "next_meeting_date"},
+    "goals": {"active_goals", "completed_goals", "at_risk_goals", "missed_goals"},
+    "csm": {"name", "email"},
+    "tenant": {"name"},
+    "unsubscribe_url": None,
+}
+TEXT_FIELDS = ("subject", "html", "text")
+DEFAULTS_DIR = Path(settings.BASE_DIR) / "templates" / "emails"
+
+# The default templates every tenant gets on first use (CRM journeys use rescue and winback).
+DEFAULT_TEMPLATES = {
+    "rescue": {"subject": "Action needed: your payment for {{ account.name }} did not go through",
+               "category": "crm", "variables": ["update_url", "discount_code", "discount_percent", "discount_expires_at"]},
+    "winback": {"subject": "{{ contact.first_name|default:'Hi' }}, we'd love to have {{ account.name }} back",
+                "category": "crm", "variables": ["offer_url", "discount_code", "discount_percent", "discount_expires_at"]},
+    "welcome_email": {"subject": "Welcome to {{ tenant.name }}, {{ account.name }}!", "category": "onboarding",
+                      "variables": ["product_name"]},
+    "health_concern": {"subject": "Checking in on {{ account.name }}", "category": "health", "variables": []},
+    "renewal_reminder": {"subject": "Your renewal on {{ account.renewal_date }} is coming up", "category": "renewal",
+                         "variables": []},
+}
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+def _names_in(source: str, engine: Engine) -> tuple[set[str], set[str]]:
+    """(dotted variable names used, names bound locally by for/with)."""
+    template = engine.from_string(source or "")
+    used, local = set(), set()
+    depth = [0]
+
+    def expr(fe):
+        if not isinstance(fe, FilterExpression):
+            return
+        if isinstance(fe.var, Variable) and fe.var.lookups:
+            used.add(".".join(fe.var.lookups))
+        for _func, args in fe.filters:
+            for is_lookup, arg in args:
+                if is_lookup and isinstance(arg, Variable) and arg.lookups:
+                    used.add(".".join(arg.lookups))
+
+    def condition(c):
+        if c is None:
+            return
+        if hasattr(c, "value") and isinstance(c.value, FilterExpression):
+            expr(c.value)
+        for part in ("first", "second"):
+            if getattr(c, part, None) is not None:
+                condition(getattr(c, part))
+
+    def visit(nodelist):
+        for node in nodelist or []:
+            if isinstance(node, VariableNode):
+                expr(node.filter_expression)
+            elif isinstance(node, IfNode):
+                for cond, nodes in node.conditions_nodelists:
+                    condition(cond)
+                    visit(nodes)
+                continue
+            elif isinstance(node, ForNode):
+                expr(node.sequence)
+                local.update(node.loopvars)
+                local.add("forloop")
+                depth[0] += 1
+                if depth[0] > MAX_LOOP_DEPTH:  # nested loops multiply: a few short strings make billions of steps
+                    raise TemplateSyntaxError("loops inside loops are not allowed")
+                for attr in node.child_nodelists:
+                    visit(getattr(node, attr, None))
+                depth[0] -= 1
+                continue
+            elif isinstance(node, WithNode):
+                for value in node.extra_context.values():
+                    expr(value)
+                local.update(node.extra_context)
+            for attr in node.child_nodelists:
+                visit(getattr(node, attr, None))
+
+    visit(template.nodelist)
+    return used, local
+
+
+def declared_names(variables) -> set[str]:
+    return {v.removeprefix("custom.") for v in variables or [] if isinstance(v, str)}
+
+
+def unknown_variables(source: str, variables=(), engine: Engine = TEXT_ENGINE) -> list[str]:
+    """Variables ``source`` uses that the context will not have (raises TemplateSyntaxError)."""
+    used, local = _names_in(source, engine)
+    declared = declared_names(variables)
+    unknown = []
+    for name in sorted(used):
+        root, _, rest = name.partition(".")
+        attribute = rest.split(".")[0] if rest else ""
+        if root in local or root in declared:
+            continue
+        if root == "custom":
+            if attribute and attribute in declared:
+                continue
+        elif root in KNOWN and (KNOWN[root] is None or not attribute or attribute in KNOWN[root]):
+            continue
+        unknown.append(name)
+    return unknown
+
+
+def email_template_validate(template: EmailTemplate) -> None:
+    """Raise ValidationError naming each field with a syntax error or an unknown variable."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(template.variables, list) or not all(isinstance(v, str) for v in template.variables):
+        errors["variables"] = ["must be a list of variable names"]
+        raise ValidationError(errors)
+    bad = [v for v in template.variables if v.removeprefix("custom.").split(".")[0] in KNOWN]
+    if bad:
+        errors["variables"] = [f"'{v}' is a built-in variable; declare only custom ones" for v in bad]
+    for field in TEXT_FIELDS:
+        engine = HTML_ENGINE if field == "html" else TEXT_ENGINE
+        try:
+            unknown = unknown_variables(getattr(template, field), template.variables, engine)
+        except TemplateSyntaxError as exc:
+            errors.setdefault(field, []).append(f"invalid template: {exc}")
+            continue
+        for name in unknown:
+            errors.setdefault(field, []).append(
+                f"unknown variable '{name}'; known: {', '.join(sorted(KNOWN))}, and custom variables declared in "
+                f"'variables'")
+    if not (template.html or "").strip():
+        errors.setdefault("html", []).append("is required")
+    if errors:
+        raise ValidationError(errors)
+
+
+EDITABLE = ("name", "subject", "html", "text", "category", "variables")
+
+
+@transaction.atomic
+def email_template_save(*, template: EmailTemplate, data: dict) -> EmailTemplate:
+    for name, value in data.items():
+        if name in EDITABLE:
+            setattr(template, name, value)
+    email_template_validate(template)
+    clash = EmailTemplate.objects.for_tenant(template.tenant_id).filter(name=template.name).exclude(pk=template.pk)
+    if clash.exists():
+        raise ValidationError({"name": f"a template named '{template.name}' already exists"})
+    template.save()
+    return template
+
+
+# --- defaults -----------------------------------------------------------------------------------
+
+def _default_row(tenant_id, name: str) -> EmailTemplate:
+    spec = DEFAULT_TEMPLATES[name]
+    text_path = DEFAULTS_DIR / f"{name}.txt"
+    return EmailTemplate(tenant_id=tenant_id, name=name, subject=spec["subject"], category=spec["category"],
+                         variables=list(spec["variables"]), html=(DEFAULTS_DIR / f"{name}.html").read_text(),
+                         text=text_path.read_text() if text_path.exists() else "")
+
+
+def install_default_templates(tenant) -> list[EmailTemplate]:
+    """Create the default templates a tenant does not have yet (its own edits are kept)."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    have = set(EmailTemplate.objects.for_tenant(tenant_id).values_list("name", flat=True))
+    created = []
+    for name in DEFAULT_TEMPLATES:
+        if name not in have:
+            created.append(_get_or_install(tenant_id, name))
+    return created
+
+
+def _get_or_install(tenant_id, name: str) -> EmailTemplate:
+    try:
+        with transaction.atomic():
+            row = _default_row(tenant_id, name)
+            row.save()
+            return row
+    except IntegrityError:  # another transaction installed it meanwhile
+        return EmailTemplate.objects.for_tenant(tenant_id).get(name=name)
+
+
+def email_template_get(tenant, ref) -> EmailTemplate | None:
+    """A tenant's template by id or name; a default template is installed on first use by name."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    qs = EmailTemplate.objects.for_tenant(tenant_id)
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        found = qs.filter(pk=int(ref)).first()
+        if found is not None:
+            return found
+    found = qs.filter(name=str(ref)).first()
+    if found is None and str(ref) in DEFAULT_TEMPLATES:
+        found = _get_or_install(tenant_id, str(ref))
+    return found
+
+
+# --- context and rendering ----------------------------------------------------------------------
+
+def _date(value) -> str:
+    return timezone.localtime(value).date().isoformat() if value else ""
+
+
+def account_context(account) -> dict | None:
+    if account is None:
+        return None
+    owner = account.owner if account.owner_id else None
+    return {
+        "id": str(account.pk), "name": account.name,
+        "health_score": float(account.health_score) if account.health_score is not None else None,
+        "status": account.get_status_display(), "risk_level": account.get_risk_level_display(),
+        "arr": float(account.arr), "industry": account.industry, "size": account.get_size_display(),
+        "renewal_date": account.renewal_date.isoformat() if account.renewal_date else "",
+        "owner_name": (owner.get_full_name() or owner.email) if owner else "", "owner_email": owner.email if owner else "",
+    }
+
+
+def contact_context(contact) -> dict | None:
+    if contact is None:
+        return None
+    return {"id": contact.pk, "name": contact.name, "first_name": (contact.name or "").split(" ")[0],
+            "email": contact.email, "role": contact.role, "phone": contact.phone}
+
+
+def engagement_context(account) -> dict:
+    if account is None:
+        return {}
+    now = timezone.now()
+    engagements = Engagement.objects.for_tenant(account.tenant_id).filter(account=account)
+    last = engagements.filter(occurred_at__lte=now).order_by("-occurred_at").first()
+    last_meeting = engagements.filter(kind=Engagement.Kind.MEETING, outcome=Engagement.Outcome.COMPLETED,
+                                      occurred_at__lte=now).order_by("-occurred_at").first()
+    next_meeting = engagements.filter(kind=Engagement.Kind.MEETING, outcome=Engagement.Outcome.SCHEDULED,
+                                      occurred_at__gt=now).order_by("occurred_at").first()
+    return {
+        "last_engagement_type": last.get_kind_display() if last else "",
+        "last_engagement_date": _date(last.occurred_at) if last else "",
+        "last_meeting_date": _date(last_meeting.occurred_at) if last_meeting else "",
+        "next_meeting_date": _date(next_meeting.occurred_at) if next_meeting else "",
+    }
+
+
+def goals_context(account) -> dict:
+    if account is None:
+        return {}
+    S = Goal.Status
+    counts = Goal.objects.for_tenant(account.tenant_id).filter(account=account).aggregate(
+        active_goals=models.Count("pk", filter=models.Q(status__in=[S.CREATED, S.AT_RISK])),
+        completed_goals=models.Count("pk", filter=models.Q(status=S.ACHIEVED)),
+        at_risk_goals=models.Count("pk", filter=models.Q(status=S.AT_RISK)),
+        missed_goals=models.Count("pk", filter=models.Q(status=S.MISSED)),
+    )
+    return counts
+
+
+UNSUBSCRIBE_SALT = "automation.delivery.unsubscribe"
+
+
+def unsubscribe_token(contact) -> str:
+    return signing.dumps({"t": str(contact.tenant_id), "c": contact.pk}, salt=UNSUBSCRIBE_SALT, compress=True)
+
+
+def unsubscribe_url(contact) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/api/unsubscribe/{unsubscribe_token(contact)}/"
+
+
+def unsubscribe(token: str) -> Contact:
+    """Opt the contact named by a signed token out of email (idempotent); raises signing.BadSignature."""
+    from csplatform.tenancy import tenant_context
+
+    from accounts.models import Tenant
+
+    data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    tenant = Tenant.objects.get(pk=data["t"])
+    with tenant_context(tenant):
+        contact = Contact.objects.for_tenant(tenant).get(pk=data["c"])
+        if not contact.email_opt_out:
+            contact.email_opt_out = True
+            contact.save(update_fields=["email_opt_out", "updated_at"])
+    return contact
+
+
+def email_context(*, tenant, account=None, contact=None, custom: dict | None = None) -> dict:
+    owner = account.owner if account is not None and account.owner_id else None
+    custom = dict(custom or {})
+    context = {
+        "account": account_context(account), "contact": contact_context(contact),
+        "engagement": engagement_context(account), "goals": goals_context(account),
+        "csm": {"name": (owner.get_full_name() or owner.email) if owner else "", "email": owner.email if owner else ""},
+        "tenant": {"name": getattr(tenant, "name", "")},
+        "unsubscribe_url": unsubscribe_url(contact) if contact is not None else "",
+        "custom": custom,
+    }
+    for key, value in custom.items():  # declared custom variables are also usable by their bare name
+        context.setdefault(key, value)
+    return context
+
+
+def render_email(template: EmailTemplate, context: dict, subject: str | None = None) -> tuple[str, str, str]:
+    """(subject, text, html). The text part falls back to the HTML without tags."""
+    html = HTML_ENGINE.from_string(template.html).render(Context(context, autoescape=True))
+    subject_source = subject if subject else template.subject
+    plain = Context(context, autoescape=False)
+    rendered_subject = " ".join(TEXT_ENGINE.from_string(subject_source).render(plain).split())
+    if template.text.strip():
+        text = TEXT_ENGINE.from_string(template.text).render(Context(context, autoescape=False))
+    else:
+        text = "\n".join(line.strip() for line in strip_tags(html).splitlines() if line.strip())
+    if len(html) + len(text) + len(rendered_subject) > MAX_RENDERED:
+        raise ValueError(f"the email renders to more than {MAX_RENDERED} characters")
+    return str.__str__(rendered_subject), str.__str__(text), str.__str__(html)
+
+
+def preview(template: EmailTemplate, *, account=None, contact=None, custom: dict | None = None) -> dict:
+    """What the template renders to for one account/contact (the preview endpoint's and admin's service)."""
+    context = email_context(tenant=template.tenant, account=account, contact=contact, custom=custom)
+    subject, text, html = render_email(template, context)
+    return {"subject": subject, "text": text, "html": html}

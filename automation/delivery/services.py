@@ -1,0 +1,345 @@
+"""The outbox: enqueue in the caller's transaction, claim with SKIP LOCKED, send, record, retry, sweep.
+
+Life of a message::
+
+    pending --claim--> sending --2xx--> delivered
+       ^                  |----retryable failure, attempts left--> failed --(next_attempt_at)--> claim again
+       |                  |----permanent failure / no attempts left--> dead --outbox_requeue--> pending
+       |                  '----worker killed (claimed_at older than the timeout)--> failed (sweeper)
+
+* ``outbox_enqueue`` writes the row in the caller's transaction and hands its id to celery in
+  ``transaction.on_commit``: a rolled-back run leaves no message and sends nothing.
+* ``claim`` (system context, one short transaction) takes a small batch of due rows with
+  ``SELECT … FOR UPDATE SKIP LOCKED``, marks them ``sending``, counts the attempt and stamps a claim
+  token; several workers share the queue without ever taking the same row.
+* Each message is then sent outside any lock or transaction, in its tenant's context, and the result
+  recorded only if the row still carries the same claim token (a message the sweeper took back from a
+  worker presumed dead is not overwritten by that worker when it wakes up).
+* ``reclaim_stuck`` puts rows left in ``sending`` longer than ``OUTBOX_SENDING_TIMEOUT`` back in the
+  queue. Delivery is therefore at least once: receivers de-duplicate on ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Tenant
+from automation.models import Outbox, WebhookSecret
+from csplatform.tenancy import system_context, tenant_context
+
+from . import retry
+from .transports import Result, transports
+
+log = logging.getLogger("automation.delivery")
+S = Outbox.Status
+DUE = (S.PENDING, S.FAILED)
+
+# Runs that wrote messages in this thread whose run step is not saved yet (see receivers.py).
+_unlinked = threading.local()
+
+
+def runs_awaiting_step() -> set:
+    if not hasattr(_unlinked, "runs"):
+        _unlinked.runs = set()
+    return _unlinked.runs
+
+
+# --- enqueue ------------------------------------------------------------------------------------
+
+def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = "POST", headers: dict | None = None,
+                   idempotency_key: str | None = None, run=None, retry_policy: tuple[dict, int] | None = None,
+                   deliver_at=None, dispatch: bool = True) -> Outbox:
+    """Write one message in the current transaction (idempotent on ``idempotency_key`` per tenant) and,
+    unless ``dispatch`` is false, hand it to a worker when the transaction commits."""
+    if channel not in Outbox.Channel.values:
+        raise ValueError(f"unknown channel '{channel}'")
+    tenant_id = getattr(tenant, "pk", tenant)
+    policy, max_attempts = retry_policy or retry.policy_for()
+    key = idempotency_key or f"auto:{uuid.uuid4().hex}"
+    try:
+        with transaction.atomic():  # a savepoint: a duplicate key must not break the caller's transaction
+            message = Outbox.objects.create(
+                tenant_id=tenant_id, channel=channel, target=target, method=(method or "POST").upper(),
+                headers=headers or {}, payload=payload, idempotency_key=key, retry_policy=policy,
+                max_attempts=max_attempts, next_attempt_at=deliver_at or timezone.now(), run=run)
+    except IntegrityError:
+        existing = Outbox.objects.for_tenant(tenant_id).filter(idempotency_key=key).first()
+        if existing is None:
+            raise
+        return existing
+    if run is not None:
+        runs_awaiting_step().add(run.pk)
+    if dispatch and message.next_attempt_at <= timezone.now():
+        dispatch_on_commit([message.pk])
+    return message
+
+
+def dispatch_on_commit(ids: list[int]) -> None:
+    if ids:
+        transaction.on_commit(partial(dispatch, list(ids)))
+
+
+def dispatch(ids: list[int]) -> None:
+    """Hand message ids to celery. A broker outage only delays them: the periodic pass picks them up."""
+    from .tasks import deliver_messages
+
+    try:
+        deliver_messages.delay(ids)
+    except Exception:
+        log.exception("could not hand outbox messages %s to celery; the periodic pass will deliver them", ids)
+
+
+# --- claim, send, record ------------------------------------------------------------------------
+
+def _no_flush_wait() -> None:
+    """Commit the current transaction without waiting for the WAL flush (``OUTBOX_ASYNC_COMMIT``). A
+    database crash may then forget the last claims or results (well under a second of them): those
+    messages are pending or sending again and are sent again, at least once, never lost."""
+    if settings.OUTBOX_ASYNC_COMMIT and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def claim(*, ids=None, limit: int | None = None, now=None) -> list[Outbox]:
+    """Take up to ``limit`` due messages (only ``ids`` if given) for this worker: ``sending``, attempt
+    counted, claim token set. Rows locked by another claimer are skipped, never waited for."""
+    now = now or timezone.now()
+    limit = limit or settings.OUTBOX_BATCH_SIZE
+    token = uuid.uuid4()
+    with system_context("outbox: claim due messages"), transaction.atomic():
+        _no_flush_wait()
+        qs = (Outbox.objects.select_for_update(skip_locked=True)
+              .filter(status__in=DUE, next_attempt_at__lte=now).order_by("next_attempt_at", "id"))
+        if ids is not None:
+            qs = qs.filter(pk__in=list(ids))
+        rows = list(qs[:limit])
+        if not rows:
+            return []
+        claimed_at = timezone.now()
+        Outbox.objects.filter(pk__in=[r.pk for r in rows]).update(
+            status=S.SENDING, claimed_at=claimed_at, claim_token=token, attempts=F("attempts") + 1,
+            last_attempt_at=claimed_at, updated_at=claimed_at)
+    for row in rows:
+        row.status, row.claimed_at, row.claim_token, row.attempts = S.SENDING, claimed_at, token, row.attempts + 1
+        row.last_attempt_at = claimed_at
+    return rows
+
+
+def release(rows: list[Outbox]) -> None:
+    """Give claimed but unsent rows back (a worker out of time budget): the attempt is not counted."""
+    with system_context("outbox: release unsent claims"):
+        for row in rows:
+            Outbox.objects.filter(pk=row.pk, status=S.SENDING, claim_token=row.claim_token).update(
+                status=S.PENDING if row.attempts <= 1 else S.FAILED, attempts=F("attempts") - 1, claim_token=None,
+                updated_at=timezone.now())
+
+
+def send(message: Outbox) -> Result:
+    transport = transports.get(message.channel)
+    if transport is None:
+        return Result(False, error=f"no transport for channel '{message.channel}'", permanent=True)
+    try:
+        return transport.send(message)
+    except Exception as exc:  # a bug or an unexpected error in a transport: retried, and logged
+        log.exception("transport %s failed on message %s", message.channel, message.message_id)
+        return Result(False, error=f"{type(exc).__name__}: {exc}")
+
+
+def record(message: Outbox, result: Result) -> str:
+    """Write the outcome of one attempt; returns the new status ('' if the claim was lost meanwhile)."""
+    now = timezone.now()
+    fields = {"last_status_code": result.status_code, "last_response": (result.body or "")[: settings.OUTBOX_RESPONSE_EXCERPT],
+              "claim_token": None, "updated_at": now}
+    if result.ok:
+        fields.update(status=S.DELIVERED, delivered_at=now, error="")
+    elif result.permanent:
+        fields.update(status=S.DEAD, error=result.error)
+    elif message.attempts >= message.max_attempts:
+        fields.update(status=S.DEAD, error=f"gave up after {message.attempts} attempts: {result.error}")
+    else:
+        delay = retry.next_delay(message.retry_policy or {"schedule": retry.DEFAULT_SCHEDULE[1:]}, message.attempts,
+                                 result.retry_after)
+        fields.update(status=S.FAILED, error=result.error, next_attempt_at=now + timedelta(seconds=delay))
+    with transaction.atomic():
+        _no_flush_wait()
+        updated = Outbox.objects.filter(pk=message.pk, status=S.SENDING, claim_token=message.claim_token).update(**fields)
+    if not updated:
+        log.warning("outbox message %s was taken back by the sweeper before its result (%s) was recorded",
+                    message.message_id, "ok" if result.ok else result.error)
+        return ""
+    for name, value in fields.items():
+        setattr(message, name, value)
+    return fields["status"]
+
+
+@dataclass
+class DeliveryStats:
+    claimed: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    released: int = 0
+    reclaimed: int = 0
+    statuses: dict = field(default_factory=dict)
+
+    def count(self, status: str) -> None:
+        if status == S.DELIVERED:
+            self.delivered += 1
+        elif status == S.FAILED:
+            self.failed += 1
+        elif status == S.DEAD:
+            self.dead += 1
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("claimed", "delivered", "failed", "dead", "released", "reclaimed")}
+
+
+def deliver(*, ids=None, limit: int | None = None, now=None, budget: float | None = None,
+            batch_size: int | None = None) -> DeliveryStats:
+    """Claim and send due messages batch after batch until none is due, ``limit`` were claimed, or the
+    ``budget`` (seconds) is spent; with ``ids`` one batch of those messages only."""
+    stats = DeliveryStats()
+    started = time.monotonic()
+    tenants: dict = {}
+    while True:
+        want = batch_size or settings.OUTBOX_BATCH_SIZE
+        if limit is not None:
+            want = min(want, limit - stats.claimed)
+            if want <= 0:
+                break
+        rows = claim(ids=ids, limit=want, now=now)
+        if not rows:
+            break
+        stats.claimed += len(rows)
+        missing = {r.tenant_id for r in rows} - tenants.keys()
+        if missing:
+            tenants.update(Tenant.objects.in_bulk(list(missing)))
+        _prefetch_secrets(rows)
+        by_tenant: dict = {}
+        for message in rows:  # one tenant context per tenant of the batch, messages in claim order
+            by_tenant.setdefault(message.tenant_id, []).append(message)
+        unsent = list(rows)
+        for tenant_id, messages in by_tenant.items():
+            with tenant_context(tenants[tenant_id]):
+                for message in messages:
+                    if budget is not None and time.monotonic() - started > budget:
+                        break
+                    status = record(message, send(message))
+                    unsent.remove(message)
+                    stats.count(status)
+                    if status == S.FAILED:
+                        schedule_retry(message)
+        if unsent:
+            release(unsent)
+            stats.released += len(unsent)
+            return stats
+        if ids is not None:
+            break
+    return stats
+
+
+def schedule_retry(message: Outbox) -> None:
+    """A retry due soon also gets a celery countdown, so a 5 s retry does not wait for the next pass."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    delay = (message.next_attempt_at - timezone.now()).total_seconds()
+    if delay <= settings.OUTBOX_SHORT_RETRY:
+        from .tasks import deliver_messages
+
+        try:
+            deliver_messages.apply_async(([message.pk],), countdown=max(0.0, delay) + 0.05)
+        except Exception:
+            log.warning("could not schedule the retry of %s; the periodic pass will", message.message_id)
+
+
+def reclaim_stuck(*, now=None, timeout: float | None = None) -> int:
+    """Messages left ``sending`` longer than the timeout (their worker died): back in the queue, or dead
+    when they have no attempt left. Their outcome is unknown, so they may be delivered twice."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.OUTBOX_SENDING_TIMEOUT if timeout is None else timeout)
+    with system_context("outbox: re-claim messages stuck in sending"), transaction.atomic():
+        stuck = Outbox.objects.filter(status=S.SENDING, claimed_at__lt=cutoff)
+        dead = stuck.filter(attempts__gte=F("max_attempts")).update(
+            status=S.DEAD, claim_token=None, updated_at=now,
+            error="the worker was lost mid-send and no attempt is left (outcome unknown)")
+        back = stuck.filter(attempts__lt=F("max_attempts")).update(
+            status=S.FAILED, claim_token=None, next_attempt_at=now, updated_at=now,
+            error="the worker was lost mid-send; sending again")
+    if dead or back:
+        log.warning("outbox sweeper: %d messages back in the queue, %d dead", back, dead)
+    return dead + back
+
+
+def deliver_outbox_pass(*, now=None, budget: float | None = None, limit: int | None = None) -> dict:
+    """One pass of the periodic work: re-claim stuck messages, then deliver everything due."""
+    reclaimed = reclaim_stuck(now=now)
+    stats = deliver(now=now, budget=budget, limit=limit)
+    stats.reclaimed = reclaimed
+    return stats.as_dict()
+
+
+# --- re-queue -----------------------------------------------------------------------------------
+
+def outbox_requeue(message: Outbox) -> Outbox:
+    """Put a dead (or failed) message back in the queue with a fresh set of attempts; the message id
+    stays the same, so a receiver that got it before can still de-duplicate."""
+    with transaction.atomic():
+        row = Outbox.objects.for_tenant(message.tenant_id).select_for_update().get(pk=message.pk)
+        if row.status not in (S.DEAD, S.FAILED):
+            raise ValidationError({"status": f"only dead or failed messages can be re-queued; this one is {row.status}"})
+        row.status, row.attempts, row.next_attempt_at = S.PENDING, 0, timezone.now()
+        row.error, row.claim_token = "", None
+        row.save(update_fields=["status", "attempts", "next_attempt_at", "error", "claim_token", "updated_at"])
+        dispatch_on_commit([row.pk])
+    return row
+
+
+# --- webhook secrets ----------------------------------------------------------------------------
+
+def _prefetch_secrets(rows: list[Outbox]) -> None:
+    """One query for the signing secrets of a batch's webhooks (instead of one per message)."""
+    tenant_ids = {r.tenant_id for r in rows if r.channel == Outbox.Channel.WEBHOOK}
+    if not tenant_ids:
+        return
+    now = timezone.now()
+    found: dict = {t: [] for t in tenant_ids}
+    with system_context("outbox: signing secrets of a batch"):
+        for tenant_id, secret in (WebhookSecret.objects.filter(tenant_id__in=tenant_ids)
+                                  .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+                                  .order_by("-created_at", "-id").values_list("tenant_id", "secret")):
+            found[tenant_id].append(secret)
+    for row in rows:
+        if found.get(row.tenant_id):
+            row.signing_secrets = found[row.tenant_id]
+
+
+def active_webhook_secrets(tenant_id) -> list[str]:
+    """The secrets that sign the tenant's webhooks now (newest first); the first is created on demand."""
+    now = timezone.now()
+    secrets = list(WebhookSecret.objects.for_tenant(tenant_id).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+                   .order_by("-created_at", "-id").values_list("secret", flat=True))
+    if not secrets:
+        secrets = [WebhookSecret.objects.create(tenant_id=tenant_id).secret]
+    return secrets
+
+
+def webhook_secret_rotate(tenant, *, overlap: timedelta = timedelta(hours=24)) -> WebhookSecret:
+    """A new secret; the current ones keep signing (alongside it) for ``overlap``, then expire."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookSecret.objects.for_tenant(tenant_id).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now + overlap)).update(expires_at=now + overlap)
+        return WebhookSecret.objects.create(tenant_id=tenant_id)

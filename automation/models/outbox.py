@@ -1,0 +1,158 @@
+"""Outgoing messages: the transactional outbox and what delivery needs per tenant.
+
+* ``Outbox``: one message to deliver (webhook call, email, SMS, Slack/HubSpot/Salesforce call), written
+  in the same transaction as the run step that caused it and delivered after commit by
+  ``automation.delivery`` (claim with SKIP LOCKED, send outside the lock, record, retry with backoff).
+* ``WebhookSecret``: the tenant's signing secrets; several are active while one is being rotated.
+* ``EmailTemplate``: the tenant's email templates (seed 001), validated when saved.
+* ``IntegrationCredential``: the tenant's token for Slack, SMS, HubSpot or Salesforce.
+"""
+
+import base64
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from csplatform.tenancy import TenantOwnedModel
+
+
+def new_message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def new_webhook_secret() -> str:
+    """Standard Webhooks format: ``whsec_`` + base64 of 32 random bytes (the HMAC key is the decoded bytes)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Outbox(TenantOwnedModel):
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+        SLACK = "slack", "Slack"
+        HUBSPOT = "hubspot", "HubSpot"
+        SALESFORCE = "salesforce", "Salesforce"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (will retry)"
+        DEAD = "dead", "Dead"
+
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    target = models.CharField(max_length=2048, help_text="URL, email address, phone number, Slack channel or CRM object.")
+    method = models.CharField(max_length=8, default="POST")
+    headers = models.JSONField(default=dict, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=255)
+    message_id = models.CharField(max_length=64, unique=True, default=new_message_id, editable=False,
+                                  help_text="Sent as webhook-id; the same on every attempt so receivers can de-duplicate.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=8)
+    retry_policy = models.JSONField(default=dict, blank=True, help_text="Backoff of this message (see delivery.retry).")
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When a worker marked it sending.")
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_response = models.TextField(blank=True, default="", help_text="Excerpt of the last response body.")
+    error = models.TextField(blank=True, default="")
+    run = models.ForeignKey("automation.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox")
+    run_step = models.ForeignKey("automation.RunStep", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="outbox")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "outbox message"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="outbox_idempotency_per_tenant"),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="outbox_due_idx",
+                         condition=models.Q(status__in=["pending", "failed"])),
+            models.Index(fields=["claimed_at"], name="outbox_sending_idx", condition=models.Q(status="sending")),
+            models.Index(fields=["tenant", "status", "channel"], name="outbox_tenant_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.message_id} -> {self.target[:60]} ({self.status})"
+
+
+class WebhookSecret(TenantOwnedModel):
+    """A signing secret. Every active secret signs every webhook (one ``v1,`` signature each), so a
+    receiver keeps working while the tenant rotates: the old secret stays active until ``expires_at``."""
+
+    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Stops signing after this time.")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.secret[:10]}… ({'active' if self.is_active else 'expired'})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class EmailTemplate(TenantOwnedModel):
+    """Seed 001's email template: Django template syntax over account/contact/engagement/goals/custom.
+    Save through ``automation.delivery.email.email_template_save`` (or ``full_clean``), which rejects
+    unknown variables."""
+
+    name = models.CharField(max_length=100)
+    subject = models.CharField(max_length=500)
+    html = models.TextField()
+    text = models.TextField(blank=True, default="")
+    category = models.CharField(max_length=50, blank=True, default="")
+    variables = models.JSONField(default=list, blank=True,
+                                 help_text='Custom variables the template declares, e.g. ["product_name", "custom.discount_code"].')
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="email_template_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        from automation.delivery.email import email_template_validate
+
+        email_template_validate(self)
+
+
+class IntegrationCredential(TenantOwnedModel):
+    """How a tenant reaches Slack, its SMS provider, HubSpot or Salesforce. The base URL defaults to the
+    one in settings; a tenant-supplied one (e.g. a Salesforce instance URL) passes the outbound policy."""
+
+    class Integration(models.TextChoices):
+        SLACK = "slack", "Slack"
+        SMS = "sms", "SMS provider"
+        HUBSPOT = "hubspot", "HubSpot"
+        SALESFORCE = "salesforce", "Salesforce"
+
+    integration = models.CharField(max_length=16, choices=Integration.choices)
+    base_url = models.URLField(blank=True, default="", help_text="Blank: the platform's default for this integration.")
+    token = models.CharField(max_length=500)
+    config = models.JSONField(default=dict, blank=True, help_text='e.g. {"from": "+15550100"} for SMS.')
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["integration"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "integration"], name="integration_once_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.get_integration_display()

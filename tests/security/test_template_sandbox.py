@@ -1,0 +1,131 @@
+"""Hostile templates in rule actions (``automation.actions.render`` / ``check_template``): a tenant's rule
+must not run code, reach methods or objects beyond the documented plain-data context, or another tenant's rows.
+
+Read-only review of automation/ (owned elsewhere). Findings T1-T3 of the review (docs/security.md) were
+fixed in automation.actions (copies of the context, a filter allow-list, an engine without default tags);
+the tests below keep them fixed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from django.template import TemplateSyntaxError
+
+from automation.actions import ActionContext, check_template, render
+from automation.triggers import ConfigError
+from tests.factories import AccountFactory, MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+@pytest.fixture
+def ctx(tenant, other_tenant):
+    owner = MembershipFactory(tenant=tenant).user
+    account = AccountFactory(tenant=tenant, name="Globex", owner=owner)
+    AccountFactory(tenant=other_tenant, name="Someone else's account")
+    return ActionContext(
+        tenant=tenant, workflow=SimpleNamespace(pk=7, name="Renewal alert"),
+        run=SimpleNamespace(event=SimpleNamespace(type="account.updated")), account=account, subject=account,
+        event_payload={"id": str(account.pk), "name": "Globex", "tags": ["a", "b"], "nested": {"k": "v"}},
+        extra={"note": "manual run"},
+    )
+
+
+def walk(value, path="context"):
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from walk(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from walk(item, f"{path}.{index}")
+
+
+def test_the_template_context_is_plain_data_only(ctx):
+    """No model instance, manager or callable object in the context: nothing to traverse to other rows
+    (``account.tenant``, ``account.owner.memberships``, a related manager of another tenant)."""
+    for path, value in walk(ctx.template_context()):
+        assert isinstance(value, (*PLAIN, dict, list, tuple)), f"{path} is a {type(value).__name__}"
+
+
+@pytest.mark.parametrize("source", [
+    "{{ account.tenant }}", "{{ account.owner.memberships }}", "{{ account.parent.name }}",
+    "{{ account.contacts.all }}", "{{ workflow.tenant.memberships.all }}", "{{ tenant }}", "{{ request.user }}",
+    "{{ settings.SECRET_KEY }}", "{{ account.objects }}",
+])
+def test_it_renders_objects_outside_the_documented_context_as_nothing(ctx, source):
+    check_template(source, "body")  # unknown names are not a syntax error ...
+    assert render(source, ctx) == ""  # ... and resolve to nothing
+
+
+def test_it_renders_the_documented_variables(ctx):
+    assert render("{{ account.name }} / {{ workflow.name }} / {{ event.name }} / {{ custom.note }}", ctx) == (
+        "Globex / Renewal alert / Globex / manual run"
+    )
+    assert "Someone else" not in render("{{ account }} {{ event }} {{ custom }}", ctx)
+
+
+@pytest.mark.parametrize("source", [
+    "{{ account.__class__ }}", "{{ event.__class__.__mro__ }}", "{{ custom.__init__.__globals__ }}",
+    "{{ workflow._meta }}", "{{ account.name.__class__.__subclasses__ }}",
+])
+def test_it_refuses_private_attributes(ctx, source):
+    with pytest.raises(ConfigError):
+        check_template(source, "body")
+    with pytest.raises(TemplateSyntaxError):
+        render(source, ctx)
+
+
+@pytest.mark.parametrize("source", [
+    "{% load i18n %}", "{% include 'admin/base.html' %}", "{% extends 'admin/base.html' %}", "{% debug %}",
+    "{% lorem 1000000 w %}", "{% url 'admin:index' %}", "{% for x in event.tags %}{{ x }}{% endfor %}",
+    "{% now 'Y' %}", "{% templatetag openblock %}",
+])
+def test_it_refuses_template_tags_when_a_rule_is_saved(source):
+    with pytest.raises(ConfigError):
+        check_template(source, "body")
+
+
+def test_it_loads_no_tag_library_even_unchecked(ctx):
+    with pytest.raises(TemplateSyntaxError):
+        render("{% load static %}{% static 'x' %}", ctx)
+
+
+# --- the review's findings T1-T3 (docs/security.md), fixed in automation.actions ----------------------
+
+# T1
+@pytest.mark.parametrize("source", ["{{ event.clear }}", "{{ event.tags.pop }}", "{{ event.nested.clear }}",
+                                    "{{ custom.popitem }}"])
+def test_a_template_cannot_change_the_event_it_renders(ctx, source):
+    payload_before, extra_before = repr(ctx.event_payload), repr(ctx.extra)
+    check_template(source, "body")
+    render(source, ctx)
+    assert (repr(ctx.event_payload), repr(ctx.extra)) == (payload_before, extra_before)
+
+
+# T2
+@pytest.mark.parametrize("source", ["{{ account.name|center:'100000000' }}", "{{ account.name|ljust:'100000000' }}",
+                                    "{{ account.name|stringformat:'100000000s' }}"])
+def test_it_refuses_output_amplifying_filters_when_a_rule_is_saved(source):
+    with pytest.raises(ConfigError):
+        check_template(source, "body")
+
+
+# T3
+@pytest.mark.parametrize("source", ["{% lorem 3 w %}", "{% now 'Y' %}", "{% url 'admin:index' %}", "{% debug %}",
+                                    "{% for x in event.tags %}{{ x }}{% endfor %}"])
+def test_render_itself_refuses_template_tags(ctx, source):
+    """Even a template that never went through check_template (admin, seeds, data migrations)."""
+    with pytest.raises(TemplateSyntaxError):
+        render(source, ctx)
+
+
+def test_dates_and_decimals_in_the_payload_stay_data(ctx):
+    ctx.event_payload.update({"when": datetime.date(2026, 1, 2).isoformat(), "arr": str(Decimal("10.50"))})
+    assert render("{{ event.when }} {{ event.arr }}", ctx) == "2026-01-02 10.50"
