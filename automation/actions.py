@@ -39,6 +39,7 @@ class ActionContext:
     subject: Any
     event_payload: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    position: int | None = None  # index of the running action in the rule (set by the engine)
 
     def template_context(self) -> dict:
         """Plain data only: templates cannot reach methods or other tenants' rows."""
@@ -790,14 +791,6 @@ class NotBuilt(Action):
 
     def run(self, config, ctx):
         raise ActionError(f"{self.type}: not implemented yet; nothing was done")
-
-
-@register
-class AddToCadence(NotBuilt):
-    type = "add_to_cadence"
-
-    def run(self, config, ctx):
-        raise ActionError("add_to_cadence: cadences are not implemented yet; nothing was done")
 
 
 @register

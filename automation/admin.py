@@ -534,7 +534,7 @@ class WorkflowAdmin(TenantScopedAdmin):
         data = form.rule_data()
         if not change:
             data["source"] = "admin"
-        services.workflow_save(rule=obj, data=data)
+        services.workflow_save(rule=obj, data=data, actor=request.user)
 
     def save_related(self, request, form, formsets, change):
         # The service has set scope_accounts already; only inlines (none today) are left.
@@ -542,11 +542,11 @@ class WorkflowAdmin(TenantScopedAdmin):
             self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request, obj):
-        services.workflow_delete(rule=obj)
+        services.workflow_delete(rule=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
         for rule in queryset:
-            services.workflow_delete(rule=rule)
+            services.workflow_delete(rule=rule, actor=request.user)
 
     # -- test and run --
 

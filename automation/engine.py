@@ -259,6 +259,7 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
         for position, spec in enumerate(rule.actions):
             if position < run.start_position:
                 continue
+            ctx.position = position
             started = time.perf_counter()
             step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])
             try:

@@ -7,6 +7,8 @@ from typing import Any, Mapping
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.audit import audit_record, audit_snapshot
+
 from . import conditions, rule_index
 from .actions import actions
 from .models import Workflow
@@ -128,17 +130,23 @@ def workflow_validate(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
 
 
 @transaction.atomic
-def workflow_save(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
+def workflow_save(*, rule: Workflow, data: Mapping[str, Any], actor=None) -> Workflow:
+    """Validate and save a rule; the change is written to the tenant's audit trail."""
+    creating = rule.pk is None
+    before = None if creating else audit_snapshot(Workflow.objects.get(pk=rule.pk))
     workflow_validate(rule=rule, data=data)
     rule.save()
     if "scope_accounts" in data:
         rule.scope_accounts.set(data["scope_accounts"])
     rule_index.invalidate(rule.tenant_id)
+    audit_record(tenant=rule.tenant, actor=actor, action="create" if creating else "update", obj=rule,
+                 before=before, after=audit_snapshot(rule))
     return rule
 
 
 @transaction.atomic
-def workflow_delete(*, rule: Workflow) -> None:
-    tenant_id = rule.tenant_id
+def workflow_delete(*, rule: Workflow, actor=None) -> None:
+    tenant, before = rule.tenant, audit_snapshot(rule)
+    audit_record(tenant=tenant, actor=actor, action="delete", obj=rule, before=before, after=None)
     rule.delete()
-    rule_index.invalidate(tenant_id)
+    rule_index.invalidate(tenant.pk)

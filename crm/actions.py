@@ -5,9 +5,7 @@ Config: ``{"journey": "payment_failed_rescue"}`` (aliases ``playbook``, ``cadenc
 subject when it is a contact, else the account's recipient contact (primary, else first). A contact
 already in the journey is not an error: the step reports ``already_active`` with that execution.
 
-Registered from ``crm.apps`` only while automation has no ``add_to_cadence`` of its own: today
-``automation/actions.py`` registers a placeholder under that name, which must be removed for this
-class to take over (the registry refuses duplicates).
+Registered into automation's action registry from ``crm.apps`` (automation never imports crm).
 """
 
 from __future__ import annotations

@@ -14,13 +14,12 @@ class CrmConfig(AppConfig):
 
     @staticmethod
     def _register_action() -> None:
-        """``add_to_cadence`` -> ``crm.actions.AddToCadence``, once automation drops its placeholder."""
+        """``add_to_cadence`` (seed 003) starts a CRM journey: crm registers it into automation's registry."""
         from automation.actions import actions
 
         from .actions import AddToCadence
 
-        if "add_to_cadence" not in actions:
-            actions.register(AddToCadence.type)(AddToCadence())
+        actions.register(AddToCadence.type)(AddToCadence())
 
     @staticmethod
     def _register_schedules() -> None:

@@ -187,3 +187,10 @@ class TenantModelViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         serializer.save(tenant=resolve_membership(self.request).tenant)
+
+
+def slash_optional(router):
+    """Let ``router`` answer with or without the trailing slash (the seeds' clients call /api/x without
+    it). Set after construction: DRF's constructor turns any truthy ``trailing_slash`` into "/"."""
+    router.trailing_slash = "/?"
+    return router

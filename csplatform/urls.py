@@ -2,7 +2,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+
+from automation.delivery.views import unsubscribe_view
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
@@ -10,7 +11,7 @@ urlpatterns = [
     path("api/", include("automation.api.urls")),
     path("api/", include("playbooks.api.urls")),
     path("api/v1/crm/", include("crm.api.urls")),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/unsubscribe/<str:token>/", unsubscribe_view, name="unsubscribe"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -1,9 +1,11 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from csplatform.api import slash_optional
+
 from . import views
 
-router = DefaultRouter(trailing_slash="/?")
+router = slash_optional(DefaultRouter())
 router.register("accounts", views.AccountViewSet, basename="account")
 router.register("contacts", views.ContactViewSet, basename="contact")
 router.register("tags", views.TagViewSet, basename="tag")
@@ -24,7 +26,7 @@ tenant_settings = views.TenantSettingsView.as_view({"get": "current", "patch": "
 urlpatterns = [
     path("tenant/", tenant_settings, name="tenant-settings"),
     path("auth/token/revoke/", views.RevokeTokenView.as_view(), name="api-token-revoke"),
-    # Comes before csplatform.urls' unthrottled obtain_auth_token at the same path, so this one answers.
+    # Token login, throttled (scope "login").
     path("auth/token/", views.LoginView.as_view(), name="api-token-login"),
     *router.urls,
 ]

@@ -157,7 +157,8 @@ class RuleSerializer(serializers.ModelSerializer):
 
     def _save(self, rule: Workflow, data: dict) -> Workflow:
         try:
-            return workflow_save(rule=rule, data=data)
+            request = self.context.get("request")
+            return workflow_save(rule=rule, data=data, actor=request.user if request is not None else None)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(
                 shapes.rename_errors(django_validation_error_detail(exc), self.renames)) from None

@@ -105,7 +105,7 @@ class RuleViewSet(TenantModelViewSet):
         serializer.instance = self.get_queryset().get(pk=rule.pk)
 
     def perform_destroy(self, instance):
-        services.workflow_delete(rule=instance)
+        services.workflow_delete(rule=instance, actor=self.request.user)
 
     @property
     def tenant(self):

@@ -1,11 +1,12 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
+from csplatform.api import slash_optional
+
 from . import views
 
 # Routes take an optional trailing slash, as seed 000's clients call them without one.
-router = SimpleRouter()
-router.trailing_slash = "/?"  # DRF's constructor turns any truthy value into "/"
+router = slash_optional(SimpleRouter())
 router.register("playbooks/executions", views.PlaybookExecutionViewSet, basename="playbookexecution")
 
 urlpatterns = [

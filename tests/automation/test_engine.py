@@ -268,3 +268,19 @@ def test_it_debounces_an_autosave_storm_into_one_run(tenant, run_events):
     engine.run_due_runs(tenant.pk, now=_later(2))
     assert list(Run.objects.values_list("status", flat=True)) == ["success"]
     assert Note.objects.get().body == "industry is now Retail"
+
+
+def test_it_writes_rule_changes_to_the_audit_trail(tenant):
+    from accounts.models import AuditLog
+    from automation.services import workflow_delete
+
+    actor = MembershipFactory(tenant=tenant).user
+    saved = workflow_save(rule=Workflow(tenant=tenant), actor=actor, data={
+        "name": "Alert", "status": "draft", "trigger_type": "manual", "cooldown_minutes": 60})
+    workflow_save(rule=saved, actor=actor, data={"cooldown_minutes": 30})
+    workflow_delete(rule=saved, actor=actor)
+    entries = list(AuditLog.objects.for_tenant(tenant).filter(object_type="automation.workflow").order_by("created_at", "id"))
+    assert [e.action for e in entries] == ["create", "update", "delete"]
+    assert entries[1].changes == {"cooldown_minutes": [60, 30]}
+    assert entries[1].actor == actor
+    assert "webhook_token" not in entries[1].changes

@@ -127,12 +127,3 @@ def test_it_rejects_a_bad_webhook_config_when_the_rule_is_saved(tenant, config, 
         churn_rule(tenant, {"type": "webhook", "config": config})
     errors = error.value.message_dict
     assert message in errors[f"actions[0].config.{field}"][0]
-
-
-def test_it_still_fails_cadences_clearly(tenant, on_commit):
-    account = AccountFactory(tenant=tenant)
-    churn_rule(tenant, {"type": "add_to_cadence", "config": {"cadence_id": 2}})
-    with on_commit():
-        account_services.account_save(account=account, changes={"status": "churned"})
-    step = RunStep.objects.get()
-    assert step.status == "failed" and "not implemented" in step.error
