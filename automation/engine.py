@@ -47,9 +47,24 @@ def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
             return []
         live = list(Workflow.objects.for_tenant(tenant).select_related("tenant")
                     .filter(status=Workflow.Status.ACTIVE, enabled=True))
-        runs = [fire(rule, event=event) for event in batch for rule in matching_rules(event, live)]
+        subjects = _load_subjects(tenant, batch)
+        runs = [fire(rule, event=event, subject=subjects.get((event.model, event.object_id)))
+                for event in batch for rule in matching_rules(event, live)]
         Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
         return runs
+
+
+def _load_subjects(tenant, batch: list[Event]) -> dict:
+    """The changed rows of a batch of events, one query per model (deleted rows are simply absent)."""
+    wanted: dict[str, set] = {}
+    for event in batch:
+        if event.model in WATCHED and event.object_id and event.type != "model_deleted":
+            wanted.setdefault(event.model, set()).add(event.object_id)
+    found = {}
+    for model_name, ids in wanted.items():
+        for pk, row in model_for(model_name).objects.for_tenant(tenant).in_bulk(list(ids)).items():
+            found[(model_name, str(pk))] = row
+    return found
 
 
 def matching_rules(event: Event, live: list[Workflow] | None = None) -> list[Workflow]:
