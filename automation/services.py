@@ -150,3 +150,15 @@ def workflow_delete(*, rule: Workflow, actor=None) -> None:
     audit_record(tenant=tenant, actor=actor, action="delete", obj=rule, before=before, after=None)
     rule.delete()
     rule_index.invalidate(tenant.pk)
+
+
+@transaction.atomic
+def workflow_rotate_webhook_token(*, rule: Workflow, actor=None) -> str:
+    """Give the rule a new inbound webhook token; the old URL stops working at once."""
+    from .models.rules import _new_token
+
+    rule.webhook_token = _new_token()
+    rule.save(update_fields=["webhook_token", "updated_at"])
+    audit_record(tenant=rule.tenant, actor=actor, action="update", obj=rule,
+                 before={"webhook_token": "old"}, after={"webhook_token": "new"})
+    return rule.webhook_token

@@ -107,6 +107,13 @@ class RuleViewSet(TenantModelViewSet):
     def perform_destroy(self, instance):
         services.workflow_delete(rule=instance, actor=self.request.user)
 
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="rotate-webhook-token")
+    def rotate_webhook_token(self, request, pk=None):
+        """A new inbound webhook token (tenant admins); returned once, the old URL stops working."""
+        token = services.workflow_rotate_webhook_token(rule=self.get_object(), actor=request.user)
+        return Response({"webhook_token": token, "webhook_url": f"/api/hooks/{token}/"})
+
     @property
     def tenant(self):
         return resolve_membership(self.request).tenant

@@ -633,3 +633,21 @@ def test_it_serves_the_rule_endpoints_in_the_schema(api):
     for path in ("/api/admin/automation/", "/api/admin/automation/{id}/test/", "/api/admin/automation/execute/",
                  "/api/admin/automation/stats/", "/api/event-triggers/{id}/executions/", "/api/hooks/{token}/"):
         assert path in paths
+
+
+def test_it_rotates_a_webhook_token_so_the_old_url_stops_working(tenant, member_client):
+    from automation.models import Workflow as Rule
+    from automation.services import workflow_save as save
+
+    hook = save(rule=Rule(tenant=tenant), data={"name": "Hook", "status": "active", "trigger_type": "webhook",
+                                                 "actions": [{"type": "create_note", "config": {"body": "x"}}]})
+    old = hook.webhook_token
+    admin = member_client(tenant)
+    viewer = member_client(tenant, "viewer")
+    assert viewer.post(f"/api/admin/automation/{hook.pk}/rotate-webhook-token").status_code == 403
+    response = admin.post(f"/api/admin/automation/{hook.pk}/rotate-webhook-token")
+    assert response.status_code == 200
+    new = response.json()["webhook_token"]
+    assert new != old
+    assert admin.post(f"/api/hooks/{old}/", {"x": 1}, format="json").status_code == 404
+    assert admin.post(f"/api/hooks/{new}/", {"x": 1}, format="json").status_code == 202
