@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 
 from csplatform.tenancy import tenant_context
 
-from . import services
+from . import services, signals
 from .models import (
     Account, Contact, Engagement, Goal, HealthScore, JourneyStage, Note, Role, SupportTicket, SurveyResponse,
     Tag, Task, Tenant, UsageMetric,
@@ -63,6 +63,7 @@ def demo_seed() -> Tenant:
     # Everything below is the demo tenant's own rows: write them in its scope (row-level security).
     with tenant_context(tenant):
         _seed_tenant(tenant)
+    signals.demo_seeded.send(sender=Tenant, tenant=tenant)
     return tenant
 
 

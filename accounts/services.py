@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from itertools import groupby
 from typing import Any, Mapping
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from csplatform.tenancy import tenant_context
+from csplatform.tenancy import system_context, tenant_context
 
 from . import signals
 from .audit import audit_record, audit_snapshot
@@ -19,6 +23,8 @@ from .models import (
     COMPONENTS, DEFAULT_STAGES, Account, AuditLog, Goal, HealthScore, JourneyHistory, JourneyStage, Membership,
     RiskLevel, Role, Tenant,
 )
+
+log = logging.getLogger("accounts.services")
 
 TWO_PLACES = Decimal("0.01")
 MAX_HIERARCHY_DEPTH = 20
@@ -234,27 +240,56 @@ def health_score_compute(*, tenant: Tenant, components: Mapping[str, Decimal | N
     return overall, breakdown
 
 
-@transaction.atomic
-def health_score_record(*, account: Account, components: Mapping[str, Any],
-                        calculated_at: datetime | None = None) -> HealthScore:
-    """Record a new score for ``account``.
+@dataclass(frozen=True)
+class _Adjustment:
+    value: Decimal = Decimal("0")
+    reason: str = ""
+    expires_at: datetime | None = None
+    by: str = ""
 
-    ``previous_score`` is the score that preceded this one in time (for a backdated score: the latest
-    one recorded before its ``calculated_at``). Only a score that is now the latest updates the
-    account's ``health_score`` / ``risk_level``; a backdated one is history and leaves them alone.
-    """
+    @classmethod
+    def of(cls, score: HealthScore | None, at: datetime) -> "_Adjustment":
+        """The adjustment of ``score`` if it is still active at ``at``, else none."""
+        if score is None or not score.adjustment_active_at(at):
+            return cls()
+        by = ((score.breakdown or {}).get("adjustment") or {}).get("by", "")
+        return cls(score.adjustment, score.adjustment_reason, score.adjustment_expires_at, by)
+
+
+def _apply_adjustment(weighted: Decimal, breakdown: dict, adjustment: _Adjustment) -> tuple[Decimal, dict]:
+    """clamp(weighted + adjustment, 0, 100); the breakdown records the adjustment when there is one."""
+    if not adjustment.value:
+        return weighted, breakdown
+    overall = min(max(weighted + adjustment.value, Decimal("0")), Decimal("100")).quantize(TWO_PLACES, ROUND_HALF_UP)
+    breakdown = {**breakdown, "adjustment": {
+        "value": float(adjustment.value), "reason": adjustment.reason,
+        "expires_at": adjustment.expires_at.isoformat() if adjustment.expires_at else None,
+        "by": adjustment.by, "weighted_score": float(weighted),
+    }}
+    return overall, breakdown
+
+
+def _health_score_write(*, account: Account, components: Mapping[str, Any], calculated_at: datetime | None,
+                        adjustment: _Adjustment | None) -> HealthScore:
+    """Write one new score row (``adjustment`` None = carry the adjustment active at ``calculated_at``),
+    mirror it on the account if it is the latest, and send ``health_score_recorded``. Caller: atomic."""
     caller_account = account
     account = Account.objects.select_for_update().select_related("tenant").get(pk=account.pk)
-    overall, breakdown = health_score_compute(tenant=account.tenant, components=components)
+    weighted, breakdown = health_score_compute(tenant=account.tenant, components=components)
     calculated_at = calculated_at or timezone.now()
     history = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id")
     latest = history.first()
     previous = history.filter(calculated_at__lte=calculated_at).first()
+    if adjustment is None:
+        adjustment = _Adjustment.of(previous, calculated_at)
+    overall, breakdown = _apply_adjustment(weighted, breakdown, adjustment)
     score = HealthScore(
         tenant=account.tenant, account=account, overall_score=overall, breakdown=breakdown,
         risk_level=risk_level_for(tenant=account.tenant, score=overall),
         previous_score=previous.overall_score if previous else None,
         calculated_at=calculated_at,
+        adjustment=adjustment.value, adjustment_reason=adjustment.reason if adjustment.value else "",
+        adjustment_expires_at=adjustment.expires_at if adjustment.value else None,
         **{name: components.get(name) for name in COMPONENTS},
     )
     score.full_clean()
@@ -267,6 +302,104 @@ def health_score_record(*, account: Account, components: Mapping[str, Any],
             obj.health_score, obj.risk_level = overall, score.risk_level
     signals.health_score_recorded.send(sender=HealthScore, score=score, previous=previous)
     return score
+
+
+@transaction.atomic
+def health_score_record(*, account: Account, components: Mapping[str, Any],
+                        calculated_at: datetime | None = None) -> HealthScore:
+    """Record a new score for ``account``.
+
+    ``previous_score`` is the score that preceded this one in time (for a backdated score: the latest
+    one recorded before its ``calculated_at``). Only a score that is now the latest updates the
+    account's ``health_score`` / ``risk_level``; a backdated one is history and leaves them alone.
+    An adjustment still active at ``calculated_at`` (see ``health_score_adjust``) is carried onto it.
+    """
+    return _health_score_write(account=account, components=components, calculated_at=calculated_at,
+                               adjustment=None)
+
+
+def _latest_components(account: Account) -> tuple[HealthScore, dict]:
+    latest = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id").first()
+    if latest is None:
+        raise ValidationError({"account": "The account has no health score to adjust yet."})
+    return latest, {name: getattr(latest, name) for name in COMPONENTS}
+
+
+@transaction.atomic
+def health_score_adjust(*, account: Account, adjustment: Decimal | int | float | str, reason: str,
+                        duration: timedelta | None = None, actor=None, source: str = "",
+                        calculated_at: datetime | None = None) -> HealthScore:
+    """Record a NEW score with the latest components plus ``adjustment`` points (-100..100), clamped to
+    0-100; the risk level follows the adjusted score. Old rows are never edited.
+
+    An adjustment REPLACES the account's active one (it never stacks): adjusting by -10 twice leaves
+    -10, and ``adjustment=0`` removes the active adjustment. ``duration`` (a positive timedelta) makes
+    it temporary: ``health_adjustments_expire`` records a score without it once it has passed; without
+    a duration it stays until replaced. ``actor`` (a user) or ``source`` (e.g. a rule) is recorded in the
+    breakdown as who adjusted.
+    """
+    try:
+        value = Decimal(str(adjustment))
+    except (ArithmeticError, ValueError):
+        raise ValidationError({"adjustment": "The adjustment must be a number between -100 and 100."}) from None
+    if not value.is_finite() or not Decimal("-100") <= value <= Decimal("100"):
+        raise ValidationError({"adjustment": "The adjustment must be a number between -100 and 100."})
+    value = value.quantize(TWO_PLACES, ROUND_HALF_UP)
+    reason = (reason or "").strip()
+    if value and not reason:
+        raise ValidationError({"reason": "An adjustment needs a reason."})
+    if duration is not None and duration <= timedelta(0):
+        raise ValidationError({"duration": "The duration of a temporary adjustment must be positive."})
+    account = Account.objects.select_for_update().get(pk=account.pk)
+    _, components = _latest_components(account)
+    calculated_at = calculated_at or timezone.now()
+    by = source or ((actor.email or actor.get_username()) if actor is not None else "")
+    spec = _Adjustment(value, reason[:500], calculated_at + duration if duration and value else None, by)
+    return _health_score_write(account=account, components=components, calculated_at=calculated_at, adjustment=spec)
+
+
+def health_adjustments_due(now: datetime):
+    """One queryset: each account's LATEST score whose temporary adjustment has ended by ``now``."""
+    latest = (HealthScore.objects.filter(account=OuterRef("account"))
+              .order_by("-calculated_at", "-id").values("pk")[:1])
+    return (HealthScore.objects.filter(adjustment_expires_at__isnull=False, adjustment_expires_at__lte=now)
+            .exclude(adjustment=0).filter(pk=Subquery(latest)))
+
+
+def health_adjustments_expire(now: datetime | None = None, *, limit: int = 1000) -> int:
+    """Record, for every account whose latest score carries an adjustment that ended by ``now``, a new
+    score with the same components and no adjustment, dated when the adjustment ended. Lists the
+    candidates across tenants in the system context, writes tenant by tenant in that tenant's context,
+    one transaction per account (a failure is logged and retried on the next pass). Goes through
+    ``health_score_recorded`` like any score, so rules see the change. Returns how many were expired."""
+    now = now or timezone.now()
+    with system_context("accounts: list expired health score adjustments"):
+        due = list(health_adjustments_due(now).order_by("tenant_id", "adjustment_expires_at")
+                   .values_list("tenant_id", "account_id")[:limit])
+        tenants = {t.pk: t for t in Tenant.objects.filter(pk__in={tenant_id for tenant_id, _ in due})}
+    expired = 0
+    for tenant_id, account_ids in groupby(due, key=lambda row: row[0]):
+        with tenant_context(tenants[tenant_id]):
+            for _, account_id in account_ids:
+                try:
+                    expired += _health_adjustment_expire_one(account_id, now)
+                except Exception:  # one broken account must not hold up the others
+                    log.exception("expiring the health score adjustment of account %s failed", account_id)
+    return expired
+
+
+@transaction.atomic
+def _health_adjustment_expire_one(account_id, now: datetime) -> int:
+    account = Account.objects.select_for_update().filter(pk=account_id).first()
+    if account is None:
+        return 0
+    latest, components = _latest_components(account)
+    # Re-checked under the account's lock: a concurrent pass or a new score may have dealt with it.
+    if not latest.adjustment or latest.adjustment_expires_at is None or latest.adjustment_expires_at > now:
+        return 0
+    at = max(latest.adjustment_expires_at, latest.calculated_at)
+    _health_score_write(account=account, components=components, calculated_at=at, adjustment=_Adjustment())
+    return 1
 
 
 # --- journey -------------------------------------------------------------------------------------

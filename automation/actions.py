@@ -794,8 +794,61 @@ class NotBuilt(Action):
 
 
 @register
-class UpdateHealthScore(NotBuilt):
+class UpdateHealthScore(Action):
+    """Seed 001's ``{adjustment, reason, temporary, duration}``: records a new score with the latest
+    components plus ``adjustment`` points (-100..100, clamped to 0-100). It replaces the account's active
+    adjustment rather than adding to it. ``temporary`` needs ``duration`` (``2h``, ``3d``, ``1w``): the
+    adjustment then expires by itself (``automation.health_adjustments``). ``reason`` may use {{ }}."""
+
     type = "update_health_score"
+    required = ("reason",)
+    templated = ("reason",)
+
+    def validate_config(self, config):
+        from decimal import Decimal, InvalidOperation
+
+        from .triggers import parse_duration
+
+        config = dict(config or {})
+        value = config.get("adjustment")
+        if value in (None, ""):
+            raise ConfigError("adjustment", "is required")
+        try:
+            if isinstance(value, bool):
+                raise InvalidOperation
+            number = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            raise ConfigError("adjustment", "must be a number between -100 and 100") from None
+        if not number.is_finite() or not -100 <= number <= 100:
+            raise ConfigError("adjustment", "must be a number between -100 and 100")
+        config = super().validate_config(config)
+        if not str(config["reason"]).strip():
+            raise ConfigError("reason", "is required")
+        temporary = config.setdefault("temporary", False)
+        if not isinstance(temporary, bool):
+            raise ConfigError("temporary", "must be true or false")
+        if temporary:
+            if config.get("duration") in (None, ""):
+                raise ConfigError("duration", "is required when temporary is true (like 2h, 3d or 1w)")
+            parse_duration(config["duration"], "duration")
+        elif config.get("duration") not in (None, ""):
+            raise ConfigError("duration", "only applies with temporary: true (a permanent adjustment has none)")
+        return config
 
     def run(self, config, ctx):
-        raise ActionError("update_health_score: score adjustments are not implemented yet; the score is unchanged")
+        from django.core.exceptions import ValidationError
+
+        from .triggers import parse_duration
+
+        account = _require_account(ctx)
+        duration = parse_duration(config["duration"], "duration") if config.get("temporary") else None
+        try:
+            score = account_services.health_score_adjust(
+                account=account, adjustment=config["adjustment"], reason=render(config["reason"], ctx),
+                duration=duration, source=f"workflow:{ctx.workflow.pk}")
+        except ValidationError as exc:
+            raise ActionError(f"update_health_score: {'; '.join(exc.messages)}; the score is unchanged") from None
+        return {"health_score_id": score.pk, "previous_score": float(score.previous_score)
+                if score.previous_score is not None else None, "overall_score": float(score.overall_score),
+                "risk_level": score.risk_level, "adjustment": float(score.adjustment),
+                "expires_at": score.adjustment_expires_at.isoformat() if score.adjustment_expires_at else None}

@@ -40,7 +40,9 @@ from . import conditions, engine, services
 from .actions import actions as action_registry
 from .api import running
 from .conditions.tree import iter_leaves
-from .models import Event, Run, RunStep, ScheduledSlot, Workflow
+from .models import (
+    EmailTemplate, Event, IntegrationCredential, Outbox, Run, RunStep, ScheduledSlot, WebhookSecret, Workflow,
+)
 from .subjects import WATCHED, model_for
 from .triggers import triggers
 
@@ -640,6 +642,27 @@ class RunStepInline(ReadOnlyInline):
         return pretty_json(obj.output)
 
 
+class RunOutboxInline(ReadOnlyInline):
+    """The messages the run's steps wrote (webhooks, emails, ...) and how their delivery went."""
+
+    model = Outbox
+    fk_name = "run"
+    verbose_name = "outbox message"
+    verbose_name_plural = "Outbox messages (delivery of each step)"
+    fields = ("step", "channel", "target", "status", "attempts", "last_status_code", "error", "next_attempt_at",
+              "delivered_at")
+    readonly_fields = fields
+    ordering = ("run_step__position", "id")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("run_step")
+
+    @admin.display(description="Step")
+    def step(self, obj):
+        step = obj.run_step
+        return f"{step.position}: {step.action_type}" if step is not None else "-"  # as the steps above
+
+
 class SkipReasonFilter(admin.SimpleListFilter):
     title = "skip reason"
     parameter_name = "skip_reason"
@@ -671,7 +694,7 @@ class RunAdmin(TenantScopedAdmin):
     list_filter = ("status", SkipReasonFilter, ("workflow", admin.RelatedOnlyFieldListFilter), "manual", "created_at")
     search_fields = ("workflow__name", "account__name", "subject_id")
     date_hierarchy = "created_at"
-    inlines = (RunStepInline,)
+    inlines = (RunStepInline, RunOutboxInline)
     actions = ("replay",)
     fieldsets = (
         (None, {"fields": ("workflow", "status", "skip_reason", "error", "account", "subject", "event", "depth",
@@ -692,6 +715,13 @@ class RunAdmin(TenantScopedAdmin):
 
     def has_run_permission(self, request, obj=None):
         return self.has_role(request, frozenset(self.run_roles), obj)
+
+    def get_inline_instances(self, request, obj=None):
+        # The outbox section only on runs whose steps wrote messages (most runs write none).
+        inlines = super().get_inline_instances(request, obj)
+        if obj is None or not Outbox.objects.filter(run=obj).exists():
+            inlines = [inline for inline in inlines if not isinstance(inline, RunOutboxInline)]
+        return inlines
 
     @admin.display(description="Run", ordering="pk")
     def number(self, obj):
@@ -814,3 +844,431 @@ class ScheduledSlotAdmin(HistoryAdmin):
     date_hierarchy = "slot"
     fields = ("workflow", "slot", "runs", "created_at")
     readonly_fields = fields
+
+
+# --- delivery: outbox, email templates, webhook secrets, integration credentials ------------------
+# What the platform sends (docs/delivery.md). The outbox is history (practitioners may re-queue a dead
+# message); templates are saved through ``email_template_save``; webhook secrets are never shown after
+# the page that created them; integration tokens are write-only. Template, secret and credential
+# changes go to the audit trail with the staff user as actor.
+
+def _delivery_api():
+    from .api import delivery  # masking, previews and the audited rotation are shared with the API
+
+    return delivery
+
+
+@admin.register(Outbox)
+class OutboxAdmin(TenantScopedAdmin):
+    """Outgoing messages: read-only; tenant admins and practitioners may re-queue dead or failed ones."""
+
+    write_roles = frozenset()
+    requeue_roles = MANAGERS
+    tenant_parent_field = None
+    deleted_with_parent = True
+    list_display = ("message_id", "channel", "short_target", "status", "attempts", "last_status_code",
+                    "next_attempt_at", "created_at", "run_link")
+    list_filter = ("status", "channel", "created_at")
+    search_fields = ("target", "message_id", "idempotency_key")
+    date_hierarchy = "created_at"
+    actions = ("requeue",)
+    fieldsets = (
+        (None, {"fields": ("message_id", "channel", "method", "target", "status", "run_link", "step",
+                           "idempotency_key")}),
+        ("Attempts", {"fields": ("attempts", "max_attempts", "next_attempt_at", "last_attempt_at", "delivered_at",
+                                 "last_status_code", "last_response_text", "error", "retry_policy_pretty")}),
+        ("Message", {"fields": ("headers_masked", "payload_masked")}),
+        ("Timing", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = ("message_id", "channel", "method", "target", "status", "run_link", "step", "idempotency_key",
+                       "attempts", "max_attempts", "next_attempt_at", "last_attempt_at", "delivered_at",
+                       "last_status_code", "last_response_text", "error", "retry_policy_pretty", "headers_masked",
+                       "payload_masked", "created_at", "updated_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("run_step")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_requeue_permission(self, request, obj=None):
+        return self.has_role(request, frozenset(self.requeue_roles), obj)
+
+    @admin.display(description="Target", ordering="target")
+    def short_target(self, obj):
+        return Truncator(obj.target).chars(60)
+
+    @admin.display(description="Run", ordering="run")
+    def run_link(self, obj):
+        if obj.run_id is None:
+            return "-"
+        return format_html('<a href="{}">#{}</a>', reverse("admin:automation_run_change", args=[obj.run_id]),
+                           obj.run_id)
+
+    @admin.display(description="Step")
+    def step(self, obj):
+        return f"{obj.run_step.position}: {obj.run_step.action_type}" if obj.run_step_id else "-"
+
+    @admin.display(description="Last response")
+    def last_response_text(self, obj):
+        if not obj.last_response:
+            return "-"
+        return format_html('<pre style="margin:0;white-space:pre-wrap;max-width:60em">{}</pre>', obj.last_response)
+
+    @admin.display(description="Retry policy")
+    def retry_policy_pretty(self, obj):
+        return pretty_json(obj.retry_policy)
+
+    @admin.display(description="Headers (secrets masked)")
+    def headers_masked(self, obj):
+        return pretty_json(_delivery_api().masked_headers(obj.headers))
+
+    @admin.display(description="Payload")
+    def payload_masked(self, obj):
+        return pretty_json(_delivery_api().masked_payload(obj.payload))
+
+    @admin.action(description="Re-queue (dead or failed: fresh attempts, same message id)", permissions=["requeue"])
+    def requeue(self, request, queryset):
+        from .delivery.services import outbox_requeue
+
+        done, refused, skipped = [], [], []
+        for message in queryset:
+            if not self.has_requeue_permission(request, message):
+                refused.append(message.message_id)
+            elif message.status not in (Outbox.Status.DEAD, Outbox.Status.FAILED):
+                skipped.append(f"{message.message_id} ({message.status})")
+            else:
+                outbox_requeue(message)
+                done.append(message.message_id)
+        if done:
+            self.message_user(request, f"Re-queued {len(done)} message(s): {', '.join(done)}.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"Only dead or failed messages are re-queued; left as they were: "
+                                       f"{', '.join(skipped)}.", messages.WARNING)
+        if refused:
+            self.message_user(request, f"Your role does not allow re-queueing: {', '.join(refused)}.",
+                              messages.WARNING)
+
+
+# email templates
+
+PREVIEW_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n admin_urls %}
+{% block breadcrumbs %}<div class="breadcrumbs">
+<a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
+&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a>
+&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a>
+&rsaquo; <a href="{% url opts|admin_urlname:'change' template.pk %}">{{ template }}</a>
+&rsaquo; {{ title }}</div>{% endblock %}
+{% block content %}<div id="content-main">
+<form method="get">{{ form.as_p }}
+<div class="submit-row"><input type="submit" class="default" value="Preview"></div></form>
+{% if error %}<p class="errornote">{{ error }}</p>{% elif result %}
+<p>{% if result.sample %}Rendered with sample data (choose an account to see real values).{% else %}Rendered for
+the chosen account and contact.{% endif %}</p>
+<h2>Subject</h2><p><strong>{{ result.subject }}</strong></p>
+<h2>HTML</h2><iframe sandbox="" srcdoc="{{ result.html }}" title="HTML part"
+ style="width:100%;min-height:28em;border:1px solid var(--hairline-color, #ccc);background:#fff"></iframe>
+<h2>Text</h2><pre style="white-space:pre-wrap">{{ result.text }}</pre>{% endif %}
+</div>{% endblock %}
+""")
+
+
+class PreviewForm(forms.Form):
+    account = forms.ModelChoiceField(queryset=Account.objects.none(), required=False,
+                                     help_text="Blank: sample data.")
+    contact = forms.ModelChoiceField(queryset=None, required=False, help_text="Optional; one of the account's.")
+    custom = forms.JSONField(required=False, help_text='Values of custom variables, e.g. {"offer": "20% off"}.')
+
+    def __init__(self, *args, template: EmailTemplate, **kwargs):
+        from accounts.models import Contact
+
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = Account.objects.for_tenant(template.tenant_id).order_by("name")
+        self.fields["contact"].queryset = Contact.objects.for_tenant(template.tenant_id).order_by("name")
+
+    def clean(self):
+        cleaned = super().clean()
+        account, contact = cleaned.get("account"), cleaned.get("contact")
+        if account is not None and contact is not None and contact.account_id != account.pk:
+            self.add_error("contact", "This contact does not belong to the account.")
+        if cleaned.get("custom") is not None and not isinstance(cleaned["custom"], dict):
+            self.add_error("custom", "must be a JSON object ({...})")
+        return cleaned
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(TenantScopedAdmin):
+    """Tenant admins write (through ``email_template_save``); everyone reads and previews."""
+
+    write_roles = ADMINS
+    tenant_parent_field = None
+    list_display = ("name", "category", "subject", "updated_at", "preview_link")
+    list_filter = ("category",)
+    search_fields = ("name", "subject")
+    formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField}}
+    actions = ("preview_selected",)
+    fields = ("name", "category", "subject", "html", "text", "variables", "preview_link", "created_at", "updated_at")
+    readonly_fields = ("preview_link", "created_at", "updated_at")
+
+    @admin.display(description="Preview")
+    def preview_link(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        address = reverse("admin:automation_emailtemplate_preview", args=[obj.pk])
+        return format_html('<a href="{}">Preview</a>', address)
+
+    def save_model(self, request, obj, form, change):
+        from accounts.audit import audit_record, audit_snapshot
+
+        from .delivery.email import email_template_save
+
+        before = audit_snapshot(EmailTemplate.objects.get(pk=obj.pk)) if change else None
+        email_template_save(template=obj, data={})  # the form has set the fields; the service checks and saves
+        audit_record(tenant=obj.tenant_id, actor=request.user, action="update" if change else "create", obj=obj,
+                     before=before, after=audit_snapshot(obj))
+
+    def delete_model(self, request, obj):
+        from accounts.audit import audit_record, audit_snapshot
+
+        audit_record(tenant=obj.tenant_id, actor=request.user, action="delete", obj=obj, before=audit_snapshot(obj))
+        obj.delete()
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    @admin.action(description="Preview", permissions=["view"])
+    def preview_selected(self, request, queryset):
+        first = queryset.order_by("name", "pk").first()
+        if first is not None:
+            return HttpResponseRedirect(reverse("admin:automation_emailtemplate_preview", args=[first.pk]))
+        return None
+
+    def get_urls(self):
+        preview = path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view),
+                       name="automation_emailtemplate_preview")
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request, object_id):
+        template = self.get_object(request, object_id)
+        if template is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        form = PreviewForm(request.GET or None, template=template)
+        result, error = None, ""
+        if not request.GET or form.is_valid():
+            data = form.cleaned_data if request.GET else {}
+            with tenant_context(template.tenant):
+                try:
+                    result = _delivery_api().render_preview(template, account=data.get("account"),
+                                                            contact=data.get("contact"), custom=data.get("custom"))
+                except DRFValidationError as exc:
+                    error = _refusal(exc)
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "template": template, "form": form,
+                   "title": f"Preview '{template}'", "result": result, "error": error}
+        return TemplateResponse(request, PREVIEW_PAGE, context)
+
+
+# webhook secrets
+
+NEW_SECRET_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n admin_urls %}
+{% block breadcrumbs %}<div class="breadcrumbs">
+<a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
+&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a>
+&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a>
+&rsaquo; {{ title }}</div>{% endblock %}
+{% block content %}<div id="content-main">
+{% if created %}
+<p><strong>Copy the new secret now: it is shown this once and never again.</strong> Give it to your webhook
+receivers; the previous secrets keep signing until they expire, so receivers can switch without downtime.</p>
+<table><thead><tr><th>Tenant</th><th>New secret</th><th>Fingerprint</th><th>Old secrets expire</th></tr></thead><tbody>
+{% for row in created %}<tr><td>{{ row.tenant }}</td><td><code>{{ row.secret }}</code></td><td>{{ row.fingerprint }}</td>
+<td>{{ row.expires|default:"-" }}</td></tr>{% endfor %}</tbody></table>
+<p><a href="{% url opts|admin_urlname:'changelist' %}">Back to the secrets</a></p>
+{% else %}
+<p>Adds a new signing secret. Every active secret signs each webhook, so the current ones go on signing for the
+overlap, then expire (0 hours: they stop now, e.g. after a leak).</p>
+<form method="post">{% csrf_token %}{{ form.as_p }}
+<div class="submit-row"><input type="submit" class="default" value="Rotate"></div></form>
+{% endif %}</div>{% endblock %}
+""")
+
+SECRET_CHANGELIST = engines["django"].from_string("""{% extends "admin/change_list.html" %}{% load admin_urls %}
+{% block object-tools-items %}{% if can_rotate %}<li><a href="{% url opts|admin_urlname:'rotate' %}"
+ class="addlink">Rotate secret</a></li>{% endif %}{{ block.super }}{% endblock %}
+""")
+
+
+class RotateForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=None)
+    overlap_hours = forms.FloatField(initial=24, min_value=0, max_value=24 * 7,
+                                     help_text="How long the current secrets keep signing.")
+
+    def __init__(self, *args, tenants, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants
+        if tenants.count() == 1:
+            self.fields["tenant"].initial = tenants.first().pk
+
+
+@admin.register(WebhookSecret)
+class WebhookSecretAdmin(TenantScopedAdmin):
+    """Tenant admins only. A secret is shown once, on the page that rotated it; afterwards only its fingerprint."""
+
+    read_roles = ADMINS
+    write_roles = ADMINS
+    tenant_parent_field = None
+    list_display = ("fingerprint", "active", "created_at", "expires_at")
+    list_display_links = None
+    list_filter = ("expires_at",)
+    actions = ("rotate_for_tenant",)
+    change_list_template = SECRET_CHANGELIST
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_rotate_permission(self, request, obj=None):
+        return self.has_role(request, frozenset(self.write_roles), obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Nothing more to see than the list (and the detail page would name the secret in its title).
+        return HttpResponseRedirect(reverse("admin:automation_webhooksecret_changelist"))
+
+    def history_view(self, request, object_id, extra_context=None):
+        return HttpResponseRedirect(reverse("admin:automation_webhooksecret_changelist"))
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_rotate": self.has_rotate_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Secret (fingerprint)")
+    def fingerprint(self, obj):
+        return _delivery_api().secret_fingerprint(obj.secret)
+
+    @admin.display(description="Active", boolean=True)
+    def active(self, obj):
+        return obj.is_active
+
+    def _rotate(self, request, tenants, overlap_hours: float):
+        created = []
+        for tenant in tenants:
+            with tenant_context(tenant):
+                new = _delivery_api().rotate_webhook_secret(tenant, overlap=timedelta(hours=overlap_hours),
+                                                            actor=request.user)
+            created.append({"tenant": tenant, "secret": new.secret,
+                            "fingerprint": _delivery_api().secret_fingerprint(new.secret),
+                            "expires": timezone.now() + timedelta(hours=overlap_hours)})
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "New webhook secret",
+                   "created": created}
+        response = TemplateResponse(request, NEW_SECRET_PAGE, context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Rotate (new secret for their tenants; the current ones expire in 24 h)",
+                  permissions=["rotate"])
+    def rotate_for_tenant(self, request, queryset):
+        from accounts.models import Tenant
+
+        ids = {s.tenant_id for s in queryset if self.has_rotate_permission(request, s)}
+        if not ids:
+            self.message_user(request, "Your role does not allow rotating these secrets.", messages.WARNING)
+            return None
+        return self._rotate(request, Tenant.objects.filter(pk__in=ids).order_by("name"), 24)
+
+    def get_urls(self):
+        rotate = path("rotate/", self.admin_site.admin_view(self.rotate_view), name="automation_webhooksecret_rotate")
+        return [rotate, *super().get_urls()]
+
+    def rotate_view(self, request):
+        from accounts.models import Tenant
+        from csplatform.admin_base import tenant_ids_with_role
+
+        if not self.has_rotate_permission(request):
+            raise PermissionDenied
+        tenants = Tenant.objects.order_by("name")
+        if not request.user.is_superuser:
+            tenants = tenants.filter(pk__in=tenant_ids_with_role(request, self.write_roles))
+        form = RotateForm(request.POST or None, tenants=tenants)
+        if request.method == "POST" and form.is_valid():
+            return self._rotate(request, [form.cleaned_data["tenant"]], form.cleaned_data["overlap_hours"])
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Rotate webhook secret",
+                   "form": form}
+        return TemplateResponse(request, NEW_SECRET_PAGE, context)
+
+
+# integration credentials
+
+class IntegrationCredentialForm(TenantScopedForm):
+    token = forms.CharField(required=False, max_length=500, strip=True,
+                            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                            help_text="Write-only: never shown. Leave blank to keep the current token.")
+
+    def clean_token(self):
+        token = self.cleaned_data.get("token")
+        if token:
+            return token
+        if self.instance.pk is None:
+            raise ValidationError("This field is required.")
+        return self.instance.token
+
+    def clean_base_url(self):
+        from .delivery import policy
+
+        value = self.cleaned_data.get("base_url")
+        if value:
+            try:
+                policy.check_static(value)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+        return value
+
+
+@admin.register(IntegrationCredential)
+class IntegrationCredentialAdmin(TenantScopedAdmin):
+    """Tenant admins only; the token is write-only."""
+
+    form = IntegrationCredentialForm
+    read_roles = ADMINS
+    write_roles = ADMINS
+    tenant_parent_field = None
+    list_display = ("integration", "base_url", "has_token", "updated_at")
+    list_filter = ("integration",)
+    formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField},
+                           models.URLField: {"assume_scheme": "https"}}
+    fields = ("integration", "base_url", "token", "config", "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+
+    @admin.display(description="Token", boolean=True)
+    def has_token(self, obj):
+        return bool(obj.token)
+
+    def save_model(self, request, obj, form, change):
+        from accounts.audit import audit_record, audit_snapshot
+
+        before = audit_snapshot(IntegrationCredential.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        audit_record(tenant=obj.tenant_id, actor=request.user, action="update" if change else "create", obj=obj,
+                     before=before, after=audit_snapshot(obj))
+
+    def delete_model(self, request, obj):
+        from accounts.audit import audit_record, audit_snapshot
+
+        audit_record(tenant=obj.tenant_id, actor=request.user, action="delete", obj=obj, before=audit_snapshot(obj))
+        obj.delete()
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)

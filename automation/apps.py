@@ -7,3 +7,4 @@ class AutomationConfig(AppConfig):
 
     def ready(self):
         from . import delivery, signals  # noqa: F401  (receivers; delivery registers its transports/tasks)
+        from . import health_adjustments  # noqa: F401  (temporary score adjustments expire: due work + beat)

@@ -20,6 +20,13 @@ Channels:
 Without the delivery layer (``outbox_enqueue`` not importable) email and owner notifications go out
 directly with Django's ``send_mail`` and chat/SMS fail with "channel not configured": nothing is
 silently dropped.
+
+Delivery feedback: the delivery layer announces how each message ended
+(``automation.delivery.signals.outbox_message_finished``); ``on_outbox_message_finished`` finds the
+step execution of a CRM message (idempotency key ``crm:<execution>:<step>``) and records it: ``dead``
+-> the step is ``failed`` with the delivery error; ``delivered`` -> the step stays (or, after a
+re-queued dead message got through, is again) ``sent`` with no error. It runs in the transaction that
+records the outcome, so the step and the message never disagree.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import logging
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.utils import timezone
 
 log = logging.getLogger("crm.channels")
 
@@ -118,3 +126,42 @@ def _send_directly(step_execution, transport: str, recipient: str, subject: str,
     except Exception as exc:  # SMTP and network errors: recorded on the step, the journey goes on
         raise ChannelError(f"{type(exc).__name__}: {exc}") from None
     return None
+
+
+# --- delivery feedback --------------------------------------------------------------------------
+
+def _parse_key(key: str) -> tuple[str, int] | None:
+    parts = (key or "").split(":")
+    if len(parts) != 3 or parts[0] != "crm" or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])
+
+
+def on_outbox_message_finished(sender, message, status, **kwargs) -> int:
+    """Record a CRM message's final delivery outcome on its step execution; returns rows updated."""
+    parsed = _parse_key(message.idempotency_key)
+    if parsed is None:
+        return 0
+    from .models import CRMStepExecution
+
+    S = CRMStepExecution.Status
+    execution_id, step_order = parsed
+    steps = CRMStepExecution.objects.for_tenant(message.tenant_id).filter(
+        execution_id=execution_id, step_order=step_order, outbox_message_id=message.message_id)
+    if status == "dead":
+        return steps.filter(status=S.SENT).update(
+            status=S.FAILED, error=f"delivery failed: {message.error}"[:2000], updated_at=timezone.now())
+    if status == "delivered":
+        return steps.filter(status__in=[S.SENT, S.FAILED]).update(status=S.SENT, error="", updated_at=timezone.now())
+    return 0
+
+
+def _connect_delivery_feedback() -> None:
+    try:
+        from automation.delivery.signals import outbox_message_finished
+    except ImportError:  # pragma: no cover - no delivery layer: messages are sent directly
+        return
+    outbox_message_finished.connect(on_outbox_message_finished, dispatch_uid="crm.channels.delivery_feedback")
+
+
+_connect_delivery_feedback()

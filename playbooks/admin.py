@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.utils import timezone
 
 from accounts.models import Account
@@ -20,7 +22,7 @@ from csplatform.permissions import ADMINS, MANAGERS
 
 from . import services
 from .evaluators import SettingsError
-from .models import PlaybookExecution, PlaybookTrigger, PlaybookTriggerEvaluation
+from .models import Playbook, PlaybookExecution, PlaybookSchedule, PlaybookTrigger, PlaybookTriggerEvaluation
 
 
 class PlaybookTriggerForm(TenantScopedForm):
@@ -110,15 +112,15 @@ class PlaybookExecutionForm(TenantScopedForm):
 class PlaybookExecutionAdmin(TenantScopedAdmin):
     form = PlaybookExecutionForm
     add_roles = delete_roles = frozenset()
-    list_display = ("account", "playbook_type", "status", "source", "started_at", "finished_at")
-    list_filter = ("playbook_type", "status", "source")
+    list_display = ("account", "playbook", "playbook_type", "status", "source", "started_at", "finished_at")
+    list_filter = ("playbook_type", "status", "source", "playbook")
     search_fields = ("account__name", "reason", "outcome")
     date_hierarchy = "started_at"
     list_select_related = ("account",)
-    fields = ("account", "playbook_type", "trigger", "status", "outcome", "reason", "metrics", "source",
-              "started_by", "started_at", "finished_at")
-    readonly_fields = ("account", "playbook_type", "trigger", "reason", "metrics", "source", "started_by",
-                       "started_at", "finished_at")
+    fields = ("account", "playbook", "playbook_type", "trigger", "status", "outcome", "reason", "metrics", "source",
+              "started_by", "forced", "run", "started_at", "finished_at")
+    readonly_fields = ("account", "playbook", "playbook_type", "trigger", "reason", "metrics", "source", "started_by",
+                       "forced", "run", "started_at", "finished_at")
 
     def has_add_permission(self, request):
         return False
@@ -132,11 +134,118 @@ class PlaybookExecutionAdmin(TenantScopedAdmin):
         super().save_model(request, obj, form, change)
 
 
+class PlaybookForm(TenantScopedForm):
+    """Validated like the API: the engine checks trigger, conditions and actions (errors on the field)."""
+
+    def clean(self):
+        import copy
+
+        from django.core.exceptions import ValidationError
+
+        cleaned = super().clean()
+        if self.errors or getattr(self.instance, "tenant_id", None) is None:
+            return cleaned
+        data = {name: cleaned[name] for name in services.PLAYBOOK_FIELDS if name in cleaned}
+        try:
+            normalised = services.playbook_validate(playbook=copy.copy(self.instance), data=data)
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                self.add_error(key if key in self.fields else None, [f"{key}: {m}" if key not in self.fields else m
+                                                                    for m in messages])
+            return cleaned
+        for name in ("trigger_config", "conditions", "actions"):
+            cleaned[name] = getattr(normalised, name)
+        return cleaned
+
+
+class TriggerPlayForm(ActionForm):
+    account = forms.CharField(required=False, help_text="Account id or exact name")
+    reason = forms.CharField(required=False)
+    force = forms.BooleanField(required=False, help_text="Override the cooldown (needs a reason)")
+
+
+@admin.register(Playbook)
+class PlaybookAdmin(TenantScopedAdmin):
+    """SuccessPlays (seed 004). Saved through ``playbook_save`` (which keeps the automation rule in step)."""
+
+    form = PlaybookForm
+    write_roles = add_roles = delete_roles = ADMINS
+    tenant_parent_field = None
+    list_display = ("name", "is_active", "trigger_type", "webhook_url", "cooldown_minutes", "updated_at")
+    list_filter = ("is_active", "trigger_type")
+    search_fields = ("name", "description")
+    fields = ("name", "description", "is_active", "trigger_type", "trigger_config", "conditions", "webhook_url",
+              "actions", "cooldown_minutes", "workflow", "created_by", "created_at", "updated_at")
+    readonly_fields = ("workflow", "created_by", "created_at", "updated_at")
+    action_form = TriggerPlayForm
+    actions = ("trigger_for_account",)
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in services.PLAYBOOK_FIELDS if name in form.cleaned_data}
+        services.playbook_save(playbook=obj, data=data, actor=request.user)
+
+    def delete_model(self, request, obj):
+        services.playbook_delete(playbook=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for play in queryset.select_related("workflow"):
+            services.playbook_delete(playbook=play, actor=request.user)
+
+    @admin.action(description="Trigger selected SuccessPlays for the account named below")
+    def trigger_for_account(self, request, queryset):
+        import uuid
+
+        from django.core.exceptions import ValidationError
+
+        key = (request.POST.get("account") or "").strip()
+        reason = (request.POST.get("reason") or "").strip()
+        force = request.POST.get("force") in ("on", "true", "1")
+        if not key:
+            self.message_user(request, "Name the account (id or exact name) to trigger the plays for.", messages.ERROR)
+            return
+        for play in queryset.select_related("tenant"):
+            if not self.has_role(request, MANAGERS, play):
+                self.message_user(request, f"{play}: your role does not allow triggering plays.", messages.ERROR)
+                continue
+            accounts = Account.objects.for_tenant(play.tenant_id)
+            try:
+                account = accounts.filter(pk=uuid.UUID(key)).first()
+            except ValueError:
+                account = accounts.filter(name=key).first()
+            if account is None:
+                self.message_user(request, f"{play}: no account '{key}' in {play.tenant}.", messages.ERROR)
+                continue
+            try:
+                execution = services.trigger_playbook_manually(play, account, reason, user=request.user, force=force)
+            except services.PlaybookCooldown as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+            except ValidationError as exc:
+                self.message_user(request, f"{play}: {'; '.join(exc.messages)}", messages.ERROR)
+            else:
+                self.message_user(request, f"{play} ran for {account.name}: {execution.get_status_display()} "
+                                           f"({execution.outcome})", messages.SUCCESS)
+
+
+@admin.register(PlaybookSchedule)
+class PlaybookScheduleAdmin(TenantScopedAdmin):
+    """The tenant's daily evaluate-all time (its own timezone)."""
+
+    write_roles = ADMINS
+    add_roles = delete_roles = frozenset()
+    tenant_parent_field = None
+    list_display = ("evaluate_at", "enabled", "last_run_on")
+    fields = ("evaluate_at", "enabled", "last_run_on")
+    readonly_fields = ("last_run_on",)
+
+    def has_add_permission(self, request):
+        return False
+
+
 class PlaybookExecutionInline(ReadOnlyInline):
     model = PlaybookExecution
     formset = LatestRowsFormSet
     verbose_name_plural = "playbook executions (latest 10)"
-    fields = ("playbook_type", "status", "reason", "source", "started_at", "finished_at")
+    fields = ("playbook", "playbook_type", "status", "reason", "source", "started_at", "finished_at")
     readonly_fields = fields
     ordering = ("-started_at", "-id")
     tenant_parent_field = "account"
@@ -150,7 +259,6 @@ def attach_execution_inline_to_account_page() -> None:
         account_admin.inlines = (*account_admin.inlines, PlaybookExecutionInline)
 
 
-# Off until tests/accounts/test_admin.py (which pins the account page's inlines) expects it.
-ATTACH_TO_ACCOUNT_PAGE = False
+ATTACH_TO_ACCOUNT_PAGE = True
 if ATTACH_TO_ACCOUNT_PAGE:
     attach_execution_inline_to_account_page()

@@ -4,3 +4,22 @@ from django.apps import AppConfig
 class PlaybooksConfig(AppConfig):
     default_auto_field = 'django.db.models.BigAutoField'
     name = 'playbooks'
+
+    def ready(self):
+        from . import engine_hooks, signals  # noqa: F401  (receivers: tenant defaults, demo)
+
+        engine_hooks.register()  # the playbook_trigger trigger and the record_playbook_execution action
+        self._register_schedule()
+
+    @staticmethod
+    def _register_schedule() -> None:
+        from automation.periodic import register_periodic_task
+        from automation.scheduling import register_due_work
+
+        from .scheduling import evaluate_due_tenants
+
+        register_due_work("playbooks.daily_evaluation")(lambda *, now: evaluate_due_tenants(now=now))
+        register_periodic_task(
+            "playbooks: daily trigger evaluation", "playbooks.tasks.evaluate_due_tenants_task", cron_minute="*/5",
+            description="Evaluate-all for every tenant once a day at its PlaybookSchedule time (default 06:00 "
+                        "in the tenant's timezone); the 5-minute cadence only looks for tenants that are due.")

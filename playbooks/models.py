@@ -5,9 +5,16 @@ expansion) holding the thresholds its evaluator (``playbooks.evaluators``) check
 accounts against. ``PlaybookExecution`` is one row per play per account firing; an account has at
 most one open execution per trigger (a partial unique constraint, so it holds under concurrency).
 ``PlaybookTriggerEvaluation`` logs every evaluate-all pass (what ``/history`` shows besides counters).
+
+``Playbook`` is a SuccessPlay (seed 004): a front door onto one automation rule (``Workflow`` with
+``source="playbook"``) that ``playbooks.services.playbook_save`` compiles from it. Firing, cooldown,
+runs and delivery are the engine's; each firing also leaves a ``PlaybookExecution`` (``playbook`` set).
+``PlaybookSchedule`` is the tenant's daily evaluate-all time.
 """
 
 from __future__ import annotations
+
+import datetime
 
 from django.conf import settings
 from django.db import models
@@ -59,6 +66,54 @@ class PlaybookTrigger(TenantOwnedModel):
             raise ValidationError({"trigger_config": [f"{k}: {' '.join(v)}" for k, v in exc.errors.items()]})
 
 
+class Playbook(TenantOwnedModel):
+    """A SuccessPlay: when (any engine trigger + conditions), what (engine actions, plus a webhook that
+    posts seed 004's payload to ``webhook_url``) and how often (``cooldown_minutes`` per account).
+    ``workflow`` is the engine rule compiled from these fields; never edit it directly."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    is_active = models.BooleanField(default=False, help_text="Inactive plays are drafts: they never fire by themselves.")
+    trigger_type = models.CharField(max_length=64, help_text="Any trigger of the automation engine.")
+    trigger_config = models.JSONField(default=dict, blank=True)
+    conditions = models.JSONField(default=dict, blank=True, help_text="The engine's condition language.")
+    webhook_url = models.CharField(max_length=500, blank=True, default="",
+                                   help_text="Seed 004's payload is POSTed here (e.g. an n8n webhook); blank = none.")
+    actions = models.JSONField(default=list, blank=True, help_text='More engine actions: [{"type": ..., "config": {...}}]')
+    cooldown_minutes = models.PositiveIntegerField(default=60, help_text="Per account; 0 = none.")
+    # Blank only for a default draft nobody has saved, activated or triggered yet: the rule is compiled on the
+    # play's first save (so a new tenant's untouched drafts add no rows to the automation engine).
+    workflow = models.OneToOneField("automation.Workflow", null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="success_play", editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="playbook_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlaybookSchedule(TenantOwnedModel):
+    """When the tenant's enabled triggers are evaluated each day (in the tenant's timezone).
+    ``last_run_on`` (the tenant's local date of the last scheduled run) makes it once a day."""
+
+    evaluate_at = models.TimeField(default=datetime.time(6, 0), help_text="Local time in the tenant's timezone.")
+    enabled = models.BooleanField(default=True)
+    last_run_on = models.DateField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="playbook_schedule_one_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"Daily evaluation at {self.evaluate_at:%H:%M}"
+
+
 class PlaybookExecution(TenantOwnedModel):
     """One play started for one account: why, by whom or what, and how it ended."""
 
@@ -82,6 +137,10 @@ class PlaybookExecution(TenantOwnedModel):
         PlaybookTrigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions",
         help_text="The trigger setting that fired (blank for plays started otherwise).",
     )
+    playbook = models.ForeignKey(
+        Playbook, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions",
+        help_text="The SuccessPlay that ran (blank for trigger-setting executions).",
+    )
     playbook_type = models.CharField(max_length=20, choices=PlaybookType.choices, blank=True, default="")
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="playbook_executions")
     reason = models.TextField(blank=True, default="", help_text="Why it started, readable by a CSM.")
@@ -96,12 +155,16 @@ class PlaybookExecution(TenantOwnedModel):
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.TextField(blank=True, default="")
+    run = models.ForeignKey("automation.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                            help_text="The automation engine's run of a SuccessPlay.")
+    forced = models.BooleanField(default=False, help_text="A manual trigger that overrode the cooldown.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
         indexes = [
+            models.Index(fields=["playbook", "account", "-started_at"]),
             models.Index(fields=["tenant", "playbook_type", "status"]),
             models.Index(fields=["tenant", "-started_at"]),
         ]
@@ -114,7 +177,13 @@ class PlaybookExecution(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_playbook_type_display() or 'Play'} for {self.account_id} ({self.get_status_display()})"
+        name = self.get_playbook_type_display() or (str(self.playbook) if self.playbook_id else "Play")
+        return f"{name} for {self.account_id} ({self.get_status_display()})"
+
+    @property
+    def started_by_label(self) -> str:
+        """Who started it: the user's email, or "automation" (the engine or the schedule)."""
+        return self.started_by.email if self.started_by_id else "automation"
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

@@ -213,3 +213,269 @@ def playbook_execution_update(*, execution: PlaybookExecution, changes: dict) ->
     execution.clean()
     execution.save()
     return execution
+
+
+# --- SuccessPlays (seed 004): a front door onto one automation rule ---------------------------------------
+
+PLAYBOOK_FIELDS = ("name", "description", "is_active", "trigger_type", "trigger_config", "conditions", "webhook_url",
+                   "actions", "cooldown_minutes")
+MAX_COOLDOWN_MINUTES = 30 * 24 * 60
+PLAYBOOK_SOURCE = "playbook"
+
+
+class PlaybookCooldown(Exception):
+    """A manual trigger inside the play's cooldown for the account (force it, with a reason, to override)."""
+
+    def __init__(self, message: str, until=None):
+        super().__init__(message)
+        self.message, self.until = message, until
+
+
+def _check_playbook_fields(playbook) -> None:
+    from django.core.exceptions import ValidationError
+
+    errors = {}
+    if not isinstance(playbook.name, str) or not playbook.name.strip():
+        errors["name"] = "is required"
+    elif len(playbook.name) > 200:
+        errors["name"] = "must be at most 200 characters"
+    if not isinstance(playbook.is_active, bool):
+        errors["is_active"] = "must be true or false"
+    cooldown = playbook.cooldown_minutes
+    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or not 0 <= cooldown <= MAX_COOLDOWN_MINUTES:
+        errors["cooldown_minutes"] = f"must be a whole number of minutes from 0 to {MAX_COOLDOWN_MINUTES}"
+    if not isinstance(playbook.webhook_url, str):
+        errors["webhook_url"] = "must be a URL or empty"
+    if not isinstance(playbook.trigger_type, str) or not playbook.trigger_type:
+        errors["trigger_type"] = "is required"
+    if not isinstance(playbook.actions, list):
+        errors["actions"] = "must be a list of {type, config}"
+    else:
+        from .engine_hooks import RECORD_ACTION
+
+        for index, spec in enumerate(playbook.actions):
+            if isinstance(spec, dict) and spec.get("type") == RECORD_ACTION:
+                errors[f"actions[{index}].type"] = f"{RECORD_ACTION} is added by the SuccessPlay itself"
+    if not errors and not playbook.webhook_url and not playbook.actions:
+        errors["actions"] = "a SuccessPlay needs a webhook_url or at least one action"
+    if errors:
+        raise ValidationError(errors)
+
+
+def _rule_data(playbook) -> dict:
+    """The automation rule a SuccessPlay stands for."""
+    from automation.models import Workflow
+
+    from .engine_hooks import RECORD_ACTION
+
+    steps = [{"type": "webhook", "config": {"url": playbook.webhook_url.strip(), "method": "POST"}}] \
+        if playbook.webhook_url else []
+    return {
+        "name": playbook.name.strip(), "description": playbook.description or "",
+        "status": Workflow.Status.ACTIVE if playbook.is_active else Workflow.Status.DRAFT, "enabled": True,
+        "trigger_type": playbook.trigger_type, "model_type": "", "trigger_config": playbook.trigger_config or {},
+        "conditions": playbook.conditions or {},
+        "actions": [*steps, *playbook.actions, {"type": RECORD_ACTION, "config": {}}],
+        "cooldown_minutes": playbook.cooldown_minutes or None, "continue_on_error": True, "allow_retries": False,
+        "scope_all_accounts": True, "source": PLAYBOOK_SOURCE,
+    }
+
+
+def _playbook_error(exc, playbook):
+    """Rule field names -> SuccessPlay field names (the webhook step is ``webhook_url``)."""
+    import re
+
+    from django.core.exceptions import ValidationError
+
+    offset = 1 if playbook.webhook_url else 0
+    errors = {}
+    for key, messages in exc.message_dict.items():
+        match = re.match(r"^actions\[(\d+)\](.*)$", key)
+        if match:
+            index = int(match.group(1))
+            key = "webhook_url" if index < offset else f"actions[{index - offset}]{match.group(2)}"
+        errors[key] = messages
+    return ValidationError(errors)
+
+
+def playbook_validate(*, playbook, data) -> "Playbook":  # noqa: F821
+    """Apply ``data`` to ``playbook`` in memory and validate it like the engine validates rules (every
+    trigger, condition and action checked and normalised); raises ValidationError naming the field."""
+    from django.core.exceptions import ValidationError
+
+    from automation.models import Workflow
+    from automation.services import workflow_validate
+
+    unknown = sorted(set(data) - set(PLAYBOOK_FIELDS))
+    if unknown:
+        raise ValidationError({unknown[0]: f"unknown field; known: {', '.join(PLAYBOOK_FIELDS)}"})
+    for name, value in data.items():
+        setattr(playbook, name, value)
+    _check_playbook_fields(playbook)
+    from .models import Playbook
+
+    clash = Playbook.objects.for_tenant(playbook.tenant_id).filter(name=playbook.name.strip())
+    if playbook.pk:
+        clash = clash.exclude(pk=playbook.pk)
+    if clash.exists():
+        raise ValidationError({"name": "A SuccessPlay with this name already exists."})
+    rule = Workflow(tenant_id=playbook.tenant_id, pk=playbook.workflow_id) if playbook.workflow_id else \
+        Workflow(tenant_id=playbook.tenant_id)
+    try:
+        workflow_validate(rule=rule, data=_rule_data(playbook))
+    except ValidationError as exc:
+        raise _playbook_error(exc, playbook) from None
+    offset = 1 if playbook.webhook_url else 0
+    playbook.name = playbook.name.strip()
+    playbook.webhook_url = playbook.webhook_url.strip()
+    playbook.trigger_config, playbook.conditions = rule.trigger_config, rule.conditions
+    playbook.actions = rule.actions[offset:-1]
+    return playbook
+
+
+@transaction.atomic
+def playbook_save(*, playbook, data, actor=None):
+    """Create or update a SuccessPlay and the automation rule it stands for (through ``workflow_save``,
+    so the rule is validated, audited and the tenant's rule index refreshed)."""
+    from automation.models import Workflow
+    from automation.services import workflow_save
+
+    playbook_validate(playbook=playbook, data=data)
+    if playbook.workflow_id:
+        rule = Workflow.objects.for_tenant(playbook.tenant_id).select_related("tenant").get(pk=playbook.workflow_id)
+    else:
+        rule = Workflow(tenant_id=playbook.tenant_id, created_by=actor)
+    workflow_save(rule=rule, data=_rule_data(playbook), actor=actor)
+    playbook.workflow = rule
+    if playbook.pk is None and actor is not None:
+        playbook.created_by = actor
+    playbook.save()
+    log.info("saved SuccessPlay %s of tenant %s (rule %s)", playbook.name, playbook.tenant_id, rule.pk)
+    return playbook
+
+
+def playbook_create_draft(*, tenant, data):
+    """A validated inactive draft whose rule is compiled on its first save (tenant defaults)."""
+    from .models import Playbook
+
+    playbook = playbook_validate(playbook=Playbook(tenant=tenant), data={**data, "is_active": False})
+    playbook.save()
+    return playbook
+
+
+def playbook_rule(playbook):
+    """The play's automation rule, compiled now if the play is an untouched default draft."""
+    if playbook.workflow_id is None:
+        playbook_save(playbook=playbook, data={})
+    return playbook.workflow
+
+
+@transaction.atomic
+def playbook_delete(*, playbook, actor=None) -> None:
+    """Delete a SuccessPlay with its rule; its executions stay as history (``playbook`` emptied)."""
+    from automation.services import workflow_delete
+
+    if playbook.workflow_id is None:
+        playbook.delete()
+        return
+    workflow_delete(rule=playbook.workflow, actor=actor)
+
+
+def _cooldown_until(rule, account):
+    from datetime import timedelta
+
+    from automation.models import Run
+
+    last = Run.objects.for_tenant(rule.tenant_id).filter(
+        workflow=rule, account=account, status__in=[Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.RUNNING],
+    ).order_by("-created_at").values_list("created_at", flat=True).first()
+    return last + timedelta(minutes=rule.cooldown_minutes) if last and rule.cooldown_minutes else None
+
+
+def trigger_playbook_manually(playbook, account, reason: str = "", *, user=None, force: bool = False):
+    """Seed 004's ``trigger_playbook_manually``: run the play for ``account`` now, through the engine
+    (a manual Run: conditions are the caller's call, the play does not need to be active). The cooldown
+    applies unless ``force`` (which needs a ``reason``). Returns the ``PlaybookExecution``; raises
+    ``PlaybookCooldown`` or ValidationError."""
+    from django.core.exceptions import ValidationError
+
+    from automation import engine
+    from automation.models import Run, Workflow
+
+    reason = (reason or "").strip() if isinstance(reason, str) else reason
+    if not isinstance(reason, str):
+        raise ValidationError({"reason": "must be a text"})
+    if force and not reason:
+        raise ValidationError({"reason": "is required to force a play past its cooldown"})
+    if len(reason) > 2000:
+        raise ValidationError({"reason": "must be at most 2000 characters"})
+    if account.tenant_id != playbook.tenant_id:
+        raise ValidationError({"account_id": "no such account in this tenant"})
+    who = user.email if user is not None and getattr(user, "pk", None) else "automation"
+    with transaction.atomic():
+        playbook_rule(playbook)
+        # The engine checks limits under this lock too, so two CSMs clicking at once fire once.
+        rule = Workflow.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=playbook.workflow_id)
+        if not force and engine._limited(rule, account):
+            until = _cooldown_until(rule, account)
+            when = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
+            raise PlaybookCooldown(f"'{playbook.name}' ran for {account.name} less than {rule.cooldown_minutes} "
+                                   f"minutes ago: it is cooling down{when}. Force it with a reason to run it now.",
+                                   until)
+        text = reason or f"Triggered manually by {who}"
+        if force:
+            text = f"{text} (cooldown overridden by {who})"
+        run = engine.fire(rule, subject=account, account=account, manual=True, conditions_checked=True, extra={
+            "playbook_manual": True, "playbook_reason": text, "playbook_forced": bool(force),
+            "playbook_started_by": user.pk if user is not None and getattr(user, "pk", None) else None,
+        }, trigger_data={"type": "manual_trigger", "payload": {"reason": text, "forced": bool(force), "by": who}})
+        execution = PlaybookExecution.objects.for_tenant(playbook.tenant_id).filter(run=run).first()
+        if execution is None:
+            raise ValidationError({"non_field_errors": f"the play did not run: {run.error or run.skip_reason or run.status}"})
+    log.info("SuccessPlay %s triggered manually for %s by %s (forced=%s, run %s)", playbook.pk, account.pk, who,
+             force, run.pk)
+    if run.status == Run.Status.FAILED:
+        log.warning("SuccessPlay %s run %s failed: %s", playbook.pk, run.pk, run.error)
+    return execution
+
+
+def playbook_catch_up(playbook) -> list:
+    """Fire a live play for the accounts that are already in its trigger state (score below its threshold,
+    in its target stage) and never ran it: what happens when a play is switched on after the fact (the
+    demo). Each goes through the engine like the live event would (conditions, cooldown, Run, delivery),
+    with the same trigger data. Other trigger types have nothing to catch up on."""
+    from accounts.models import Account, HealthScore, JourneyHistory
+    from automation import engine
+    from automation.models import Workflow
+
+    if playbook.workflow_id is None:
+        return []  # an untouched draft
+    rule = Workflow.objects.for_tenant(playbook.tenant_id).select_related("tenant").get(pk=playbook.workflow_id)
+    if not rule.is_live:
+        return []
+    config = rule.trigger_config or {}
+    accounts = Account.objects.for_tenant(playbook.tenant_id).exclude(
+        pk__in=PlaybookExecution.objects.for_tenant(playbook.tenant_id).filter(playbook=playbook).values("account_id"))
+    found = []
+    if rule.trigger_type == "health_score_change" and config.get("threshold") is not None \
+            and config.get("direction") in ("decrease", "both"):
+        for account in accounts.filter(health_score__lt=config["threshold"]).order_by("name"):
+            score = HealthScore.objects.for_tenant(playbook.tenant_id).filter(account=account).order_by(
+                "-calculated_at", "-id").first()
+            if score is not None:
+                found.append((account, {"type": "health_score_change", "payload": {
+                    "current_score": float(score.overall_score),
+                    "previous_score": float(score.previous_score) if score.previous_score is not None else None,
+                    "risk_level": score.risk_level, "health_score_id": score.pk, "catch_up": True}}))
+    elif rule.trigger_type == "stage_change" and config.get("to_stage"):
+        for account in accounts.filter(current_stage__name__iexact=config["to_stage"]).order_by("name"):
+            entry = JourneyHistory.objects.for_tenant(playbook.tenant_id).filter(account=account).select_related(
+                "stage", "from_stage").order_by("-entered_at", "-id").first()
+            found.append((account, {"type": "stage_change", "payload": {
+                "from_stage": entry.from_stage.name if entry and entry.from_stage else None,
+                "to_stage": account.current_stage.name, "catch_up": True}}))
+    runs = []
+    for account, trigger_data in found:
+        with transaction.atomic():
+            runs.append(engine.fire(rule, subject=account, account=account, trigger_data=trigger_data))
+    return runs

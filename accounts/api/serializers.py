@@ -141,9 +141,11 @@ class HealthScoreSerializer(TenantModelSerializer):
         model = HealthScore
         fields = [
             "id", "account", "account_name", "usage_score", "engagement_score", "support_sentiment_score",
-            "adoption_score", "overall_score", "previous_score", "risk_level", "breakdown", "calculated_at",
+            "adoption_score", "overall_score", "previous_score", "risk_level", "breakdown", "adjustment",
+            "adjustment_reason", "adjustment_expires_at", "calculated_at",
         ]
-        read_only_fields = ["overall_score", "previous_score", "risk_level", "breakdown"]
+        read_only_fields = ["overall_score", "previous_score", "risk_level", "breakdown", "adjustment",
+                            "adjustment_reason", "adjustment_expires_at"]
         extra_kwargs = {"calculated_at": {"required": False}}
 
     def validate_calculated_at(self, value):

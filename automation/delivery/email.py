@@ -14,10 +14,18 @@ template cannot call methods or follow relations into other rows)::
 
 A variable outside this list is rejected when the template is saved (``email_template_validate``),
 naming the field and the variable. ``{% include %}``/``{% extends %}`` are not available.
+
+A/B variants: ``EmailTemplate.variants`` is a list of ``{"name", "weight", "subject"?, "html"?, "text"?}``
+(a missing part falls back to the template's own, so ``{"name": "control", "weight": 1}`` is the
+template as it is). ``pick_variant(template, key)`` chooses one deterministically from a hash of the
+message's idempotency key and the weights (the same key always gets the same variant, so a retried or
+re-enqueued send never switches); ``render_for_send`` renders the chosen one and returns what the
+outbox records (``template``, ``variant``); ``email_variant_report`` is the split per variant.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from django.conf import settings
@@ -32,7 +40,7 @@ from django.utils.html import strip_tags
 
 from accounts.models import Contact, Engagement, Goal
 from automation.actions import sandbox_engine
-from automation.models import EmailTemplate
+from automation.models import EmailTemplate, Outbox
 
 # The action sandbox's bounded filters plus a few control tags; no {% include %}/{% extends %}/{% load %},
 # no {% lorem %}/{% url %}/{% debug %}/{% now %}, no width filters (see automation.actions.sandbox_engine).
@@ -172,11 +180,66 @@ def email_template_validate(template: EmailTemplate) -> None:
                 f"'variables'")
     if not (template.html or "").strip():
         errors.setdefault("html", []).append("is required")
+    _validate_variants(template, errors)
     if errors:
         raise ValidationError(errors)
 
 
-EDITABLE = ("name", "subject", "html", "text", "category", "variables")
+VARIANT_KEYS = ("name", "weight", "subject", "html", "text")
+MAX_VARIANTS = 10
+
+
+def _validate_variants(template: EmailTemplate, errors: dict) -> None:
+    variants = template.variants if template.variants is not None else []
+    if not isinstance(variants, list):
+        errors["variants"] = ["must be a list of {name, weight, subject?, html?, text?}"]
+        return
+    if len(variants) > MAX_VARIANTS:
+        errors["variants"] = [f"at most {MAX_VARIANTS} variants"]
+        return
+    names, total = set(), 0.0
+    for index, variant in enumerate(variants):
+        where = f"variants[{index}]"
+        if not isinstance(variant, dict):
+            errors.setdefault(where, []).append("must be an object {name, weight, subject?, html?, text?}")
+            continue
+        unknown = sorted(set(variant) - set(VARIANT_KEYS))
+        if unknown:
+            errors.setdefault(where, []).append(f"unknown key '{unknown[0]}'; known: {', '.join(VARIANT_KEYS)}")
+        name = variant.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 32:
+            errors.setdefault(f"{where}.name", []).append("is required (at most 32 characters)")
+        elif name in names:
+            errors.setdefault(f"{where}.name", []).append(f"'{name}' is used by another variant")
+        else:
+            names.add(name)
+        weight = variant.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1_000_000:
+            errors.setdefault(f"{where}.weight", []).append("must be a number from 0 to 1000000")
+        else:
+            total += weight
+        for field in TEXT_FIELDS:
+            if field not in variant:
+                continue
+            source = variant[field]
+            if not isinstance(source, str) or (field != "text" and not source.strip()):
+                errors.setdefault(f"{where}.{field}", []).append("must be a non-empty string")
+                continue
+            engine = HTML_ENGINE if field == "html" else TEXT_ENGINE
+            try:
+                unknown_names = unknown_variables(source, template.variables, engine)
+            except TemplateSyntaxError as exc:
+                errors.setdefault(f"{where}.{field}", []).append(f"invalid template: {exc}")
+                continue
+            for name_ in unknown_names:
+                errors.setdefault(f"{where}.{field}", []).append(
+                    f"unknown variable '{name_}'; known: {', '.join(sorted(KNOWN))}, and custom variables declared "
+                    f"in 'variables'")
+    if variants and total <= 0 and "variants" not in errors:
+        errors["variants"] = ["at least one variant needs a weight above 0"]
+
+
+EDITABLE = ("name", "subject", "html", "text", "category", "variables", "variants")
 
 
 @transaction.atomic
@@ -338,14 +401,20 @@ def email_context(*, tenant, account=None, contact=None, custom: dict | None = N
     return context
 
 
-def render_email(template: EmailTemplate, context: dict, subject: str | None = None) -> tuple[str, str, str]:
-    """(subject, text, html). The text part falls back to the HTML without tags."""
-    html = HTML_ENGINE.from_string(template.html).render(Context(context, autoescape=True))
-    subject_source = subject if subject else template.subject
+def render_email(template: EmailTemplate, context: dict, subject: str | None = None,
+                 variant: dict | None = None) -> tuple[str, str, str]:
+    """(subject, text, html) of the template, or of one of its ``variants`` (its parts replacing the
+    template's). An explicit ``subject`` (a rule's override) wins over both. The text part falls back
+    to the HTML without tags."""
+    variant = variant or {}
+    html_source = variant.get("html") or template.html
+    text_source = variant["text"] if "text" in variant else template.text
+    html = HTML_ENGINE.from_string(html_source).render(Context(context, autoescape=True))
+    subject_source = subject if subject else (variant.get("subject") or template.subject)
     plain = Context(context, autoescape=False)
     rendered_subject = " ".join(TEXT_ENGINE.from_string(subject_source).render(plain).split())
-    if template.text.strip():
-        text = TEXT_ENGINE.from_string(template.text).render(Context(context, autoescape=False))
+    if (text_source or "").strip():
+        text = TEXT_ENGINE.from_string(text_source).render(Context(context, autoescape=False))
     else:
         text = "\n".join(line.strip() for line in strip_tags(html).splitlines() if line.strip())
     if len(html) + len(text) + len(rendered_subject) > MAX_RENDERED:
@@ -353,8 +422,83 @@ def render_email(template: EmailTemplate, context: dict, subject: str | None = N
     return str.__str__(rendered_subject), str.__str__(text), str.__str__(html)
 
 
-def preview(template: EmailTemplate, *, account=None, contact=None, custom: dict | None = None) -> dict:
-    """What the template renders to for one account/contact (the preview endpoint's and admin's service)."""
+def preview(template: EmailTemplate, *, account=None, contact=None, custom: dict | None = None,
+            variant: str | None = None) -> dict:
+    """What the template (or its variant named ``variant``) renders to for one account/contact (the
+    preview endpoint's and admin's service)."""
+    chosen = None
+    if variant:
+        chosen = next((v for v in template.variants or [] if v.get("name") == variant), None)
+        if chosen is None:
+            raise ValidationError({"variant": f"the template has no variant '{variant}'"})
     context = email_context(tenant=template.tenant, account=account, contact=contact, custom=custom)
-    subject, text, html = render_email(template, context)
-    return {"subject": subject, "text": text, "html": html}
+    subject, text, html = render_email(template, context, variant=chosen)
+    return {"subject": subject, "text": text, "html": html, "variant": variant or ""}
+
+
+# --- A/B variants -------------------------------------------------------------------------------
+
+def variant_point(template: EmailTemplate, key: str) -> float:
+    """Where ``key`` falls in [0, 1): the first 8 bytes of sha256(template id, key). Uniform, stable
+    across processes and releases (unlike ``hash()``), independent between templates."""
+    digest = hashlib.sha256(f"{template.pk}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64
+
+
+def pick_variant(template: EmailTemplate, key: str) -> dict | None:
+    """The variant a send with idempotency key ``key`` gets (None when the template has no variants).
+    Variant i is chosen when the key's point falls in its share of the cumulative weights, so a weight
+    of 0 pauses a variant and changing one weight moves only the keys at the boundaries it shifts."""
+    variants = [v for v in template.variants or [] if isinstance(v, dict) and (v.get("weight", 1) or 0) > 0]
+    if not variants:
+        return None
+    total = float(sum(v.get("weight", 1) for v in variants))
+    point, cumulative = variant_point(template, key) * total, 0.0
+    for variant in variants:
+        cumulative += float(variant.get("weight", 1))
+        if point < cumulative:
+            return variant
+    return variants[-1]
+
+
+def render_for_send(template: EmailTemplate, context: dict, *, key: str, subject: str | None = None) -> dict:
+    """Render one email for sending: picks the variant for the message's idempotency key and returns the
+    outbox payload parts plus ``template`` and ``variant`` (``outbox_enqueue`` records both)."""
+    variant = pick_variant(template, key)
+    rendered_subject, text, html = render_email(template, context, subject, variant=variant)
+    return {"subject": rendered_subject, "text": text, "html": html, "template": template.name,
+            "variant": (variant or {}).get("name", "")}
+
+
+def email_variant_report(template: EmailTemplate, *, since=None, until=None) -> list[dict]:
+    """The A/B split of a template: per variant its configured weight and share, how many emails were
+    sent (written to the outbox), delivered, dead (failed for good) and still pending, and the delivery
+    rate. Variants no longer configured but still in the outbox are listed too; emails sent before
+    the template had variants, or by a sender that did not pick one, are the variant ``""``."""
+    S = Outbox.Status
+    qs = Outbox.objects.for_tenant(template.tenant_id).filter(email_template=template, channel=Outbox.Channel.EMAIL)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    counts = {row["variant"]: row for row in qs.values("variant").annotate(
+        sent=models.Count("pk"),
+        delivered=models.Count("pk", filter=models.Q(status=S.DELIVERED)),
+        dead=models.Count("pk", filter=models.Q(status=S.DEAD)),
+    ).order_by()}
+    configured = [v for v in template.variants or [] if isinstance(v, dict)]
+    total_weight = float(sum(v.get("weight", 1) for v in configured)) or 1.0
+    report = []
+    names = [v["name"] for v in configured] + sorted(set(counts) - {v["name"] for v in configured})
+    weights = {v["name"]: v.get("weight", 1) for v in configured}
+    for name in names:
+        row = counts.get(name, {"sent": 0, "delivered": 0, "dead": 0})
+        sent = row["sent"]
+        report.append({
+            "variant": name, "configured": name in weights, "weight": weights.get(name, 0),
+            "share": round(weights.get(name, 0) / total_weight, 4) if name in weights else 0.0,
+            "sent": sent, "delivered": row["delivered"], "dead": row["dead"],
+            "pending": sent - row["delivered"] - row["dead"],
+            "delivery_rate": round(row["delivered"] / sent, 4) if sent else None,
+        })
+    return report

@@ -17,6 +17,9 @@ Life of a message::
   worker presumed dead is not overwritten by that worker when it wakes up).
 * ``reclaim_stuck`` puts rows left in ``sending`` longer than ``OUTBOX_SENDING_TIMEOUT`` back in the
   queue. Delivery is therefore at least once: receivers de-duplicate on ``webhook-id``.
+* Webhook endpoint health (``health.py``): a target that failed everything for 5 days is disabled and
+  its messages go straight to dead; the final outcome of every message is announced with the
+  ``signals.outbox_message_finished`` signal (the CRM listens to it).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from accounts.models import Tenant
 from automation.models import Outbox, WebhookSecret
 from csplatform.tenancy import system_context, tenant_context
 
-from . import retry
+from . import health, retry
+from .signals import send_finished
 from .transports import Result, transports
 
 log = logging.getLogger("automation.delivery")
@@ -60,12 +64,22 @@ def runs_awaiting_step() -> set:
 
 def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = "POST", headers: dict | None = None,
                    idempotency_key: str | None = None, run=None, retry_policy: tuple[dict, int] | None = None,
-                   deliver_at=None, dispatch: bool = True) -> Outbox:
+                   deliver_at=None, dispatch: bool = True, email_template=None, variant: str | None = None) -> Outbox:
     """Write one message in the current transaction (idempotent on ``idempotency_key`` per tenant) and,
-    unless ``dispatch`` is false, hand it to a worker when the transaction commits."""
+    unless ``dispatch`` is false, hand it to a worker when the transaction commits.
+
+    An email records the template it was rendered from (``email_template``, or the template named by
+    ``payload["template"]``) and its A/B variant (``variant``, or ``payload["variant"]``) for
+    ``email.email_variant_report``."""
     if channel not in Outbox.Channel.values:
         raise ValueError(f"unknown channel '{channel}'")
     tenant_id = getattr(tenant, "pk", tenant)
+    if channel == Outbox.Channel.EMAIL and isinstance(payload, dict):
+        variant = payload.get("variant") or "" if variant is None else variant
+        if email_template is None and payload.get("template"):
+            from automation.models import EmailTemplate
+
+            email_template = EmailTemplate.objects.for_tenant(tenant_id).filter(name=payload["template"]).first()
     policy, max_attempts = retry_policy or retry.policy_for()
     key = idempotency_key or f"auto:{uuid.uuid4().hex}"
     try:
@@ -73,7 +87,8 @@ def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = 
             message = Outbox.objects.create(
                 tenant_id=tenant_id, channel=channel, target=target, method=(method or "POST").upper(),
                 headers=headers or {}, payload=payload, idempotency_key=key, retry_policy=policy,
-                max_attempts=max_attempts, next_attempt_at=deliver_at or timezone.now(), run=run)
+                max_attempts=max_attempts, next_attempt_at=deliver_at or timezone.now(), run=run,
+                email_template=email_template, variant=(variant or "")[:32])
     except IntegrityError:
         existing = Outbox.objects.for_tenant(tenant_id).filter(idempotency_key=key).first()
         if existing is None:
@@ -157,9 +172,12 @@ def send(message: Outbox) -> Result:
         return Result(False, error=f"{type(exc).__name__}: {exc}")
 
 
-def record(message: Outbox, result: Result) -> str:
-    """Write the outcome of one attempt; returns the new status ('' if the claim was lost meanwhile)."""
+def record(message: Outbox, result: Result, *, clock=None) -> str:
+    """Write the outcome of one attempt; returns the new status ('' if the claim was lost meanwhile). A
+    final outcome (delivered, dead) is announced with ``outbox_message_finished`` in the same transaction.
+    ``clock`` (the pass's frozen ``now``, if later than the real time) is what the next attempt counts from."""
     now = timezone.now()
+    retry_base = max(now, clock) if clock is not None else now
     fields = {"last_status_code": result.status_code, "last_response": (result.body or "")[: settings.OUTBOX_RESPONSE_EXCERPT],
               "claim_token": None, "updated_at": now}
     if result.ok:
@@ -171,10 +189,14 @@ def record(message: Outbox, result: Result) -> str:
     else:
         delay = retry.next_delay(message.retry_policy or {"schedule": retry.DEFAULT_SCHEDULE[1:]}, message.attempts,
                                  result.retry_after)
-        fields.update(status=S.FAILED, error=result.error, next_attempt_at=now + timedelta(seconds=delay))
+        fields.update(status=S.FAILED, error=result.error, next_attempt_at=retry_base + timedelta(seconds=delay))
     with transaction.atomic():
         _no_flush_wait()
         updated = Outbox.objects.filter(pk=message.pk, status=S.SENDING, claim_token=message.claim_token).update(**fields)
+        if updated and fields["status"] in (S.DELIVERED, S.DEAD):
+            for name, value in fields.items():
+                setattr(message, name, value)
+            send_finished(message)
     if not updated:
         log.warning("outbox message %s was taken back by the sweeper before its result (%s) was recorded",
                     message.message_id, "ok" if result.ok else result.error)
@@ -227,6 +249,7 @@ def deliver(*, ids=None, limit: int | None = None, now=None, budget: float | Non
         if missing:
             tenants.update(Tenant.objects.in_bulk(list(missing)))
         _prefetch_secrets(rows)
+        endpoints = health.EndpointCache(rows)
         by_tenant: dict = {}
         for message in rows:  # one tenant context per tenant of the batch, messages in claim order
             by_tenant.setdefault(message.tenant_id, []).append(message)
@@ -236,7 +259,11 @@ def deliver(*, ids=None, limit: int | None = None, now=None, budget: float | Non
                 for message in messages:
                     if budget is not None and time.monotonic() - started > budget:
                         break
-                    status = record(message, send(message))
+                    result = health.blocked(message, endpoints)
+                    if result is None:
+                        result = send(message)
+                        health.observe(message, result, endpoints, now=now)
+                    status = record(message, result, clock=now)
                     unsent.remove(message)
                     stats.count(status)
                     if status == S.FAILED:
@@ -271,9 +298,13 @@ def reclaim_stuck(*, now=None, timeout: float | None = None) -> int:
     cutoff = now - timedelta(seconds=settings.OUTBOX_SENDING_TIMEOUT if timeout is None else timeout)
     with system_context("outbox: re-claim messages stuck in sending"), transaction.atomic():
         stuck = Outbox.objects.filter(status=S.SENDING, claimed_at__lt=cutoff)
-        dead = stuck.filter(attempts__gte=F("max_attempts")).update(
-            status=S.DEAD, claim_token=None, updated_at=now,
-            error="the worker was lost mid-send and no attempt is left (outcome unknown)")
+        given_up = list(stuck.filter(attempts__gte=F("max_attempts")).select_for_update())
+        error = "the worker was lost mid-send and no attempt is left (outcome unknown)"
+        dead = Outbox.objects.filter(pk__in=[r.pk for r in given_up]).update(
+            status=S.DEAD, claim_token=None, updated_at=now, error=error)
+        for row in given_up:
+            row.status, row.claim_token, row.error = S.DEAD, None, error
+            send_finished(row)
         back = stuck.filter(attempts__lt=F("max_attempts")).update(
             status=S.FAILED, claim_token=None, next_attempt_at=now, updated_at=now,
             error="the worker was lost mid-send; sending again")

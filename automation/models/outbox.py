@@ -4,6 +4,7 @@
   in the same transaction as the run step that caused it and delivered after commit by
   ``automation.delivery`` (claim with SKIP LOCKED, send outside the lock, record, retry with backoff).
 * ``WebhookSecret``: the tenant's signing secrets; several are active while one is being rotated.
+* ``WebhookEndpoint``: the health of one webhook target (tenant + URL); disabled after 5 days of failures.
 * ``EmailTemplate``: the tenant's email templates (seed 001), validated when saved.
 * ``IntegrationCredential``: the tenant's token for Slack, SMS, HubSpot or Salesforce.
 """
@@ -63,6 +64,10 @@ class Outbox(TenantOwnedModel):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_response = models.TextField(blank=True, default="", help_text="Excerpt of the last response body.")
     error = models.TextField(blank=True, default="")
+    email_template = models.ForeignKey("automation.EmailTemplate", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="messages", help_text="The template an email was rendered from.")
+    variant = models.CharField(max_length=32, blank=True, default="",
+                               help_text="The A/B variant of the email template this message was rendered with.")
     run = models.ForeignKey("automation.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox")
     run_step = models.ForeignKey("automation.RunStep", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="outbox")
@@ -80,6 +85,8 @@ class Outbox(TenantOwnedModel):
                          condition=models.Q(status__in=["pending", "failed"])),
             models.Index(fields=["claimed_at"], name="outbox_sending_idx", condition=models.Q(status="sending")),
             models.Index(fields=["tenant", "status", "channel"], name="outbox_tenant_status_idx"),
+            models.Index(fields=["email_template", "variant"], name="outbox_template_variant_idx",
+                         condition=models.Q(email_template__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -105,6 +112,38 @@ class WebhookSecret(TenantOwnedModel):
         return self.expires_at is None or self.expires_at > timezone.now()
 
 
+class WebhookEndpoint(TenantOwnedModel):
+    """The health of one webhook target of a tenant (its exact URL). A row appears with the first failed
+    attempt; every failed attempt extends the failing streak, any 2xx ends it. When the streak has lasted
+    ``WEBHOOK_DISABLE_AFTER`` (5 days) the endpoint is disabled: further messages to it go straight to
+    dead and the tenant admins get a task. ``automation.delivery.health.webhook_endpoint_enable`` turns it
+    back on."""
+
+    url = models.TextField()
+    url_hash = models.CharField(max_length=64, editable=False, help_text="sha256 of the URL (unique per tenant).")
+    failing_since = models.DateTimeField(null=True, blank=True, help_text="First failure since the last success.")
+    failures = models.PositiveIntegerField(default=0, help_text="Failed attempts since the last success.")
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["url"]
+        verbose_name = "webhook endpoint"
+        constraints = [models.UniqueConstraint(fields=["tenant", "url_hash"], name="webhook_endpoint_once_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.url[:80]} ({'disabled' if self.disabled_at else 'failing' if self.failing_since else 'healthy'})"
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
 class EmailTemplate(TenantOwnedModel):
     """Seed 001's email template: Django template syntax over account/contact/engagement/goals/custom.
     Save through ``automation.delivery.email.email_template_save`` (or ``full_clean``), which rejects
@@ -117,6 +156,10 @@ class EmailTemplate(TenantOwnedModel):
     category = models.CharField(max_length=50, blank=True, default="")
     variables = models.JSONField(default=list, blank=True,
                                  help_text='Custom variables the template declares, e.g. ["product_name", "custom.discount_code"].')
+    variants = models.JSONField(
+        default=list, blank=True,
+        help_text='A/B variants, e.g. [{"name": "A", "weight": 50}, {"name": "B", "weight": 50, "subject": "…"}]: '
+                  'each may override subject, html and text; a send picks one by its idempotency key and the weights.')
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

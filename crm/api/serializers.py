@@ -1,4 +1,8 @@
-"""Serializers of the CRM owner API (``/api/v1/crm/``)."""
+"""Serializers of the CRM owner API (``/api/v1/crm/``).
+
+Named ``CRM…`` so that their OpenAPI components (``CRMPlaybook``, ``CRMExecution``, …) never collide with other
+apps' (playbooks has a ``Playbook`` too: drf-spectacular would document one under the other's name).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,15 @@ from csplatform.api import TenantRelatedField
 from ..models import CRMDiscountCode, CRMPlaybook, CRMPlaybookExecution, CRMStep, CRMStepExecution
 
 
-class StepSerializer(serializers.ModelSerializer):
+class CRMStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = CRMStep
         fields = ["id", "order", "name", "delay_hours", "channel", "template", "subject", "discount_percent",
                   "conditions", "on_condition_fail", "branch_to", "quiet_hours", "variants"]
 
 
-class PlaybookSerializer(serializers.ModelSerializer):
-    steps = StepSerializer(many=True, read_only=True)
+class CRMPlaybookSerializer(serializers.ModelSerializer):
+    steps = CRMStepSerializer(many=True, read_only=True)
 
     class Meta:
         model = CRMPlaybook
@@ -26,8 +30,9 @@ class PlaybookSerializer(serializers.ModelSerializer):
                   "max_entries", "steps", "created_at", "updated_at"]
 
 
-class StepExecutionSerializer(serializers.ModelSerializer):
-    discount_code = serializers.CharField(source="discount_code.code", read_only=True, default=None)
+class CRMStepExecutionSerializer(serializers.ModelSerializer):
+    # Null for a step that issued no code (documented as nullable: schemathesis found it typed a plain string).
+    discount_code = serializers.CharField(source="discount_code.code", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = CRMStepExecution
@@ -35,11 +40,11 @@ class StepExecutionSerializer(serializers.ModelSerializer):
                   "sent_at", "outbox_message_id", "discount_code", "error", "created_at", "updated_at"]
 
 
-class ExecutionSerializer(serializers.ModelSerializer):
+class CRMExecutionSerializer(serializers.ModelSerializer):
     playbook_name = serializers.CharField(source="playbook.name", read_only=True)
     contact_name = serializers.CharField(source="contact.name", read_only=True)
     account_name = serializers.CharField(source="account.name", read_only=True)
-    steps = StepExecutionSerializer(source="step_executions", many=True, read_only=True)
+    steps = CRMStepExecutionSerializer(source="step_executions", many=True, read_only=True)
 
     class Meta:
         model = CRMPlaybookExecution
@@ -49,7 +54,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ExecutionStartSerializer(serializers.Serializer):
+class CRMExecutionStartSerializer(serializers.Serializer):
     """``POST /api/v1/crm/executions``: put a contact in a journey (by journey name or id)."""
 
     contact = TenantRelatedField(Contact)
@@ -71,12 +76,12 @@ class ExecutionStartSerializer(serializers.Serializer):
         return attrs
 
 
-class ConvertSerializer(serializers.Serializer):
+class CRMConvertSerializer(serializers.Serializer):
     value = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True,
                                      help_text="Conversion value (e.g. the recovered payment).")
 
 
-class DiscountCodeSerializer(serializers.ModelSerializer):
+class CRMDiscountCodeSerializer(serializers.ModelSerializer):
     contact_name = serializers.CharField(source="contact.name", read_only=True)
     state = serializers.SerializerMethodField()
 
@@ -90,7 +95,7 @@ class DiscountCodeSerializer(serializers.ModelSerializer):
         return obj.state()
 
 
-class RedeemSerializer(serializers.Serializer):
+class CRMRedeemSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=40)
     value = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True,
                                      help_text="Order value; recorded as the journey's conversion value.")
@@ -98,7 +103,7 @@ class RedeemSerializer(serializers.Serializer):
                                        help_text="Convert the journey that issued the code (default true).")
 
 
-class StatsQuerySerializer(serializers.Serializer):
+class CRMStatsQuerySerializer(serializers.Serializer):
     started_after = serializers.DateTimeField(required=False)
     started_before = serializers.DateTimeField(required=False)
 

@@ -51,7 +51,7 @@ class PlaybookViewSet(OwnerOnly, TenantModelViewSet):
 
     http_method_names = ["get", "head", "options"]
     queryset = CRMPlaybook.objects.prefetch_related(Prefetch("steps", queryset=CRMStep.objects.order_by("order")))
-    serializer_class = s.PlaybookSerializer
+    serializer_class = s.CRMPlaybookSerializer
     filterset_fields = ["trigger_event", "active"]
     search_fields = ["name", "title"]
     ordering_fields = ["name", "created_at"]
@@ -83,14 +83,14 @@ class ExecutionViewSet(OwnerOnly, TenantModelViewSet):
     queryset = CRMPlaybookExecution.objects.select_related("playbook", "contact", "account").prefetch_related(
         Prefetch("step_executions", queryset=CRMStepExecution.objects.select_related("discount_code")
                  .order_by("step_order")))
-    serializer_class = s.ExecutionSerializer
+    serializer_class = s.CRMExecutionSerializer
     filterset_class = ExecutionFilter
     search_fields = ["contact__name", "contact__email", "account__name", "playbook__name"]
     ordering_fields = ["started_at", "next_step_at", "converted_at", "conversion_value"]
 
-    @extend_schema(request=s.ExecutionStartSerializer, responses={201: s.ExecutionSerializer})
+    @extend_schema(request=s.CRMExecutionStartSerializer, responses={201: s.CRMExecutionSerializer})
     def create(self, request, *args, **kwargs):
-        payload = s.ExecutionStartSerializer(data=request.data, context=self.get_serializer_context())
+        payload = s.CRMExecutionStartSerializer(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
         tenant = resolve_membership(request).tenant
         data = payload.validated_data
@@ -109,7 +109,7 @@ class ExecutionViewSet(OwnerOnly, TenantModelViewSet):
                 body["execution_id"] = refused.execution.pk
             return Response(body, status=status.HTTP_409_CONFLICT)
         execution = self.get_queryset().get(pk=execution.pk)
-        return Response(s.ExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
+        return Response(s.CRMExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
         execution = self.get_object()
@@ -117,20 +117,20 @@ class ExecutionViewSet(OwnerOnly, TenantModelViewSet):
             services.execution_cancel(execution=execution, reason=f"cancelled by {request.user.email or request.user}")
         except services.ConversionError as exc:
             raise Conflict(str(exc)) from None
-        return Response(s.ExecutionSerializer(self.get_queryset().get(pk=execution.pk)).data)
+        return Response(s.CRMExecutionSerializer(self.get_queryset().get(pk=execution.pk)).data)
 
-    @extend_schema(request=s.ConvertSerializer, responses=s.ExecutionSerializer)
+    @extend_schema(request=s.CRMConvertSerializer, responses=s.CRMExecutionSerializer)
     @action(detail=True, methods=["post"])
     def convert(self, request, pk=None):
         execution = self.get_object()
-        payload = s.ConvertSerializer(data=request.data)
+        payload = s.CRMConvertSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
             services.execution_convert(execution=execution, value=payload.validated_data.get("value"),
                                        reason=f"marked converted by {request.user.email or request.user}")
         except services.ConversionError as exc:
             raise Conflict(str(exc)) from None
-        return Response(s.ExecutionSerializer(self.get_queryset().get(pk=execution.pk)).data)
+        return Response(s.CRMExecutionSerializer(self.get_queryset().get(pk=execution.pk)).data)
 
 
 class DiscountCodeFilter(TenantFilterSet):
@@ -157,7 +157,7 @@ class DiscountCodeViewSet(OwnerOnly, TenantModelViewSet):
 
     http_method_names = ["get", "post", "head", "options"]
     queryset = CRMDiscountCode.objects.select_related("contact")
-    serializer_class = s.DiscountCodeSerializer
+    serializer_class = s.CRMDiscountCodeSerializer
     filterset_class = DiscountCodeFilter
     search_fields = ["code", "contact__name", "contact__email"]
     ordering_fields = ["created_at", "expires_at", "used_at"]
@@ -166,10 +166,10 @@ class DiscountCodeViewSet(OwnerOnly, TenantModelViewSet):
         return Response({"detail": "Codes are issued by journey steps; use POST redeem to use one."},
                         status=status.HTTP_405_METHOD_NOT_ALLOWED)
 
-    @extend_schema(request=s.RedeemSerializer, responses=s.DiscountCodeSerializer)
+    @extend_schema(request=s.CRMRedeemSerializer, responses=s.CRMDiscountCodeSerializer)
     @action(detail=False, methods=["post"])
     def redeem(self, request):
-        payload = s.RedeemSerializer(data=request.data)
+        payload = s.CRMRedeemSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         try:
@@ -178,16 +178,16 @@ class DiscountCodeViewSet(OwnerOnly, TenantModelViewSet):
         except RedeemError as exc:
             error = {"not_found": NotFound, "used": Conflict, "expired": Gone}[exc.reason]
             raise error(exc.message, code=exc.reason) from None
-        return Response(s.DiscountCodeSerializer(code).data)
+        return Response(s.CRMDiscountCodeSerializer(code).data)
 
 
 class StatsView(OwnerOnly, APIView):
     """Per journey: started, active, completed, converted, conversion rate, average conversion value,
     revenue recovered (``?started_after=`` / ``?started_before=`` narrow by start time)."""
 
-    @extend_schema(parameters=[s.StatsQuerySerializer], responses={200: dict})
+    @extend_schema(parameters=[s.CRMStatsQuerySerializer], responses={200: dict})
     def get(self, request):
-        query = s.StatsQuerySerializer(data=request.query_params)
+        query = s.CRMStatsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         tenant = resolve_membership(request).tenant
         return Response(selectors.journey_stats(tenant, **query.validated_data))

@@ -34,3 +34,63 @@ class PlaybookExecutionSerializer(TenantModelSerializer):
             "id", "trigger", "playbook_type", "account", "account_name", "reason", "reasons", "metrics", "source",
             "started_by", "started_at", "finished_at", "created_at", "updated_at",
         ]
+
+
+class SuccessPlayExecutionSerializer(PlaybookExecutionSerializer):
+    """An execution with its SuccessPlay, who started it ("automation" or the user's email) and the engine Run."""
+
+    playbook_name = serializers.CharField(source="playbook.name", read_only=True, default=None)
+    started_by_label = serializers.CharField(read_only=True)
+
+    class Meta(PlaybookExecutionSerializer.Meta):
+        fields = [*PlaybookExecutionSerializer.Meta.fields, "playbook", "playbook_name", "started_by_label", "run",
+                  "forced"]
+        read_only_fields = [*PlaybookExecutionSerializer.Meta.read_only_fields, "playbook", "playbook_name",
+                            "started_by_label", "run", "forced"]
+
+
+class PlaybookSerializer(serializers.Serializer):
+    """A SuccessPlay. Shapes are checked here; trigger, conditions and actions are validated (and
+    normalised) by the automation engine when the play is saved (400 naming the field)."""
+
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    is_active = serializers.BooleanField(required=False, default=False)
+    trigger_type = serializers.CharField(max_length=64)
+    trigger_config = serializers.DictField(required=False, default=dict)
+    conditions = serializers.JSONField(required=False, default=dict)
+    webhook_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    actions = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    cooldown_minutes = serializers.IntegerField(required=False, default=60, min_value=0)
+    workflow = serializers.IntegerField(source="workflow_id", read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["unknown field"] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class PlaybookTriggerRequest(serializers.Serializer):
+    """``POST /api/playbooks/{id}/trigger``: run the play for one account now."""
+
+    account_id = serializers.UUIDField()
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    force = serializers.BooleanField(required=False, default=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["unknown field; expected account_id, reason, force"]
+                                                   for key in unknown})
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        if attrs.get("force") and not attrs.get("reason", "").strip():
+            raise serializers.ValidationError({"reason": ["is required to force a play past its cooldown"]})
+        return attrs

@@ -8,6 +8,8 @@ from . import views
 # Routes take an optional trailing slash, as seed 000's clients call them without one.
 router = slash_optional(SimpleRouter())
 router.register("playbooks/executions", views.PlaybookExecutionViewSet, basename="playbookexecution")
+# SuccessPlays: registered after the executions (and their ids are digits only), so no clash.
+router.register("playbooks", views.PlaybookViewSet, basename="playbook")
 
 urlpatterns = [
     re_path(r"^playbook-triggers/?$", views.PlaybookTriggersView.as_view(), name="playbook-triggers"),

@@ -10,7 +10,9 @@ from __future__ import annotations
 import django_filters
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers, status
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,7 +21,7 @@ from csplatform.permissions import ADMINS, MANAGERS, resolve_membership
 
 from .. import selectors, services
 from ..evaluators import SettingsError
-from ..models import PlaybookExecution, PlaybookType
+from ..models import Playbook, PlaybookExecution, PlaybookType
 from . import serializers as s
 
 _datetime = serializers.DateTimeField()
@@ -99,6 +101,7 @@ class PlaybookTriggerTestView(APIView):
     """Evaluate a type's saved settings, overridden by ``triggers``, without saving or counting."""
 
     write_roles = MANAGERS
+    throttle_scope = "evaluation"  # evaluations are the expensive calls (API_THROTTLE_EVALUATION)
 
     @extend_schema(request=s.TriggerTestRequest, responses={200: dict, 400: dict})
     def post(self, request):
@@ -125,6 +128,7 @@ class PlaybookTriggerEvaluateAllView(APIView):
     """Evaluate every enabled trigger now: counters, history and executions are written."""
 
     write_roles = MANAGERS
+    throttle_scope = "evaluation"
 
     @extend_schema(request=None, responses={200: dict})
     def post(self, request):
@@ -200,7 +204,7 @@ class PlaybookExecutionFilter(TenantFilterSet):
 
     class Meta:
         model = PlaybookExecution
-        fields = ["playbook_type", "status", "source", "account", "trigger"]
+        fields = ["playbook_type", "status", "source", "account", "trigger", "playbook"]
 
     def filter_open(self, queryset, name, value):
         lookup = {"status__in": PlaybookExecution.OPEN_STATUSES}
@@ -212,8 +216,8 @@ class PlaybookExecutionViewSet(TenantModelViewSet):
     (``status``, ``outcome``); finished executions are history."""
 
     http_method_names = ["get", "patch", "head", "options"]
-    queryset = PlaybookExecution.objects.select_related("account", "trigger")
-    serializer_class = s.PlaybookExecutionSerializer
+    queryset = PlaybookExecution.objects.select_related("account", "trigger", "playbook", "started_by")
+    serializer_class = s.SuccessPlayExecutionSerializer
     filterset_class = PlaybookExecutionFilter
     search_fields = ["account__name", "reason", "outcome"]
     ordering_fields = ["started_at", "finished_at", "status", "playbook_type"]
@@ -222,3 +226,71 @@ class PlaybookExecutionViewSet(TenantModelViewSet):
         with transaction.atomic():
             serializer.instance = services.playbook_execution_update(
                 execution=serializer.instance, changes=serializer.validated_data)
+
+
+class PlaybookViewSet(TenantModelViewSet):
+    """SuccessPlays (seed 004), ``/api/playbooks/``: tenant admins create and change them; admins and
+    practitioners trigger one for an account (``POST /api/playbooks/{id}/trigger``). Each play is an
+    automation rule (``source=playbook``): firing, cooldown, runs and delivery are the engine's."""
+
+    queryset = Playbook.objects.select_related("workflow")
+    serializer_class = s.PlaybookSerializer
+    write_roles = ADMINS
+    action_roles = {"trigger": MANAGERS}
+    lookup_value_regex = r"\d+"  # never takes "executions" for an id
+    filterset_fields = ["is_active", "trigger_type"]
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at", "updated_at"]
+
+    def _save(self, playbook, data, status_code):
+        try:
+            playbook = services.playbook_save(playbook=playbook, data=data, actor=self.request.user)
+        except DjangoValidationError as exc:
+            from csplatform.permissions import django_validation_error_detail
+
+            raise serializers.ValidationError(django_validation_error_detail(exc)) from None
+        return Response(self.get_serializer(playbook).data, status=status_code)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tenant = resolve_membership(request).tenant
+        return self._save(Playbook(tenant=tenant), serializer.validated_data, status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        playbook = self.get_object()
+        serializer = self.get_serializer(playbook, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        return self._save(playbook, serializer.validated_data, status.HTTP_200_OK)
+
+    def perform_destroy(self, instance):
+        services.playbook_delete(playbook=instance, actor=self.request.user)
+
+    @extend_schema(request=s.PlaybookTriggerRequest, responses={201: s.SuccessPlayExecutionSerializer,
+                                                                 400: dict, 404: dict, 409: dict})
+    @action(detail=True, methods=["post"], url_path="trigger")
+    def trigger(self, request, pk=None):
+        """Seed 004's ``trigger_playbook_manually``: run the play for ``account_id`` now. Inside the
+        play's cooldown for that account it is a 409, unless ``force`` is true and a ``reason`` is given."""
+        from accounts.models import Account
+
+        playbook = self.get_object()
+        body = s.PlaybookTriggerRequest(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        account = Account.objects.for_tenant(playbook.tenant_id).filter(pk=data["account_id"]).first()
+        if account is None:
+            raise serializers.ValidationError({"account_id": ["no such account in this tenant"]})
+        try:
+            execution = services.trigger_playbook_manually(playbook, account, data["reason"], user=request.user,
+                                                           force=data["force"])
+        except services.PlaybookCooldown as exc:
+            return Response({"status": "error", "message": exc.message, "cooldown_until": _time(exc.until)},
+                            status=status.HTTP_409_CONFLICT)
+        except DjangoValidationError as exc:
+            from csplatform.permissions import django_validation_error_detail
+
+            raise serializers.ValidationError(django_validation_error_detail(exc)) from None
+        execution = PlaybookExecution.objects.select_related("account", "playbook", "started_by").get(pk=execution.pk)
+        return Response(s.SuccessPlayExecutionSerializer(execution, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)

@@ -14,6 +14,7 @@ from accounts import services
 from accounts.models import (
     Account, Contact, HealthScore, JourneyHistory, JourneyStage, Membership, Note, Role, SurveyResponse, Tag, Task,
 )
+from playbooks.models import PlaybookExecution
 from tests.factories import (
     AccountFactory, ContactFactory, MembershipFactory, NoteFactory, TagFactory, TaskFactory, TenantFactory,
     UserFactory,
@@ -334,7 +335,7 @@ def test_it_renders_the_account_page_with_its_inlines(client, tenant, demo_like_
     rows = {
         inline.formset.model: len(inline.formset.initial_forms) for inline in response.context["inline_admin_formsets"]
     }
-    assert rows == {Contact: 2, HealthScore: 10, Task: 1, Note: 2, JourneyHistory: 2}
+    assert rows == {Contact: 2, HealthScore: 10, Task: 1, Note: 2, JourneyHistory: 2, PlaybookExecution: 0}
     content = response.content.decode()
     assert "Plan QBR" in content and "Old task" not in content
     assert "Usage 71.0 x" in content  # the latest score's breakdown

@@ -67,7 +67,10 @@ def test_it_refuses_another_tenants_customer_id(tenant, other_tenant, client_for
                          ("get", BASE + "/history"), ("get", "/api/playbooks/executions")):
         response = getattr(client, method)(path, {"playbook_type": "voc", "triggers": {}}, format="json")
         assert response.status_code == 403, (path, response.status_code)
-    assert PlaybookTrigger.objects.for_tenant(other_tenant).count() == 0
+    # The other tenant has its five default settings (created with it), untouched.
+    theirs = PlaybookTrigger.objects.for_tenant(other_tenant)
+    assert theirs.count() == 5
+    assert not theirs.filter(auto_trigger_enabled=True).exists() and not theirs.filter(last_evaluated__isnull=False).exists()
 
 
 def test_it_requires_a_token(tenant):

@@ -192,7 +192,8 @@ def test_it_returns_no_secret_after_creation():
         for prop, spec in (component.get("properties") or {}).items()
         if any(marker in prop.lower() for marker in SECRET_NAME) and not spec.get("writeOnly")
     }
-    assert returned - KNOWN_EXPOSED == {("AuthToken", "token")}
+    # Issued once, in the response that creates them: the login token and a rotated webhook signing secret.
+    assert returned - KNOWN_EXPOSED == {("AuthToken", "token"), ("NewWebhookSecret", "secret")}
 
 
 # --- production settings -------------------------------------------------------------------------

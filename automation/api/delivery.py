@@ -1,0 +1,397 @@
+"""The delivery APIs (docs/delivery.md "API"): the outbox, email templates, webhook secrets, integration credentials.
+
+* ``/api/outbox/``: read-only history of what the platform sends; ``POST /api/outbox/{id}/requeue`` puts a
+  dead or failed message back with the same message id (tenant admins and practitioners).
+* ``/api/email-templates/``: CRUD through ``email_template_save`` (unknown variables are a 400 naming the
+  field and the variable); ``POST /api/email-templates/{id}/preview`` renders one (everyone).
+* ``/api/webhook-secrets/``: the signing secrets, never their values; ``POST`` rotates and returns the new
+  secret once (tenant admins only).
+* ``/api/integration-credentials/``: Slack, SMS, HubSpot, Salesforce tokens; the token is write-only
+  (tenant admins only).
+
+Secrets never leave in a response after they were created: outbox headers that look secret are masked,
+webhook secrets are shown as a fingerprint, tokens not at all. Template, secret and credential changes are
+written to the audit trail with the request's user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+import django_filters
+from django.db import transaction
+from django.template import TemplateSyntaxError
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from accounts.audit import audit_record, audit_snapshot, mask_secrets
+from accounts.models import Account, Contact
+from automation.delivery import email as email_service
+from automation.delivery import policy
+from automation.delivery.services import outbox_requeue, webhook_secret_rotate
+from automation.models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
+from csplatform.api import TenantFilterSet, TenantModelSerializer, TenantModelViewSet, TenantRelatedField
+from csplatform.permissions import ADMINS, EVERYONE, MANAGERS, resolve_membership
+
+MASK = "***"
+# Header names whose values are credentials: Authorization, X-Api-Key, Cookie, X-Webhook-Token, ...
+SECRET_HEADER = re.compile(r"auth|token|secret|passw|key|signature|cookie|session|credential", re.IGNORECASE)
+
+
+def masked_headers(headers) -> dict:
+    """``headers`` with the value of every secret-looking header replaced by ``***``."""
+    if not isinstance(headers, dict):
+        return {}
+    return {name: MASK if SECRET_HEADER.search(str(name)) and value not in (None, "") else value
+            for name, value in headers.items()}
+
+
+def masked_payload(payload):
+    """An outbox payload as shown to people: nested ``headers`` (an email's) masked like the message's own,
+    and values under secret-looking keys hidden."""
+    if isinstance(payload, dict):
+        shown = mask_secrets(payload)
+        if isinstance(payload.get("headers"), dict):
+            shown["headers"] = masked_headers(payload["headers"])
+        return shown
+    return payload
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, non-reversible name of a secret (compare it with ``sha256(secret)[:12]`` on the receiver)."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def _tenant(request):
+    return resolve_membership(request).tenant
+
+
+# --- outbox --------------------------------------------------------------------------------------
+
+class OutboxFilter(TenantFilterSet):
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte",
+                                                     help_text="Created at or after (ISO 8601).")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte",
+                                                      help_text="Created at or before (ISO 8601).")
+
+    class Meta:
+        model = Outbox
+        fields = ["status", "channel", "run", "run_step"]
+
+
+class OutboxSerializer(serializers.ModelSerializer):
+    # A plain string in the schema: crm's Channel choices share the name (an enum collision warning fails
+    # ``check --deploy``); ENUM_NAME_OVERRIDES in settings would let this be an enum again.
+    channel = serializers.CharField(read_only=True, help_text="webhook, email, sms, slack, hubspot or salesforce")
+    headers = serializers.SerializerMethodField(help_text="Secret-looking header values are shown as ***.")
+    payload = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Outbox
+        # Not the idempotency key: internal (searchable with ?search=), and the schema check treats "*key" as secret.
+        fields = ["id", "message_id", "channel", "target", "method", "headers", "payload", "status",
+                  "attempts", "max_attempts", "next_attempt_at", "last_attempt_at", "delivered_at",
+                  "last_status_code", "last_response", "error", "run", "run_step", "created_at", "updated_at"]
+        read_only_fields = fields
+
+    def get_headers(self, obj) -> dict:
+        return masked_headers(obj.headers)
+
+    def get_payload(self, obj) -> dict:
+        return masked_payload(obj.payload)
+
+
+@extend_schema_view(list=extend_schema(summary="Outgoing messages (read-only)"))
+class OutboxViewSet(TenantModelViewSet):
+    """What the platform sent or will send; filter by ``status``, ``channel``, ``run``, ``run_step``,
+    ``created_after`` / ``created_before``; search by target, message id or idempotency key."""
+
+    http_method_names = ["get", "post", "head", "options"]
+    queryset = Outbox.objects.all()
+    serializer_class = OutboxSerializer
+    filterset_class = OutboxFilter
+    search_fields = ["target", "message_id", "idempotency_key"]
+    ordering_fields = ["created_at", "next_attempt_at", "last_attempt_at", "attempts", "status"]
+    lookup_value_regex = "[0-9]+"
+    write_roles = MANAGERS  # the only write is requeue; creating is a 405
+    action_roles = {"requeue": MANAGERS}
+
+    def create(self, request, *args, **kwargs):
+        return Response({"detail": "Messages are written by actions; this list is read-only."},
+                        status=status.HTTP_405_METHOD_NOT_ALLOWED)
+
+    @extend_schema(request=None, responses=OutboxSerializer,
+                   summary="Re-queue a dead or failed message (fresh attempts, same message id)")
+    @action(detail=True, methods=["post"])
+    def requeue(self, request, pk=None):
+        message = outbox_requeue(self.get_object())
+        return Response(OutboxSerializer(message).data)
+
+
+# --- email templates -----------------------------------------------------------------------------
+
+class EmailTemplateSerializer(serializers.ModelSerializer):
+    """Validated by ``email_template_save`` (in the view), which names the field and the variable."""
+
+    variables = serializers.JSONField(required=False, help_text='Declared custom variables, e.g. ["product_name"].')
+
+    class Meta:
+        model = EmailTemplate
+        fields = ["id", "name", "subject", "html", "text", "category", "variables", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class PreviewSerializer(serializers.Serializer):
+    account_id = TenantRelatedField(model=Account, required=False, allow_null=True)
+    contact_id = TenantRelatedField(model=Contact, required=False, allow_null=True)
+    custom = serializers.DictField(required=False, default=dict, help_text="Values of custom variables.")
+
+    def validate(self, attrs):
+        account, contact = attrs.get("account_id"), attrs.get("contact_id")
+        if account is not None and contact is not None and contact.account_id != account.pk:
+            raise ValidationError({"contact_id": ["This contact does not belong to the account."]})
+        return attrs
+
+
+class PreviewResultSerializer(serializers.Serializer):
+    subject = serializers.CharField()
+    text = serializers.CharField()
+    html = serializers.CharField()
+    sample = serializers.BooleanField(help_text="Rendered with sample data (no account or contact given).")
+
+
+SAMPLE = {
+    "account": {"id": "00000000-0000-0000-0000-000000000000", "name": "Sample Account", "health_score": 72.5,
+                "status": "Active", "risk_level": "Moderate", "arr": 50000.0, "industry": "Software",
+                "size": "SMB", "renewal_date": "", "owner_name": "Casey Manager", "owner_email": "csm@example.com"},
+    "contact": {"id": 0, "name": "Sam Sample", "first_name": "Sam", "email": "sam@example.com", "role": "Champion",
+                "phone": "+15550100"},
+    "engagement": {"last_meeting_date": "", "last_engagement_type": "Meeting", "last_engagement_date": "",
+                   "next_meeting_date": ""},
+    "goals": {"active_goals": 2, "completed_goals": 1, "at_risk_goals": 1, "missed_goals": 0},
+    "csm": {"name": "Casey Manager", "email": "csm@example.com"},
+}
+
+
+def sample_context(tenant, custom: dict) -> dict:
+    today = timezone.localdate()
+    context = email_service.email_context(tenant=tenant, custom=custom)
+    context.update({key: dict(value) for key, value in SAMPLE.items()})
+    context["account"]["renewal_date"] = (today + timedelta(days=90)).isoformat()
+    context["engagement"].update(last_meeting_date=(today - timedelta(days=14)).isoformat(),
+                                 last_engagement_date=(today - timedelta(days=3)).isoformat(),
+                                 next_meeting_date=(today + timedelta(days=7)).isoformat())
+    context["unsubscribe_url"] = "https://example.com/unsubscribe/sample"
+    return context
+
+
+def render_preview(template: EmailTemplate, *, account=None, contact=None, custom: dict | None = None) -> dict:
+    """The template rendered for an account/contact, or with sample data when neither is given. Declared
+    custom variables without a value show as ``[name]``."""
+    values = {name: f"[{name}]" for name in email_service.declared_names(template.variables)}
+    values.update(custom or {})
+    if account is None and contact is not None:
+        account = contact.account
+    try:
+        if account is None:
+            subject, text, html = email_service.render_email(template, sample_context(template.tenant, values))
+            return {"subject": subject, "text": text, "html": html, "sample": True}
+        return {**email_service.preview(template, account=account, contact=contact, custom=values), "sample": False}
+    except (TemplateSyntaxError, ValueError) as exc:
+        raise ValidationError({"template": [f"cannot be rendered: {exc}"]}) from None
+
+
+@extend_schema_view(list=extend_schema(summary="Email templates"))
+class EmailTemplateViewSet(TenantModelViewSet):
+    """Tenant admins write; everyone reads and previews."""
+
+    queryset = EmailTemplate.objects.all()
+    serializer_class = EmailTemplateSerializer
+    filterset_fields = ["category", "name"]
+    search_fields = ["name", "subject", "category"]
+    ordering_fields = ["name", "category", "created_at", "updated_at"]
+    lookup_value_regex = "[0-9]+"
+    write_roles = ADMINS
+    action_roles = {"preview": EVERYONE}
+
+    def _save(self, serializer, template: EmailTemplate, action_name: str):
+        before = audit_snapshot(template) if template.pk else None
+        with transaction.atomic():
+            email_service.email_template_save(template=template, data=dict(serializer.validated_data))
+            audit_record(tenant=template.tenant_id, actor=self.request.user, action=action_name, obj=template,
+                         before=before, after=audit_snapshot(template))
+        serializer.instance = template
+
+    def perform_create(self, serializer):
+        self._save(serializer, EmailTemplate(tenant=_tenant(self.request)), "create")
+
+    def perform_update(self, serializer):
+        self._save(serializer, serializer.instance, "update")
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():
+            audit_record(tenant=instance.tenant_id, actor=self.request.user, action="delete", obj=instance,
+                         before=audit_snapshot(instance))
+            instance.delete()
+
+    @extend_schema(request=PreviewSerializer, responses=PreviewResultSerializer,
+                   summary="Render the template for an account/contact, or with sample data")
+    @action(detail=True, methods=["post"])
+    def preview(self, request, pk=None):
+        template = self.get_object()
+        body = PreviewSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        return Response(render_preview(template, account=data.get("account_id"), contact=data.get("contact_id"),
+                                       custom=data.get("custom")))
+
+
+# --- webhook secrets -----------------------------------------------------------------------------
+
+class WebhookSecretSerializer(serializers.ModelSerializer):
+    fingerprint = serializers.SerializerMethodField(help_text="sha256 of the secret, first 12 hex digits.")
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = WebhookSecret
+        fields = ["id", "fingerprint", "is_active", "created_at", "expires_at"]
+        read_only_fields = fields
+
+    def get_fingerprint(self, obj) -> str:
+        return secret_fingerprint(obj.secret)
+
+
+class RotateSerializer(serializers.Serializer):
+    overlap_hours = serializers.FloatField(default=24, min_value=0, max_value=24 * 7,
+                                           help_text="How long the current secrets keep signing (0: stop now).")
+
+
+class NewWebhookSecretSerializer(WebhookSecretSerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown this once; store it now.")
+
+    class Meta(WebhookSecretSerializer.Meta):
+        fields = [*WebhookSecretSerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+def rotate_webhook_secret(tenant, *, overlap: timedelta, actor) -> WebhookSecret:
+    """``webhook_secret_rotate`` with the audit trail: the new secret, and the expiry of the old ones."""
+    secrets = WebhookSecret.objects.for_tenant(tenant)
+    with transaction.atomic():
+        before = {row.pk: (row, audit_snapshot(row)) for row in secrets.select_for_update()}
+        new = webhook_secret_rotate(tenant, overlap=overlap)
+        audit_record(tenant=tenant, actor=actor, action="create", obj=new,
+                     object_repr=f"webhook secret {secret_fingerprint(new.secret)}", after=audit_snapshot(new))
+        for row in secrets.filter(pk__in=list(before)):
+            old, snapshot = before[row.pk]
+            audit_record(tenant=tenant, actor=actor, action="update", obj=row,
+                         object_repr=f"webhook secret {secret_fingerprint(row.secret)}", before=snapshot,
+                         after=audit_snapshot(row))
+    return new
+
+
+@extend_schema_view(list=extend_schema(summary="Webhook signing secrets (never their values)"),
+                    create=extend_schema(request=RotateSerializer, responses={201: NewWebhookSecretSerializer},
+                                         summary="Rotate: a new secret, returned once"))
+class WebhookSecretViewSet(TenantModelViewSet):
+    """Tenant admins only. ``POST`` (or ``POST rotate``) adds a new secret and lets the current ones expire
+    after ``overlap_hours``; the response carries the new secret, the only time it is shown."""
+
+    http_method_names = ["get", "post", "head", "options"]
+    queryset = WebhookSecret.objects.all()
+    serializer_class = WebhookSecretSerializer
+    ordering_fields = ["created_at", "expires_at"]
+    lookup_value_regex = "[0-9]+"
+    read_roles = ADMINS
+    write_roles = ADMINS
+
+    def get_queryset(self):
+        return super().get_queryset().order_by("-created_at", "-id")
+
+    def create(self, request, *args, **kwargs):
+        body = RotateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        new = rotate_webhook_secret(_tenant(request), overlap=timedelta(hours=body.validated_data["overlap_hours"]),
+                                    actor=request.user)
+        return Response(NewWebhookSecretSerializer(new).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RotateSerializer, responses={201: NewWebhookSecretSerializer},
+                   summary="Rotate: a new secret, returned once (same as POST on the list)")
+    @action(detail=False, methods=["post"])
+    def rotate(self, request):
+        return self.create(request)
+
+
+# --- integration credentials ---------------------------------------------------------------------
+
+class IntegrationCredentialSerializer(TenantModelSerializer):
+    token = serializers.CharField(write_only=True, required=False, max_length=500,
+                                  help_text="Write-only: never returned. Required when creating; omit to keep it.")
+    connected = serializers.SerializerMethodField(help_text="Whether a token is stored.")
+
+    class Meta:
+        model = IntegrationCredential
+        fields = ["id", "integration", "base_url", "token", "connected", "config", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_connected(self, obj) -> bool:
+        return bool(obj.token)
+
+    def validate_base_url(self, value):
+        if value:
+            try:
+                policy.check_static(value)
+            except (policy.Refused, ValueError) as exc:
+                raise ValidationError(str(exc)) from None
+        return value
+
+    def validate_config(self, value):
+        if not isinstance(value, dict):
+            raise ValidationError("must be a JSON object")
+        return value
+
+    def validate(self, attrs):
+        if self.instance is None and not attrs.get("token"):
+            raise ValidationError({"token": ["This field is required."]})
+        return super().validate(attrs)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["config"] = mask_secrets(data.get("config") or {})
+        return data
+
+
+@extend_schema_view(list=extend_schema(summary="Integration credentials (tokens are write-only)"))
+class IntegrationCredentialViewSet(TenantModelViewSet):
+    queryset = IntegrationCredential.objects.all()
+    serializer_class = IntegrationCredentialSerializer
+    filterset_fields = ["integration"]
+    ordering_fields = ["integration", "created_at", "updated_at"]
+    lookup_value_regex = "[0-9]+"
+    read_roles = ADMINS
+    write_roles = ADMINS
+
+    def perform_create(self, serializer):
+        with transaction.atomic():
+            credential = serializer.save(tenant=_tenant(self.request))
+            audit_record(tenant=credential.tenant_id, actor=self.request.user, action="create", obj=credential,
+                         after=audit_snapshot(credential))
+
+    def perform_update(self, serializer):
+        before = audit_snapshot(serializer.instance)
+        with transaction.atomic():
+            credential = serializer.save()
+            audit_record(tenant=credential.tenant_id, actor=self.request.user, action="update", obj=credential,
+                         before=before, after=audit_snapshot(credential))
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():
+            audit_record(tenant=instance.tenant_id, actor=self.request.user, action="delete", obj=instance,
+                         before=audit_snapshot(instance))
+            instance.delete()
