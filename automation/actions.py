@@ -617,18 +617,19 @@ class SendEmail(DeliveryAction):
                 else "no recipient: the event has no contact with an email address"
             raise ActionError(f"send_email: {reason}; nothing was sent")
         custom = {**ctx.extra, **{k: render(v, ctx) for k, v in (config.get("personalization") or {}).items()}}
-        messages = []
+        messages, prefix = [], self._key(ctx)
         for address, contact in sendable:
             account = ctx.account or (contact.account if contact is not None else None)
             context = emails.email_context(tenant=ctx.tenant, account=account, contact=contact, custom=custom)
             try:
-                subject, text, html = emails.render_email(template, context, config.get("subject"))
+                # Picks the template's A/B variant from the message's key, so a retry sends the same one.
+                rendered = emails.render_for_send(template, context, key=f"{prefix}:{address.lower()}"[:255],
+                                                  subject=config.get("subject"))
             except ValueError as exc:
                 raise ActionError(f"send_email: {exc}") from None
             headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>"} if contact is not None else {}
             messages.append({"channel": "email", "target": address, "key": address.lower(), "payload": {
-                "subject": subject, "text": text, "html": html, "template": template.name, "headers": headers,
-                "contact_id": contact.pk if contact is not None else None}})
+                **rendered, "headers": headers, "contact_id": contact.pk if contact is not None else None}})
         rows = self._enqueue(ctx, config, messages)
         return {**self._summary(rows), "template": template.name, "skipped": skipped}
 

@@ -232,6 +232,7 @@ SMS_FROM = env("SMS_FROM", default="")
 HUBSPOT_API_URL = env("HUBSPOT_API_URL", default="https://api.hubapi.com")
 SALESFORCE_INSTANCE_URL = env("SALESFORCE_INSTANCE_URL", default="")
 SALESFORCE_API_VERSION = env("SALESFORCE_API_VERSION", default="v60.0")
+WEBHOOK_DISABLE_AFTER_DAYS = env.float("WEBHOOK_DISABLE_AFTER_DAYS", default=5)  # all-failing streak that disables
 # --- end delivery ---------------------------------------------------------------------------------
 
 # --- scheduling (automation/scheduling.py, docs/scheduling.md) ------------------------------------

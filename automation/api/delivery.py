@@ -16,7 +16,6 @@ written to the audit trail with the request's user.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import timedelta
 
@@ -64,8 +63,7 @@ def masked_payload(payload):
 
 
 def secret_fingerprint(secret: str) -> str:
-    """A short, non-reversible name of a secret (compare it with ``sha256(secret)[:12]`` on the receiver)."""
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+    return WebhookSecret(secret=secret).fingerprint
 
 
 def _tenant(request):

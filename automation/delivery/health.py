@@ -44,7 +44,7 @@ TASK_SOURCE = "delivery: webhook endpoint health"
 
 
 def disable_after() -> timedelta:
-    return timedelta(days=float(getattr(settings, "WEBHOOK_DISABLE_AFTER_DAYS", 5)))
+    return timedelta(days=float(settings.WEBHOOK_DISABLE_AFTER_DAYS))
 
 
 def url_hash(url: str) -> str:

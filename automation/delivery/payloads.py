@@ -81,8 +81,10 @@ def health_block(account, event_type: str, payload: dict) -> dict | None:
 def event_payload(ctx) -> dict:
     """Seed 004's payload for the run behind ``ctx`` (an ``automation.actions.ActionContext``)."""
     event = getattr(ctx.run, "event", None) if ctx.run is not None else None
-    raw_type = event.type if event is not None else (ctx.run.trigger_data or {}).get("type", "") if ctx.run else ""
-    payload = ctx.event_payload or {}
+    trigger_data = (ctx.run.trigger_data or {}) if ctx.run is not None else {}
+    raw_type = event.type if event is not None else trigger_data.get("type", "")
+    # Manual, delayed and catch-up runs have no Event row: their trigger data carries the payload.
+    payload = ctx.event_payload or trigger_data.get("payload") or {}
     body = {
         "event_type": event_type_of(raw_type, payload),
         "account": account_block(ctx.account),

@@ -1,5 +1,5 @@
-from .outbox import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
+from .outbox import EmailTemplate, IntegrationCredential, Outbox, WebhookEndpoint, WebhookSecret
 from .rules import Event, Run, RunStep, ScheduledSlot, Workflow
 
 __all__ = ["EmailTemplate", "Event", "IntegrationCredential", "Outbox", "Run", "RunStep", "ScheduledSlot",
-           "WebhookSecret", "Workflow"]
+           "WebhookEndpoint", "WebhookSecret", "Workflow"]

@@ -10,6 +10,7 @@
 """
 
 import base64
+import hashlib
 import secrets
 import uuid
 
@@ -104,8 +105,13 @@ class WebhookSecret(TenantOwnedModel):
     class Meta:
         ordering = ["created_at", "id"]
 
-    def __str__(self) -> str:
-        return f"{self.secret[:10]}… ({'active' if self.is_active else 'expired'})"
+    def __str__(self) -> str:  # never any part of the secret: this shows in admin titles and audit entries
+        return f"webhook secret {self.fingerprint} ({'active' if self.is_active else 'expired'})"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-reversible name of the secret (``sha256(secret)[:12]``, comparable on the receiver)."""
+        return "sha256:" + hashlib.sha256(self.secret.encode()).hexdigest()[:12]
 
     @property
     def is_active(self) -> bool:

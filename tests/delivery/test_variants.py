@@ -102,3 +102,21 @@ def test_it_records_the_variant_on_the_message_and_reports_the_split(tenant):
     c2 = Outbox.objects.get(target="c2@globex.test").variant
     assert report[c2]["delivery_rate"] == round(report[c2]["delivered"] / report[c2]["sent"], 4)
     assert emails.email_variant_report(template(tenant, [], name="plain")) == []
+
+
+def test_it_records_the_variant_a_rules_send_email_action_picked(tenant):
+    from automation import engine
+    from automation.models import Workflow
+    from automation.services import workflow_save
+
+    tpl = template(tenant)
+    account = AccountFactory(tenant=tenant)
+    ContactFactory(account=account, tenant=tenant, email="champion@customer.test", is_primary=True)
+    rule = workflow_save(rule=Workflow(tenant=tenant), data={
+        "name": "Mail", "status": "active", "trigger_type": "manual",
+        "actions": [{"type": "send_email", "config": {"template_id": tpl.name, "recipient": "primary_contact"}}]})
+    run = engine.fire(rule, account=account, manual=True)
+    assert run.status == "success", run.error
+    message = Outbox.objects.get(channel="email")
+    assert message.email_template == tpl
+    assert message.variant in {v["name"] for v in VARIANTS}
