@@ -30,6 +30,8 @@ class RunStepSerializer(serializers.ModelSerializer):
 
 class RunSerializer(serializers.ModelSerializer):
     workflow_name = serializers.CharField(source="workflow.name", read_only=True)
+    skip_reason = serializers.ChoiceField(choices=Run.SkipReason.choices, allow_blank=True, read_only=True,
+                                          help_text="Why the run was skipped; blank when it was not.")
     steps = RunStepSerializer(many=True, read_only=True)
 
     class Meta:
@@ -94,14 +96,14 @@ class RuleSerializer(serializers.ModelSerializer):
                      "created_at", "updated_at"]
     read_only = ["id", "source", "last_run_at", "created_at", "updated_at"]
 
-    @extend_schema_field(OpenApiTypes.FLOAT)
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_success_rate(self, rule) -> float | None:
         return rate(getattr(rule, "success_count", 0), getattr(rule, "failed_count", 0))
 
     def _shows_secret(self, rule) -> bool:
         return bool(self.context.get("show_secret")) and rule.trigger_type == "webhook"
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_webhook_url(self, rule) -> str | None:
         if not self._shows_secret(rule):
             return None
@@ -110,7 +112,7 @@ class RuleSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_webhook_token(self, rule) -> str | None:
         return rule.webhook_token if self._shows_secret(rule) else None
 
@@ -284,7 +286,7 @@ class IsActiveField(serializers.Field):
         return {"is_active": serializers.BooleanField().run_validation(data)}
 
 
-@extend_schema_field(OpenApiTypes.INT)
+@extend_schema_field(serializers.IntegerField(allow_null=True, min_value=0, max_value=10))
 class MaxRetriesField(serializers.Field):
     def __init__(self, **kwargs):
         super().__init__(source="*", required=False, **kwargs)

@@ -23,6 +23,8 @@ class TriggerTestRequest(serializers.Serializer):
 
 class PlaybookExecutionSerializer(TenantModelSerializer):
     account_name = serializers.CharField(source="account.name", read_only=True)
+    playbook_type = serializers.ChoiceField(choices=PlaybookType.choices, allow_blank=True, read_only=True,
+                                            help_text="The trigger setting that fired; blank for SuccessPlay runs.")
 
     class Meta:
         model = PlaybookExecution
