@@ -59,6 +59,11 @@ class PlaybookTriggerAdmin(TenantScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def save_model(self, request, obj, form, change):
+        before = services.audit_snapshot(PlaybookTrigger.objects.get(pk=obj.pk), fields=services.AUDITED_TRIGGER_FIELDS)
+        super().save_model(request, obj, form, change)
+        services.playbook_trigger_audit(obj, actor=request.user, before=before)
+
     @admin.display(description="Defaults")
     def defaults(self, obj):
         return json.dumps(services.playbook_trigger_defaults().get(obj.playbook_type, {}), indent=1)

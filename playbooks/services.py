@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.audit import audit_record, audit_snapshot
 from accounts.models import Account
 
 from .evaluators import EVALUATORS, SettingsError, get_evaluator
@@ -70,18 +71,30 @@ def _split_enabled(changes: Any) -> tuple[dict, bool | None]:
 
 
 @transaction.atomic
-def playbook_trigger_save(*, tenant, playbook_type: str, changes: Any) -> PlaybookTrigger:
-    """Update one type's settings: keys given replace the saved ones, the others are kept."""
+def playbook_trigger_save(*, tenant, playbook_type: str, changes: Any, actor=None) -> PlaybookTrigger:
+    """Update one type's settings: keys given replace the saved ones, the others are kept. The change goes
+    to the audit trail (seed 000: "an audit trail of all trigger configuration changes")."""
     evaluator = get_evaluator(playbook_type)
     changes, enabled = _split_enabled(changes)
     playbook_triggers_ensure(tenant)
     trigger = PlaybookTrigger.objects.for_tenant(tenant).select_for_update().get(playbook_type=playbook_type)
+    before = audit_snapshot(trigger, fields=AUDITED_TRIGGER_FIELDS)
     trigger.trigger_config = evaluator.validate(changes, trigger.trigger_config)
     if enabled is not None:
         trigger.auto_trigger_enabled = enabled
     trigger.save(update_fields=["trigger_config", "auto_trigger_enabled", "updated_at"])
+    playbook_trigger_audit(trigger, actor=actor, before=before)
     log.info("saved %s trigger settings of tenant %s", playbook_type, getattr(tenant, "pk", tenant))
     return trigger
+
+
+AUDITED_TRIGGER_FIELDS = ("trigger_config", "auto_trigger_enabled")
+
+
+def playbook_trigger_audit(trigger: PlaybookTrigger, *, actor, before: dict) -> None:
+    """Record a settings change of ``trigger`` (the API and the admin both save through here)."""
+    audit_record(tenant=trigger.tenant_id, actor=actor, action="update", obj=trigger, before=before,
+                 after=audit_snapshot(trigger, fields=AUDITED_TRIGGER_FIELDS))
 
 
 def playbook_trigger_test(*, tenant, playbook_type: str, changes: Any = None, now: datetime | None = None) -> dict:

@@ -86,7 +86,7 @@ class PlaybookTriggersView(APIView):
             return error
         try:
             trigger = services.playbook_trigger_save(tenant=tenant, playbook_type=data["playbook_type"],
-                                                     changes=data["triggers"])
+                                                     changes=data["triggers"], actor=request.user)
         except SettingsError as exc:
             return _error(exc.errors)
         return Response({

@@ -430,3 +430,15 @@ def test_it_evaluates_all_only_the_requesting_tenants_accounts(tenant, other_ten
     assert [a["account_name"] for a in body["results"][0]["affected_accounts"]] == ["Mine"]
     assert PlaybookExecution.objects.for_tenant(other_tenant).count() == 0
     assert PlaybookTrigger.objects.for_tenant(other_tenant).get(playbook_type="voc").trigger_count == 0
+
+
+def test_it_writes_trigger_setting_changes_to_the_audit_trail(tenant, member_client):
+    from accounts.models import AuditLog
+
+    client = member_client(tenant)
+    response = client.post("/api/playbook-triggers", {"playbook_type": "voc", "triggers": {"nps_threshold": 5}},
+                           format="json")
+    assert response.status_code == 200, response.content
+    entry = AuditLog.objects.for_tenant(tenant).get(object_type="playbooks.playbooktrigger")
+    assert entry.actor == client.user
+    assert entry.changes["trigger_config"][1]["nps_threshold"] == 5
