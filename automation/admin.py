@@ -32,7 +32,7 @@ from django.utils.text import Truncator
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from accounts.models import Account
-from csplatform.admin_base import ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
+from csplatform.admin_base import AuditedAdminMixin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
 from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
 
@@ -1003,7 +1003,7 @@ class PreviewForm(forms.Form):
 
 
 @admin.register(EmailTemplate)
-class EmailTemplateAdmin(TenantScopedAdmin):
+class EmailTemplateAdmin(AuditedAdminMixin, TenantScopedAdmin):
     """Tenant admins write (through ``email_template_save``); everyone reads and previews."""
 
     write_roles = ADMINS
@@ -1023,25 +1023,10 @@ class EmailTemplateAdmin(TenantScopedAdmin):
         address = reverse("admin:automation_emailtemplate_preview", args=[obj.pk])
         return format_html('<a href="{}">Preview</a>', address)
 
-    def save_model(self, request, obj, form, change):
-        from accounts.audit import audit_record, audit_snapshot
-
+    def save_audited(self, request, obj, form, change):
         from .delivery.email import email_template_save
 
-        before = audit_snapshot(EmailTemplate.objects.get(pk=obj.pk)) if change else None
         email_template_save(template=obj, data={})  # the form has set the fields; the service checks and saves
-        audit_record(tenant=obj.tenant_id, actor=request.user, action="update" if change else "create", obj=obj,
-                     before=before, after=audit_snapshot(obj))
-
-    def delete_model(self, request, obj):
-        from accounts.audit import audit_record, audit_snapshot
-
-        audit_record(tenant=obj.tenant_id, actor=request.user, action="delete", obj=obj, before=audit_snapshot(obj))
-        obj.delete()
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
 
     @admin.action(description="Preview", permissions=["view"])
     def preview_selected(self, request, queryset):
@@ -1237,7 +1222,7 @@ class IntegrationCredentialForm(TenantScopedForm):
 
 
 @admin.register(IntegrationCredential)
-class IntegrationCredentialAdmin(TenantScopedAdmin):
+class IntegrationCredentialAdmin(AuditedAdminMixin, TenantScopedAdmin):
     """Tenant admins only; the token is write-only."""
 
     form = IntegrationCredentialForm
@@ -1255,20 +1240,3 @@ class IntegrationCredentialAdmin(TenantScopedAdmin):
     def has_token(self, obj):
         return bool(obj.token)
 
-    def save_model(self, request, obj, form, change):
-        from accounts.audit import audit_record, audit_snapshot
-
-        before = audit_snapshot(IntegrationCredential.objects.get(pk=obj.pk)) if change else None
-        super().save_model(request, obj, form, change)
-        audit_record(tenant=obj.tenant_id, actor=request.user, action="update" if change else "create", obj=obj,
-                     before=before, after=audit_snapshot(obj))
-
-    def delete_model(self, request, obj):
-        from accounts.audit import audit_record, audit_snapshot
-
-        audit_record(tenant=obj.tenant_id, actor=request.user, action="delete", obj=obj, before=audit_snapshot(obj))
-        obj.delete()
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)

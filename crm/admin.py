@@ -11,9 +11,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 
-from accounts.audit import audit_record, audit_snapshot
+from accounts.audit import audit_snapshot
 from csplatform.admin_base import (
-    ReadOnlyInline, TenantScopedAdmin, TenantScopedInline, tenant_ids_with_role,
+    AuditedAdminMixin, ReadOnlyInline, TenantScopedAdmin, TenantScopedInline, tenant_ids_with_role,
 )
 from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
@@ -34,7 +34,7 @@ class CRMStepInline(TenantScopedInline):
 
 
 @admin.register(CRMPlaybook)
-class CRMPlaybookAdmin(TenantScopedAdmin):
+class CRMPlaybookAdmin(AuditedAdminMixin, TenantScopedAdmin):
     tenant_parent_field = None
     read_roles = MANAGERS
     list_display = ("name", "title", "trigger_event", "active", "step_count", "reentry_cooldown_hours", "max_entries")
@@ -56,26 +56,11 @@ class CRMPlaybookAdmin(TenantScopedAdmin):
     def step_count(self, obj):
         return obj.steps_total
 
-    # Journey edits (with their steps) go to the tenant's audit trail: who changed which journey, and how.
-    @staticmethod
-    def _snapshot(journey) -> dict:
+    def audit_values(self, journey) -> dict:
+        """A journey is audited with its steps (edited inline)."""
         data = audit_snapshot(journey)
         data["steps"] = [audit_snapshot(step) for step in journey.steps.order_by("order", "pk")]
         return data
-
-    def save_model(self, request, obj, form, change):
-        request._journey_before = self._snapshot(CRMPlaybook.objects.get(pk=obj.pk)) if change else None
-        super().save_model(request, obj, form, change)
-
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        audit_record(tenant=form.instance.tenant_id, actor=request.user, action="update" if change else "create",
-                     obj=form.instance, before=getattr(request, "_journey_before", None),
-                     after=self._snapshot(form.instance))
-
-    def delete_model(self, request, obj):
-        audit_record(tenant=obj.tenant_id, actor=request.user, action="delete", obj=obj, before=self._snapshot(obj))
-        super().delete_model(request, obj)
 
     def changelist_view(self, request, extra_context=None):
         # The six default journeys exist for every tenant the user manages, also ones created before crm.

@@ -437,3 +437,39 @@ class ReadOnlyInline(TenantScopedInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class AuditedAdminMixin:
+    """Admin creates, changes and deletes of a configuration model go to the tenant's audit trail, with the
+    staff user as the actor. "After" is taken once the inlines are saved too (``save_related``), so a
+    subclass may add its inline rows to ``audit_values``; ``save_audited`` is where a service saves."""
+
+    def audit_values(self, obj) -> dict:
+        from accounts.audit import audit_snapshot
+
+        return audit_snapshot(obj)
+
+    def save_audited(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+
+    def save_model(self, request, obj, form, change):
+        request._audit_before = self.audit_values(type(obj).objects.get(pk=obj.pk)) if change else None
+        self.save_audited(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        from accounts.audit import audit_record
+
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        audit_record(tenant=obj.tenant_id, actor=request.user, action="update" if change else "create", obj=obj,
+                     before=getattr(request, "_audit_before", None), after=self.audit_values(obj))
+
+    def delete_model(self, request, obj):
+        from accounts.audit import audit_record
+
+        audit_record(tenant=obj.tenant_id, actor=request.user, action="delete", obj=obj, before=self.audit_values(obj))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:  # one audit entry per row (Django's bulk delete would skip delete_model)
+            self.delete_model(request, obj)
