@@ -98,24 +98,37 @@ def _skip_reason(rule: Workflow, account, depth: int, manual: bool) -> str:
     return ""
 
 
-def _limited(rule: Workflow, account) -> str:
-    """Cooldown per rule and account, then the rule's rate limit; the caller holds the rule's lock."""
-    now = timezone.now()
-    fired = Run.objects.for_tenant(rule.tenant_id).filter(workflow=rule, status__in=[Run.Status.SUCCESS,
-                                                                                   Run.Status.FAILED,
-                                                                                   Run.Status.RUNNING])
-    if rule.cooldown_minutes and account is not None:
-        if fired.filter(account=account, created_at__gt=now - timedelta(minutes=rule.cooldown_minutes)).exists():
-            return Run.SkipReason.COOLDOWN
+def _fired_runs(rule: Workflow):
+    """Runs of ``rule`` that acted (or are acting): what cooldowns and rate limits count."""
+    return Run.objects.for_tenant(rule.tenant_id).filter(
+        workflow=rule, status__in=[Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.RUNNING])
+
+
+def cooldown_until(rule: Workflow, account):
+    """When ``account`` may fire ``rule`` again, or None when it is not cooling down."""
+    if not rule.cooldown_minutes or account is None:
+        return None
+    last = (_fired_runs(rule).filter(account=account).order_by("-created_at")
+            .values_list("created_at", flat=True).first())
+    until = last + timedelta(minutes=rule.cooldown_minutes) if last else None
+    return until if until and until > timezone.now() else None
+
+
+def limit_reason(rule: Workflow, account) -> str:
+    """Cooldown per rule and account, then the rule's rate limit ("" when neither holds it back). The caller
+    holds the rule's row lock, so concurrent workers check and record one at a time."""
+    if cooldown_until(rule, account) is not None:
+        return Run.SkipReason.COOLDOWN
     limit = rule.rate_limiting or {}
     if limit.get("limit"):
+        now = timezone.now()
         period = PERIODS[limit.get("period", "hour")]
         if limit.get("reset_strategy") == "fixed":
             start = now - timedelta(seconds=now.timestamp() % period.total_seconds())
         else:
             start = now - period
         allowed = int(limit["limit"]) + int(limit.get("burst_limit") or 0)
-        if fired.filter(created_at__gte=start).count() >= allowed:
+        if _fired_runs(rule).filter(created_at__gte=start).count() >= allowed:
             return Run.SkipReason.RATE_LIMITED
     return ""
 
@@ -156,7 +169,7 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
         if not passed:
             reason = Run.SkipReason.CONDITIONS_NOT_MET
     if not reason and not manual:
-        reason = _limited(rule, account)
+        reason = limit_reason(rule, account)
     run.trace = trace if rule.debug_mode else []
     if reason:
         run.status, run.skip_reason, run.finished_at = Run.Status.SKIPPED, reason, timezone.now()

@@ -394,17 +394,6 @@ def playbook_delete(*, playbook, actor=None) -> None:
     workflow_delete(rule=playbook.workflow, actor=actor)
 
 
-def _cooldown_until(rule, account):
-    from datetime import timedelta
-
-    from automation.models import Run
-
-    last = Run.objects.for_tenant(rule.tenant_id).filter(
-        workflow=rule, account=account, status__in=[Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.RUNNING],
-    ).order_by("-created_at").values_list("created_at", flat=True).first()
-    return last + timedelta(minutes=rule.cooldown_minutes) if last and rule.cooldown_minutes else None
-
-
 def trigger_playbook_manually(playbook, account, reason: str = "", *, user=None, force: bool = False):
     """Seed 004's ``trigger_playbook_manually``: run the play for ``account`` now, through the engine
     (a manual Run: conditions are the caller's call, the play does not need to be active). The cooldown
@@ -429,8 +418,8 @@ def trigger_playbook_manually(playbook, account, reason: str = "", *, user=None,
         playbook_rule(playbook)
         # The engine checks limits under this lock too, so two CSMs clicking at once fire once.
         rule = Workflow.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=playbook.workflow_id)
-        if not force and engine._limited(rule, account):
-            until = _cooldown_until(rule, account)
+        if not force and engine.limit_reason(rule, account):
+            until = engine.cooldown_until(rule, account)
             when = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
             raise PlaybookCooldown(f"'{playbook.name}' ran for {account.name} less than {rule.cooldown_minutes} "
                                    f"minutes ago: it is cooling down{when}. Force it with a reason to run it now.",
