@@ -40,6 +40,7 @@ class ActionContext:
     event_payload: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     position: int | None = None  # index of the running action in the rule (set by the engine)
+    steps: list = field(default_factory=list)  # this run's finished steps so far (saved when the batch ends)
 
     def template_context(self) -> dict:
         """Plain data only: templates cannot reach methods or other tenants' rows."""
@@ -442,12 +443,17 @@ class DeliveryAction(Action):
         deliver_at = self._deliver_at(config)
         base = self._key(ctx)
         run = ctx.run if getattr(ctx.run, "pk", None) else None
-        rows = []
+        # Within a run step a key is new unless two messages share it (the same phone twice): send those once.
+        key_is_new = run is not None and ctx.position is not None
+        rows, seen = [], set()
         for message in messages:
             message = dict(message)
             key = f"{base}:{message.pop('key', '')}"[:255]
+            if key in seen:
+                continue
+            seen.add(key)
             rows.append(services.outbox_enqueue(tenant=ctx.tenant, run=run, retry_policy=policy, deliver_at=deliver_at,
-                                                dispatch=False, idempotency_key=key, **message))
+                                                dispatch=False, idempotency_key=key, key_is_new=key_is_new, **message))
         if deliver_at is None:
             services.dispatch_on_commit([r.pk for r in rows])
         return rows

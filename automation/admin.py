@@ -6,7 +6,8 @@ account…", "Replay"); everyone else reads. Rules are saved only through
 ``automation.services.workflow_save``: the form asks the service first (inside a savepoint that is
 always rolled back), so whatever the service refuses appears as an error on the form field it names
 (``trigger_config.direction`` -> the trigger config box, ``actions[0].type`` -> the actions box),
-and nothing is stored. Runs, steps and events are history: read-only.
+and nothing is stored. Editing an active rule saves a draft, and rules a SuccessPlay keeps are read-only
+(``admin_drafts``). Runs, steps and events are history: read-only.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from csplatform.admin_base import AuditedAdminMixin, ReadOnlyInline, TenantScope
 from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
 
-from . import conditions, engine, services
+from . import conditions, engine, managed, services
 from .actions import actions as action_registry
+from .admin_drafts import DraftAdminMixin
 from .api import running
 from .conditions.tree import iter_leaves
 from .models import (
@@ -346,6 +348,12 @@ class WorkflowAdminForm(TenantScopedForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        draft = getattr(self.instance, "draft", None)
+        if draft is not None:
+            # A rule with a draft pending is edited from its draft: saving continues it (and never
+            # quietly drops what the draft already changed by starting again from the live values).
+            self.initial.update({name: draft[name] for name in (*services.CONTENT_FIELDS, "scope_accounts")
+                                 if name in draft and name in self.fields})
         current = getattr(self.instance, "trigger_type", "")
         if "trigger_type" in self.fields and current and current not in triggers:
             # A rule whose trigger is no longer registered: show it, so saving names the problem.
@@ -398,23 +406,26 @@ class WorkflowAdminForm(TenantScopedForm):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(TenantScopedAdmin):
-    """Rules. Tenant admins write; practitioners may test and run them; everyone else reads."""
+class WorkflowAdmin(DraftAdminMixin, TenantScopedAdmin):
+    """Rules. Tenant admins write; practitioners may test and run them; everyone else reads. Rules kept by a
+    SuccessPlay are read-only for everyone here."""
 
     form = WorkflowAdminForm
     write_roles = ADMINS
     run_roles = MANAGERS
     tenant_parent_field = None
     creator_field = "created_by"
-    list_display = ("name", "status", "enabled", "summary", "last_run_at", "runs_recent", "success_rate")
+    list_display = ("name", "status", "enabled", "version_label", "summary", "last_run_at", "runs_recent",
+                    "success_rate")
     list_filter = ("status", "enabled", "trigger_type", "source")
     search_fields = ("name",)
     autocomplete_fields = ("scope_accounts",)
     formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField}}
-    actions = ("activate", "pause", "test_now", "run_now_for_account")
+    actions = ("activate", "pause", "publish_drafts", "discard_drafts", "test_now", "run_now_for_account")
     readonly_fields = (
         "source", "summary", "inbound_webhook", "inbound_webhook_hidden", "last_run_at", "created_by", "created_at",
         "updated_at", "recent_runs", *(f"{name}_pretty" for name in JSON_FIELDS),
+        "version_label", "draft_state", "draft_state_readonly", "managed_by_link",  # admin_drafts
     )
 
     def get_fieldsets(self, request, obj=None):
@@ -423,8 +434,10 @@ class WorkflowAdmin(TenantScopedAdmin):
         def json_field(name):
             return name if editable else f"{name}_pretty"
 
+        state = "draft_state" if editable else "draft_state_readonly"
         fieldsets = [
-            (None, {"fields": ["name", "description", ("status", "enabled"), *([] if obj is None else ["summary"])]}),
+            (None, {"fields": ["name", "description", ("status", "enabled"),
+                               *([] if obj is None else ["summary", state])]}),
             ("Trigger", {"fields": ["trigger_type", "model_type", json_field("trigger_config")],
                          "description": f"Known triggers: {', '.join(triggers.keys())}."}),
             ("Conditions", {"fields": [json_field("conditions")],
@@ -445,6 +458,8 @@ class WorkflowAdmin(TenantScopedAdmin):
         if obj is not None:
             fieldsets.append(("Activity", {"fields": ["recent_runs", "last_run_at", "source", "created_by",
                                                       "created_at", "updated_at"]}))
+        if obj is not None and managed.is_managed(obj):
+            fieldsets.insert(0, ("Managed rule", {"fields": ["managed_by_link"]}))
         if self.needs_tenant_choice(request, obj):
             fieldsets.insert(0, (None, {"fields": ["tenant_choice"]}))
         return fieldsets
@@ -536,7 +551,10 @@ class WorkflowAdmin(TenantScopedAdmin):
         data = form.rule_data()
         if not change:
             data["source"] = "admin"
+        had_draft = obj.draft is not None
         services.workflow_save(rule=obj, data=data, actor=request.user)
+        if change:
+            self.after_save(request, obj, had_draft)
 
     def save_related(self, request, form, formsets, change):
         # The service has set scope_accounts already; only inlines (none today) are left.
@@ -544,10 +562,13 @@ class WorkflowAdmin(TenantScopedAdmin):
             self.save_formset(request, form, formset, change=change)
 
     def delete_model(self, request, obj):
+        self.refuse_managed([obj])
         services.workflow_delete(rule=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset):
-        for rule in queryset:
+        rules = list(queryset)
+        self.refuse_managed(rules)
+        for rule in rules:
             services.workflow_delete(rule=rule, actor=request.user)
 
     # -- test and run --
@@ -556,9 +577,16 @@ class WorkflowAdmin(TenantScopedAdmin):
         return self.has_role(request, frozenset(self.run_roles), obj)
 
     def _allowed(self, request, queryset, check):
-        allowed, refused = [], []
+        """The rules ``check`` allows; the others are named in a message (kept rules with why, for writes)."""
+        allowed, refused, kept = [], [], []
+        writes = check.__name__ == "has_change_permission"
         for rule in queryset.select_related("tenant"):
+            if writes and managed.is_managed(rule):
+                kept.append(rule)
+                continue
             (allowed if check(request, rule) else refused).append(rule)
+        for rule in kept:
+            self.message_user(request, f"'{rule}' was not changed: {managed.refusal(rule)}", messages.WARNING)
         if refused:
             self.message_user(request, f"Your role does not allow this for: {', '.join(map(str, refused))}.",
                               messages.WARNING)
@@ -608,7 +636,7 @@ class WorkflowAdmin(TenantScopedAdmin):
 
     def get_urls(self):
         run = path("<path:object_id>/run/", self.admin_site.admin_view(self.run_view), name="automation_workflow_run")
-        return [run, *super().get_urls()]
+        return [run, *self.draft_urls(), *super().get_urls()]
 
     def run_view(self, request, object_id):
         rule = self.get_object(request, object_id)
@@ -697,13 +725,14 @@ class RunAdmin(TenantScopedAdmin):
     inlines = (RunStepInline, RunOutboxInline)
     actions = ("replay",)
     fieldsets = (
-        (None, {"fields": ("workflow", "status", "skip_reason", "error", "account", "subject", "event", "depth",
-                           "manual")}),
+        (None, {"fields": ("workflow", "workflow_version", "status", "skip_reason", "error", "account", "subject",
+                           "event", "depth", "manual")}),
         ("Timing", {"fields": ("created_at", "scheduled_for", "started_at", "finished_at", "duration")}),
         ("Retries", {"fields": ("attempt", "retry_of", "start_position")}),
         ("Detail", {"fields": ("trigger_data_pretty", "result_pretty", "trace_table")}),
     )
-    readonly_fields = ("workflow", "status", "skip_reason", "error", "account", "subject", "event", "depth", "manual",
+    readonly_fields = ("workflow", "workflow_version", "status", "skip_reason", "error", "account", "subject", "event",
+                       "depth", "manual",
                        "created_at", "scheduled_for", "started_at", "finished_at", "duration", "attempt", "retry_of",
                        "start_position", "trigger_data_pretty", "result_pretty", "trace_table")
 
@@ -791,11 +820,13 @@ class ProcessedFilter(admin.SimpleListFilter):
     parameter_name = "processed"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Processed"), ("no", "Pending")]
+        return [("yes", "Processed"), ("no", "Pending"), ("failed", "Failed (set aside)")]
 
     def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(failed_at__isnull=False)
         if self.value() in ("yes", "no"):
-            return queryset.filter(processed_at__isnull=self.value() == "no")
+            return queryset.filter(processed_at__isnull=self.value() == "no", failed_at__isnull=True)
         return queryset
 
 
@@ -818,14 +849,31 @@ class HistoryAdmin(TenantScopedAdmin):
 
 @admin.register(Event)
 class EventAdmin(HistoryAdmin):
-    list_display = ("type", "model", "object_id", "account", "depth", "created_at", "processed_at")
+    list_display = ("type", "model", "object_id", "account", "depth", "created_at", "processed_at", "attempts",
+                    "failed_at")
     list_select_related = ("account",)
     list_filter = (ProcessedFilter, "type", "model", "created_at")
     search_fields = ("type", "object_id", "account__name")
     date_hierarchy = "created_at"
     fields = ("type", "model", "object_id", "account", "depth", "created_at", "processed_at", "attempts",
-              "changes_pretty", "payload_pretty")
+              "failed_at", "last_error", "changes_pretty", "payload_pretty")
     readonly_fields = fields
+    actions = ["process_again"]
+    retry_roles = MANAGERS
+
+    def has_retry_permission(self, request, obj=None):
+        return self.has_role(request, frozenset(self.retry_roles), obj)
+
+    @admin.action(description="Process again (failed events: fresh attempts, handed to a worker)",
+                  permissions=["retry"])
+    def process_again(self, request, queryset):
+        from .engine import event_retry
+
+        allowed = [e for e in queryset.filter(failed_at__isnull=False) if self.has_retry_permission(request, e)]
+        for event in allowed:
+            event_retry(event)
+        self.message_user(request, f"Handed {len(allowed)} failed event(s) to a worker again; events that had "
+                                   f"not failed were left as they were.", messages.SUCCESS)
 
     @admin.display(description="Changes")
     def changes_pretty(self, obj):

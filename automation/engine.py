@@ -1,24 +1,31 @@
 """The one flow: event -> matching rules -> conditions -> limits -> actions -> Run + RunSteps.
 
-``process_event`` handles one event in one transaction: every run, its steps, the actions' local
-writes and the event's ``processed_at`` commit together or not at all. Limits (cooldown, rate
-limit) are checked while the rule's row is locked, so concurrent workers cannot both pass them.
+``process_event`` handles one event (or, under load, a batch of the tenant's pending events) in one
+transaction: every run, its steps, the actions' local writes and the events' ``processed_at`` commit
+together or not at all. Limits (cooldown, rate limit) are checked while the rule's row is locked, so
+concurrent workers cannot both pass them.
+
+Bookkeeping writes (runs, steps, ``last_run_at``) are batched: see ``run_writes``. A batch that fails
+is retried event by event, so one poisoned event cannot hold back the others.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Task, Tenant
 from csplatform.tenancy import tenant_context
 
-from . import conditions, rule_index
+from . import conditions, rule_index, run_writes
 from .actions import ActionContext, ActionError, actions
+from .delivery.services import take_messages
 from .events import actions_running
 from .models import Event, Run, RunStep, Workflow
 from .subjects import WATCHED, model_for
@@ -26,11 +33,17 @@ from .triggers import triggers
 
 MAX_DEPTH = 3
 PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+log = logging.getLogger(__name__)
 
 
-def process_event(tenant_id, event_id) -> list[Run]:
-    """Process one event (the task handed to celery on commit); a no-op if it is already done."""
-    return _process(tenant_id, Event.objects.filter(pk=event_id))
+def process_event(tenant_id, event_id, batch: int = 1) -> list[Run]:
+    """Process one event (the task handed to celery on commit); a no-op if it is already done. With
+    ``batch`` > 1 the worker also takes up to ``batch - 1`` other pending events of the tenant, oldest
+    first, so a backlog is drained in few transactions (their own tasks then find nothing to do)."""
+    if batch <= 1:
+        return _process(tenant_id, Event.objects.filter(pk=event_id))
+    own_first = Case(When(pk=event_id, then=Value(0)), default=Value(1), output_field=IntegerField())
+    return _process(tenant_id, Event.objects.order_by(own_first, "id"), batch)
 
 
 def process_pending(tenant_id, limit: int = 100) -> list[Run]:
@@ -40,16 +53,62 @@ def process_pending(tenant_id, limit: int = 100) -> list[Run]:
 
 def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
     tenant = Tenant.objects.get(pk=tenant_id)
+    try:
+        return _process_batch(tenant, events, limit)
+    except Exception as exc:
+        with tenant_context(tenant):  # the batch was rolled back: the same events are pending again
+            pending = _pending(events.for_tenant(tenant)).values_list("pk", flat=True)
+            ids = list(pending[:limit] if limit else pending)
+        if len(ids) == 1:
+            _record_failure(tenant, ids[0], exc)
+            return []
+        log.warning("automation batch of tenant %s failed (%s); processing its %d events one by one",
+                    tenant_id, exc, len(ids))
+    # One event broke the batch: take them one at a time, so only the broken one stays behind.
+    runs = []
+    for event_id in ids:
+        try:
+            runs += _process_batch(tenant, Event.objects.filter(pk=event_id), None)
+        except Exception as exc:
+            _record_failure(tenant, event_id, exc)
+    return runs
+
+
+def _pending(events):
+    return events.filter(processed_at__isnull=True, failed_at__isnull=True)
+
+
+def _record_failure(tenant, event_id, exc: Exception) -> None:
+    """Count a failed attempt on the event; after AUTOMATION_EVENT_MAX_ATTEMPTS it is set aside (failed_at)
+    so the sweeper stops handing it out. The admin's "process again" action puts it back."""
+    log.error("automation event %s of tenant %s failed", event_id, tenant.pk, exc_info=exc)
+    last = settings.AUTOMATION_EVENT_MAX_ATTEMPTS - 1
     with tenant_context(tenant), transaction.atomic():
-        claimed = events.for_tenant(tenant).filter(processed_at__isnull=True).select_for_update(skip_locked=True)
+        Event.objects.for_tenant(tenant).filter(pk=event_id).update(
+            attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            failed_at=Case(When(attempts__gte=last, then=Value(timezone.now())), default=None))
+
+
+def event_retry(event: Event) -> None:
+    """Put a failed (set aside) event back: fresh attempts, handed to a worker when this commits."""
+    from .events import dispatch
+
+    Event.objects.for_tenant(event.tenant_id).filter(pk=event.pk).update(failed_at=None, attempts=0, last_error="")
+    transaction.on_commit(lambda: dispatch(event))
+
+
+def _process_batch(tenant, events, limit: int | None) -> list[Run]:
+    with tenant_context(tenant), transaction.atomic(), run_writes.batched_writes():
+        claimed = _pending(events.for_tenant(tenant)).select_for_update(skip_locked=True)
         batch = list(claimed[:limit] if limit else claimed)  # locked rows belong to another worker: skip them
         if not batch:
             return []
-        live = list(Workflow.objects.for_tenant(tenant).select_related("tenant")
+        live = list(Workflow.objects.for_tenant(tenant).select_related("tenant").defer("draft")
                     .filter(status=Workflow.Status.ACTIVE, enabled=True))
         subjects = _load_subjects(tenant, batch)
-        runs = [fire(rule, event=event, subject=subjects.get((event.model, event.object_id)))
-                for event in batch for rule in matching_rules(event, live)]
+        fired = [(event, rule) for event in batch for rule in matching_rules(event, live)]
+        run_writes.current().expect(len(fired))
+        runs = [fire(rule, event=event, subject=subjects.get((event.model, event.object_id))) for event, rule in fired]
         Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
         return runs
 
@@ -133,13 +192,20 @@ def limit_reason(rule: Workflow, account) -> str:
     return ""
 
 
-def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=None, depth: int | None = None,
-         manual: bool = False, extra: dict | None = None, now=None, conditions_checked: bool = False,
-         trigger_data: dict | None = None) -> Run:
+def fire(rule: Workflow, **kwargs) -> Run:
     """Run one rule for one event (or by hand) and record the Run; skips are recorded with their reason.
+    Keywords: event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data.
 
     Set-based callers (scheduled and time-based rules) pass ``conditions_checked`` after matching the
-    subjects with one queryset, ``now`` for the clock the conditions saw, and their ``trigger_data``."""
+    subjects with one queryset, ``now`` for the clock the conditions saw, and their ``trigger_data``.
+    The run and its steps are written when this returns (or when the caller's ``batched_writes`` ends)."""
+    with run_writes.batched_writes():
+        return _fire(rule, **kwargs)
+
+
+def _fire(rule: Workflow, *, event: Event | None = None, subject=None, account=None, depth: int | None = None,
+          manual: bool = False, extra: dict | None = None, now=None, conditions_checked: bool = False,
+          trigger_data: dict | None = None) -> Run:
     depth = event.depth if depth is None and event is not None else (depth or 0)
     if subject is None:
         subject = _subject_of(rule, event)
@@ -148,10 +214,12 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
     if account is None and event is not None and event.account_id:
         account = event.account
     debounce = (rule.trigger_config or {}).get("debounce_seconds") if not manual else None
-    if rule.cooldown_minutes or rule.rate_limiting or debounce:
+    limited = bool(rule.cooldown_minutes or rule.rate_limiting or debounce)
+    if limited:
         # Lock the rule so concurrent workers check and record its limits one at a time.
         rule = Workflow.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=rule.pk)
-    run = Run(tenant_id=rule.tenant_id, workflow=rule, event=event, account=account, depth=depth, manual=manual,
+    run = Run(tenant_id=rule.tenant_id, workflow=rule, workflow_version=rule.version, event=event, account=account,
+              depth=depth, manual=manual,
               subject_model=subject._meta.model_name if subject is not None else "",
               subject_id=str(subject.pk) if subject is not None else "",
               trigger_data=trigger_data if trigger_data is not None else (
@@ -173,7 +241,7 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
     run.trace = trace if rule.debug_mode else []
     if reason:
         run.status, run.skip_reason, run.finished_at = Run.Status.SKIPPED, reason, timezone.now()
-        run.save()
+        run_writes.current().add(run)
         return run
     if debounce:
         return _debounce(rule, run, timedelta(seconds=debounce))
@@ -184,7 +252,7 @@ def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=No
         run.save()
         return run
     run.status, run.started_at = Run.Status.RUNNING, timezone.now()
-    run.save()
+    run_writes.current().add(run, now=limited)  # limits count runs: others must see this one at once
     _execute(rule, run, subject, account, event.payload if event else {}, extra or {})
     return run
 
@@ -207,8 +275,10 @@ def _debounce(rule: Workflow, run: Run, quiet: timedelta) -> Run:
 
 def _execute(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict) -> None:
     _run_actions(rule, run, subject, account, payload, extra)
-    Workflow.objects.filter(pk=rule.pk).update(last_run_at=run.started_at)
+    writes = run_writes.current()
+    writes.last_run[rule.pk] = max(run.started_at, writes.last_run.get(rule.pk, run.started_at))
     if run.status == Run.Status.FAILED:
+        writes.flush()  # the breaker counts this run's outcome
         _schedule_retry(rule, run)
         _trip_breaker(rule)
 
@@ -248,6 +318,7 @@ def _trip_breaker(rule: Workflow) -> None:
     if len(last) < n or any(status != Run.Status.FAILED for status in last):
         return
     Workflow.objects.filter(pk=rule.pk).update(status=Workflow.Status.PAUSED)
+    rule.status = Workflow.Status.PAUSED  # later events of the same batch hold this very object
     rule_index.invalidate(rule.tenant_id)
     for membership in Membership.objects.filter(tenant_id=rule.tenant_id, role=Role.TENANT_ADMIN):
         Task.objects.create(
@@ -262,7 +333,7 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
     now = now or timezone.now()
     tenant = Tenant.objects.get(pk=tenant_id)
     done = []
-    with tenant_context(tenant), transaction.atomic():
+    with tenant_context(tenant), transaction.atomic(), run_writes.batched_writes():
         due = (Run.objects.for_tenant(tenant).select_related("workflow", "workflow__tenant", "account")
                .filter(status=Run.Status.QUEUED, scheduled_for__lte=now).order_by("scheduled_for")
                .select_for_update(skip_locked=True, of=("self",))[:limit])
@@ -271,8 +342,10 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
             subject = None
             if run.subject_model in WATCHED and run.subject_id:
                 subject = model_for(run.subject_model).objects.for_tenant(tenant).filter(pk=run.subject_id).first()
-            run.status, run.started_at = Run.Status.RUNNING, now
-            run.save(update_fields=["status", "started_at"])
+            # A queued run acts with the definition live now (a draft published meanwhile included).
+            run.status, run.started_at, run.workflow_version = Run.Status.RUNNING, now, rule.version
+            run.save(update_fields=["status", "started_at", "workflow_version"])
+            run_writes.current().add(run)
             payload = (run.trigger_data or {}).get("payload", {})
             _execute(rule, run, subject, run.account, payload, (run.result or {}).get("extra", {}))
             done.append(run)
@@ -282,6 +355,7 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
 def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict) -> None:
     ctx = ActionContext(tenant=rule.tenant, workflow=rule, run=run, account=account, subject=subject,
                         event_payload=payload, extra=extra)
+    writes = run_writes.current()
     failed, errors = [], []
     with actions_running(run.depth):
         for position, spec in enumerate(rule.actions):
@@ -299,7 +373,8 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
             except Exception as exc:  # a bug in an action must not lose the run record
                 step.status, step.error = RunStep.Status.FAILED, f"{type(exc).__name__}: {exc}"
             step.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-            step.save()
+            ctx.steps.append(step)
+            writes.add_step(step, messages=take_messages(run.pk))
             if step.status == RunStep.Status.FAILED:
                 failed.append(position)
                 errors.append(step.error)
@@ -309,4 +384,3 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
     run.error = "; ".join(errors)
     run.result = {"steps": len(rule.actions), "failed_steps": failed, "extra": extra}
     run.finished_at = timezone.now()
-    run.save()

@@ -2,15 +2,20 @@
 
 The index is ``{"event_type|model", ...}`` for the tenant's active, enabled rules, kept in Django's
 cache (Redis in production) and dropped whenever a rule changes (at once and again on commit, so a
-reader racing the commit cannot cache the old answer for long).
+reader racing the commit cannot cache the old answer for long). Inside ``memoized()`` (an engine
+batch) each tenant's index is read from the cache once, not once per write the actions make.
 """
 
 from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
 
 from django.core.cache import cache
 from django.db import transaction
 
 INDEX_TTL = 300
+_memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rule_index_memo", default=None)
 
 
 def _key(tenant_id) -> str:
@@ -30,14 +35,34 @@ def build(tenant_id) -> frozenset[str]:
     return frozenset(entries)
 
 
-def interested(tenant_id, event_type: str, model: str) -> bool:
+@contextmanager
+def memoized():
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _index(tenant_id) -> frozenset[str]:
+    memo = _memo.get()
+    if memo is not None and str(tenant_id) in memo:
+        return memo[str(tenant_id)]
     index = cache.get(_key(tenant_id))
     if index is None:
         index = build(tenant_id)
         cache.set(_key(tenant_id), index, INDEX_TTL)
-    return f"{event_type}|{model}" in index
+    if memo is not None:
+        memo[str(tenant_id)] = index
+    return index
+
+
+def interested(tenant_id, event_type: str, model: str) -> bool:
+    return f"{event_type}|{model}" in _index(tenant_id)
 
 
 def invalidate(tenant_id) -> None:
+    if (memo := _memo.get()) is not None:
+        memo.pop(str(tenant_id), None)
     cache.delete(_key(tenant_id))
     transaction.on_commit(lambda: cache.delete(_key(tenant_id)))

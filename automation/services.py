@@ -1,4 +1,11 @@
-"""Saving rules: every part is validated (and normalised) when the rule is saved, never when it runs."""
+"""Saving rules: every part is validated (and normalised) when the rule is saved, never when it runs.
+
+Drafts: a person (``actor``) editing the content of a live rule edits a draft (``Workflow.draft``); the
+live definition keeps running until ``workflow_publish`` applies it as the next version. ``status`` and
+``enabled`` are switches, not content: they apply at once. Everything else (paused and draft rules,
+system callers without an actor, rules another app keeps: ``managed``) is saved in place and published
+at once, so a version number always names one definition. The helpers are in ``definitions``.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +13,20 @@ from typing import Any, Mapping
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.audit import audit_record, audit_snapshot
 
-from . import conditions, rule_index
+from . import conditions, managed, rule_index
 from .actions import actions
-from .models import Workflow
+from .definitions import CONTENT_FIELDS, DEFINITION_KEYS, RULE_FIELDS, SWITCHES, definition_of, draft_view, scope_ids
+from .models import Workflow, WorkflowVersion
 from .subjects import model_for
 from .triggers import ConfigError, triggers
 
-RULE_FIELDS = ("name", "description", "status", "enabled", "trigger_type", "model_type", "trigger_config",
-               "conditions", "actions", "scope_all_accounts", "continue_on_error", "cooldown_minutes",
-               "rate_limiting", "debug_mode", "allow_retries", "retry_configuration", "delay_minutes",
-               "failure_threshold", "source")
+__all__ = ["CONTENT_FIELDS", "DEFINITION_KEYS", "RULE_FIELDS", "SWITCHES", "draft_view", "workflow_delete",
+           "workflow_discard_draft", "workflow_publish", "workflow_rotate_webhook_token", "workflow_save",
+           "workflow_validate"]
 
 
 def _validate_trigger(rule: Workflow) -> None:
@@ -96,14 +104,17 @@ def _validate_limits(rule: Workflow) -> None:
             raise ValidationError({"rate_limiting.reset_strategy": "must be sliding or fixed"})
 
 
-def _chained(rule: Workflow) -> list[int]:
-    return [int(a["config"]["workflow_id"]) for a in rule.actions if a["type"] == "trigger_workflow"]
+def _chained(steps: list) -> list[int]:
+    return [int(a["config"]["workflow_id"]) for a in steps or [] if a["type"] == "trigger_workflow"]
 
 
 def _refuse_cycles(rule: Workflow) -> None:
-    """A trigger_workflow chain that comes back to this rule would loop: refuse it at save time."""
-    graph = {w.pk: _chained(w) for w in Workflow.objects.for_tenant(rule.tenant_id).exclude(pk=rule.pk)}
-    stack, seen = list(_chained(rule)), set()
+    """A trigger_workflow chain that comes back to this rule would loop: refuse it at save time. The other
+    rules count with their live actions only (what the engine runs); a draft that would close a loop with
+    another draft is refused when the second of them is published, which validates again."""
+    others = Workflow.objects.for_tenant(rule.tenant_id).exclude(pk=rule.pk).values_list("pk", "actions")
+    graph = {pk: _chained(steps) for pk, steps in others}
+    stack, seen = list(_chained(rule.actions)), set()
     while stack:
         current = stack.pop()
         if rule.pk is not None and current == rule.pk:
@@ -129,19 +140,126 @@ def workflow_validate(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
     return rule
 
 
+def _edits_a_draft(stored: Workflow | None, data: Mapping[str, Any], actor) -> bool:
+    """A person changing the content of a live rule (or of one with a draft pending) edits the draft.
+    System callers (no actor) and rules another app keeps apply at once: they are their own publishers."""
+    if stored is None or actor is None or managed.is_managed(stored):
+        return False
+    if stored.status != Workflow.Status.ACTIVE and stored.draft is None:
+        return False
+    return any(name in data for name in (*CONTENT_FIELDS, "scope_accounts"))
+
+
 @transaction.atomic
 def workflow_save(*, rule: Workflow, data: Mapping[str, Any], actor=None) -> Workflow:
-    """Validate and save a rule; the change is written to the tenant's audit trail."""
+    """Validate and save a rule; the change is written to the tenant's audit trail. Returns the saved rule;
+    ``rule`` ends as stored: when the edit went to the draft, its content fields hold the live definition
+    and ``rule.draft`` the edit. ``data["publish"]`` true publishes the draft in the same call (the rule
+    returned is then the published row)."""
     creating = rule.pk is None
-    before = None if creating else audit_snapshot(Workflow.objects.get(pk=rule.pk))
+    # Locked: a draft edit and a publish of the same rule must not interleave (one would be lost).
+    stored = None if creating else Workflow.objects.select_for_update(of=("self",)).get(pk=rule.pk)
+    if _edits_a_draft(stored, data, actor):
+        rule = _save_draft(rule, stored, data, actor)
+    else:
+        rule = _save_in_place(rule, stored, data, actor)
+    if data.get("publish") and rule.draft is not None:
+        rule = workflow_publish(rule=rule, actor=actor)
+    return rule
+
+
+def _save_in_place(rule: Workflow, stored: Workflow | None, data: Mapping[str, Any], actor) -> Workflow:
+    before = None if stored is None else audit_snapshot(stored)
     workflow_validate(rule=rule, data=data)
+    scope = scope_ids(data["scope_accounts"]) if "scope_accounts" in data else \
+        ([] if stored is None else scope_ids(stored.scope_accounts.all()))
+    definition = definition_of(rule, scope)
+    # A content change applied at once is published at once: the version number follows the definition.
+    changed = stored is None or definition != definition_of(stored)
+    rule.version = 1 if stored is None else stored.version + (1 if changed else 0)
     rule.save()
     if "scope_accounts" in data:
         rule.scope_accounts.set(data["scope_accounts"])
+    if changed:
+        _record_version(rule, definition, actor)
     rule_index.invalidate(rule.tenant_id)
-    audit_record(tenant=rule.tenant, actor=actor, action="create" if creating else "update", obj=rule,
+    audit_record(tenant=rule.tenant, actor=actor, action="create" if stored is None else "update", obj=rule,
                  before=before, after=audit_snapshot(rule))
     return rule
+
+
+def _save_draft(rule: Workflow, stored: Workflow, data: Mapping[str, Any], actor) -> Workflow:
+    """Validate the edit on top of the live rule and its pending draft, exactly as an in-place save would
+    (trigger, conditions, actions, limits, cycles against the other rules' live definitions), and keep the
+    result as the draft; only ``status`` / ``enabled`` reach the live rule."""
+    before = audit_snapshot(stored)
+    candidate = workflow_validate(rule=draft_view(stored), data=data)
+    scope = scope_ids(data["scope_accounts"]) if "scope_accounts" in data else candidate.draft_scope
+    draft = definition_of(candidate, scope)
+    if draft == definition_of(stored):
+        draft = None  # edited back to what runs: nothing is pending
+    # The caller's object may hold the edit (an admin form writes it there): it ends as the stored row.
+    for name in (*CONTENT_FIELDS, "version"):
+        setattr(rule, name, getattr(stored, name))
+    for name in SWITCHES:
+        setattr(rule, name, data[name] if name in data else getattr(stored, name))
+    if draft != stored.draft:
+        rule.draft_updated_at, rule.draft_by = (timezone.now(), _user(actor)) if draft is not None else (None, None)
+    else:
+        rule.draft_updated_at, rule.draft_by_id = stored.draft_updated_at, stored.draft_by_id
+    rule.draft = draft
+    rule.save(update_fields=[*SWITCHES, "draft", "draft_updated_at", "draft_by", "updated_at"])
+    rule_index.invalidate(rule.tenant_id)  # a switch may have changed what is live
+    audit_record(tenant=rule.tenant, actor=actor, action="update", obj=rule, before=before,
+                 after=audit_snapshot(rule))
+    return rule
+
+
+def _user(actor):
+    return actor if getattr(actor, "pk", None) is not None else None  # AnonymousUser, the system: nobody
+
+
+def _record_version(rule: Workflow, definition: dict, actor) -> WorkflowVersion:
+    return WorkflowVersion.objects.create(tenant_id=rule.tenant_id, workflow=rule, number=rule.version,
+                                          definition=definition, published_by=_user(actor))
+
+
+@transaction.atomic
+def workflow_publish(*, rule: Workflow, actor=None) -> Workflow:
+    """Make the rule's draft its live definition: validated again (other rules, registries and accounts may
+    have changed since it was saved), the next version number, a ``WorkflowVersion``, the draft cleared,
+    the rule index refreshed and the change audited. No draft: ValidationError on ``draft``."""
+    stored = Workflow.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=rule.pk)
+    if stored.draft is None:
+        raise ValidationError({"draft": "This rule has no draft to publish."})
+    before = audit_snapshot(stored)
+    draft = stored.draft
+    workflow_validate(rule=stored, data={name: draft[name] for name in CONTENT_FIELDS if name in draft})
+    # An account of the scope deleted since the draft was saved simply drops out of it.
+    accounts = stored.scope_accounts.model.objects.for_tenant(stored.tenant_id).filter(
+        pk__in=draft.get("scope_accounts") or [])
+    stored.scope_accounts.set(accounts)
+    stored.version += 1
+    stored.draft, stored.draft_updated_at, stored.draft_by = None, None, None
+    stored.save()
+    _record_version(stored, definition_of(stored), actor)
+    rule_index.invalidate(stored.tenant_id)
+    audit_record(tenant=stored.tenant, actor=actor, action="update", obj=stored, before=before,
+                 after=audit_snapshot(stored))
+    return stored
+
+
+@transaction.atomic
+def workflow_discard_draft(*, rule: Workflow, actor=None) -> Workflow:
+    """Drop the rule's pending draft (nothing to drop is fine); the live definition is untouched."""
+    stored = Workflow.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=rule.pk)
+    if stored.draft is not None:
+        before = audit_snapshot(stored)
+        stored.draft, stored.draft_updated_at, stored.draft_by = None, None, None
+        stored.save(update_fields=["draft", "draft_updated_at", "draft_by", "updated_at"])
+        audit_record(tenant=stored.tenant, actor=actor, action="update", obj=stored, before=before,
+                     after=audit_snapshot(stored))
+    return stored
 
 
 @transaction.atomic

@@ -3,13 +3,14 @@
 import datetime
 
 from celery import shared_task
+from django.conf import settings
 
 from . import engine, scheduling
 
 
 @shared_task(acks_late=True)
 def process_event(tenant_id: str, event_id: int) -> int:
-    return len(engine.process_event(tenant_id, event_id))
+    return len(engine.process_event(tenant_id, event_id, batch=settings.AUTOMATION_EVENT_BATCH))
 
 
 @shared_task(ignore_result=True)

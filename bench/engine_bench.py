@@ -29,6 +29,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection, connections, transaction  # noqa: E402
 from django.db.models import Q  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -37,11 +38,14 @@ from django.utils import timezone  # noqa: E402
 from accounts import services as account_services  # noqa: E402
 from accounts.models import Account  # noqa: E402
 from automation import conditions, engine, events  # noqa: E402
-from automation.models import Event, Run, Workflow  # noqa: E402
+from automation.delivery import services as delivery_services  # noqa: E402
+from automation.models import Event, Outbox, Run, Workflow  # noqa: E402
 from automation.services import workflow_save  # noqa: E402
 from csplatform.tenancy import system_context, tenant_context  # noqa: E402
 
-events.dispatch = lambda event: None  # no broker in the bench: measure the database work only
+# No broker in the bench: measure the database work only (events and messages stay for the bench's workers).
+events.dispatch = lambda event: None
+delivery_services.dispatch = lambda ids: None
 
 
 def timed_saves(account: Account, count: int) -> tuple[float, float]:
@@ -76,7 +80,8 @@ def bench_save_cost(tenant, count: int) -> None:
     print(f"   events written: {Event.objects.for_tenant(tenant).count()} (none expected)")
 
 
-def _worker(tenant_id: str, queue_size: int, result) -> None:
+def _worker(tenant_id: str, batch: int, result) -> None:
+    """What the celery task does for each event id it is handed (automation.tasks.process_event)."""
     connections.close_all()
     done = 0
     while True:
@@ -85,35 +90,47 @@ def _worker(tenant_id: str, queue_size: int, result) -> None:
         if not ids:
             break
         for event_id in ids:
-            done += len(engine.process_event(tenant_id, event_id))
+            done += len(engine.process_event(tenant_id, event_id, batch=batch))
     result.put(done)
 
 
-def bench_executions(tenant, count: int) -> None:
-    print(f"\n2. Rule executions end to end ({count} account updates -> Run + RunStep + note + event processed)")
-    workflow_save(rule=Workflow(tenant=tenant), data={
-        "name": "note on update", "status": "active", "trigger_type": "model_updated", "model_type": "account",
-        "actions": [{"type": "create_note", "config": {"body": "{{ account.name }} changed"}}]})
-    accounts = Account.objects.bulk_create(
-        [Account(tenant=tenant, name=f"Exec {i}") for i in range(count * 2)])
-    for workers, batch in ((1, accounts[:count]), (2, accounts[count:])):
-        for account in batch:  # each change commits with its event, as a web request would
-            account = Account.objects.get(pk=account.pk)
-            account.industry = "Bench"
-            with transaction.atomic():
-                account.save()
-        connections.close_all()
-        result = multiprocessing.Queue()
-        started = time.perf_counter()
-        procs = [multiprocessing.Process(target=_worker, args=(str(tenant.pk), count, result)) for _ in range(workers)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        elapsed = time.perf_counter() - started
-        runs = sum(result.get() for _ in procs)
-        print(f"   {workers} worker(s): {runs} runs in {elapsed:.2f} s = {runs / elapsed:,.0f} executions/s")
-    print(f"   runs recorded: {Run.objects.for_tenant(tenant).filter(status='success').count()}")
+RULES = {
+    "note": [{"type": "create_note", "config": {"body": "{{ account.name }} changed"}}],
+    "note + webhook": [{"type": "create_note", "config": {"body": "{{ account.name }} changed"}},
+                       {"type": "webhook", "config": {"url": "https://hooks.example.com/bench"}}],
+}
+
+
+def bench_executions(tenant, count: int, batch: int) -> None:
+    print(f"\n2. Rule executions end to end: {count} committed account updates -> Run + RunSteps + the actions'"
+          f" writes (a note; an outbox row for the webhook) + event processed; event batch {batch}")
+    accounts = iter(Account.objects.bulk_create(
+        [Account(tenant=tenant, name=f"Exec {i}") for i in range(count * 2 * len(RULES))]))
+    for label, rule_actions in RULES.items():
+        rule = workflow_save(rule=Workflow(tenant=tenant), data={
+            "name": label, "status": "active", "trigger_type": "model_updated", "model_type": "account",
+            "actions": rule_actions})
+        for workers in (1, 2):
+            for _ in range(count):  # each change commits with its event, as a web request would
+                account = Account.objects.get(pk=next(accounts).pk)
+                account.industry = "Bench"
+                with transaction.atomic():
+                    account.save()
+            connections.close_all()
+            result = multiprocessing.Queue()
+            started = time.perf_counter()
+            procs = [multiprocessing.Process(target=_worker, args=(str(tenant.pk), batch, result))
+                     for _ in range(workers)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            elapsed = time.perf_counter() - started
+            runs = sum(result.get() for _ in procs)
+            print(f"   {label:<15} {workers} worker(s): {runs} runs in {elapsed:.2f} s = {runs / elapsed:,.0f} executions/s")
+        workflow_save(rule=rule, data={"status": "paused"})
+    print(f"   runs recorded: {Run.objects.for_tenant(tenant).filter(status='success').count()}, "
+          f"outbox rows: {Outbox.objects.for_tenant(tenant).count()}")
 
 
 def bench_time_based(tenant, count: int) -> None:
@@ -146,6 +163,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--saves", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=settings.AUTOMATION_EVENT_BATCH,
+                        help="events per worker transaction (AUTOMATION_EVENT_BATCH; 1 = one event each)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("set DATABASE_URL to a PostgreSQL database (the bench creates its own throwaway copy)")
@@ -155,7 +174,7 @@ def main() -> None:
             tenant = account_services.tenant_create(slug="bench", name="Bench")
         with tenant_context(tenant):
             bench_save_cost(tenant, args.saves)
-            bench_executions(tenant, args.runs)
+            bench_executions(tenant, args.runs, args.batch)
             bench_time_based(tenant, args.accounts)
     finally:
         connections.close_all()

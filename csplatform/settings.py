@@ -235,6 +235,14 @@ SALESFORCE_API_VERSION = env("SALESFORCE_API_VERSION", default="v60.0")
 WEBHOOK_DISABLE_AFTER_DAYS = env.float("WEBHOOK_DISABLE_AFTER_DAYS", default=5)  # all-failing streak that disables
 # --- end delivery ---------------------------------------------------------------------------------
 
+# --- engine (automation/engine.py, docs/automation.md) ---------------------------------------------
+# A worker handed one event also takes up to this many - 1 other pending events of the same tenant, so a
+# backlog is drained in few transactions. 1 = strictly one event per task.
+AUTOMATION_EVENT_BATCH = env.int("AUTOMATION_EVENT_BATCH", default=50)
+# An event whose processing fails this many times is set aside (Event.failed_at) instead of being retried.
+AUTOMATION_EVENT_MAX_ATTEMPTS = env.int("AUTOMATION_EVENT_MAX_ATTEMPTS", default=5)
+# --- end engine -----------------------------------------------------------------------------------
+
 # --- scheduling (automation/scheduling.py, docs/scheduling.md) ------------------------------------
 # Embedded mode runs the web server and the ``tick --loop`` process on one SQLite file: WAL lets reads
 # go on during a write, and IMMEDIATE transactions wait for the write lock (up to ``timeout`` s) instead

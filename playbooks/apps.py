@@ -10,6 +10,22 @@ class PlaybooksConfig(AppConfig):
 
         engine_hooks.register()  # the playbook_trigger trigger and the record_playbook_execution action
         self._register_schedule()
+        self._register_rule_owner()
+
+    @staticmethod
+    def _register_rule_owner() -> None:
+        """A play's rule is compiled from the play: the generic rule API and admin must not edit it."""
+        from automation.managed import Owner, register_owner
+
+        from .services import PLAYBOOK_SOURCE
+
+        def locate(rule):
+            from .models import Playbook
+
+            return Playbook.objects.filter(workflow_id=rule.pk).values_list("pk", "name").first()
+
+        register_owner(Owner(source=PLAYBOOK_SOURCE, kind="SuccessPlay", locate=locate,
+                             api_path="/api/playbooks/{id}", admin_url_name="admin:playbooks_playbook_change"))
 
     @staticmethod
     def _register_schedule() -> None:

@@ -118,8 +118,7 @@ class RecordPlaybookExecution(Action):
         if ctx.account is None:
             raise ActionError("record_playbook_execution: the event has no account")
         run = ctx.run
-        steps = list(RunStep.objects.for_tenant(ctx.tenant).filter(run=run, position__lt=ctx.position or 0)
-                     .order_by("position"))
+        steps = [s for s in ctx.steps if s.position < (ctx.position or 0)]
         failed = [s for s in steps if s.status == RunStep.Status.FAILED]
         outcome = "; ".join(_step_outcome(s) for s in steps) or "Nothing to do"
         manual = bool(ctx.extra.get("playbook_manual"))

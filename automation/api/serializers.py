@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from accounts.models import Account
 from automation.conditions import ConditionError
+from automation.definitions import apply_definition, draft_view
 from automation.models import Run, RunStep, Workflow
 from automation.services import workflow_save
 from csplatform.api import TenantRelatedField, request_tenant
@@ -36,8 +37,8 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "workflow", "workflow_name", "account", "subject_model", "subject_id", "status", "skip_reason",
-                  "manual", "depth", "attempt", "retry_of", "scheduled_for", "trigger_data", "result", "trace",
+        fields = ["id", "workflow", "workflow_name", "workflow_version", "account", "subject_model", "subject_id",
+                  "status", "skip_reason", "manual", "depth", "attempt", "retry_of", "scheduled_for", "trigger_data", "result", "trace",
                   "error", "started_at", "finished_at", "created_at", "steps"]
         read_only_fields = fields
 
@@ -88,13 +89,25 @@ class RuleSerializer(serializers.ModelSerializer):
     success_rate = serializers.SerializerMethodField()
     webhook_url = serializers.SerializerMethodField(help_text="Inbound webhook URL (webhook rules; tenant admins).")
     webhook_token = serializers.SerializerMethodField(help_text="The secret part of webhook_url.")
+    version = serializers.IntegerField(read_only=True, help_text="Number of the live definition (see /versions).")
+    has_draft = serializers.BooleanField(read_only=True, help_text="Edits are waiting to be published.")
+    draft = serializers.SerializerMethodField(help_text=(
+        "The pending edits of this live rule, as the whole rule in this API's shape (null: none). The live "
+        "fields keep running until POST /{id}/publish; DELETE /{id}/draft drops them."))
+    publish = serializers.BooleanField(write_only=True, required=False, help_text=(
+        "With an edit of an active rule: publish it at once instead of keeping it as a draft."))
 
     # Fields every shape has, after its own trigger/condition/action fields.
     common_fields = ["scope_all_accounts", "scope_accounts", "continue_on_error", "cooldown_minutes", "rate_limiting",
                      "allow_retries", "retry_configuration", "delay_minutes", "failure_threshold", "debug_mode",
                      "source", "last_run_at", "run_count", "success_rate", "webhook_url", "webhook_token",
+                     "version", "has_draft", "draft", "draft_updated_at", "draft_by", "publish",
                      "created_at", "updated_at"]
     read_only = ["id", "source", "last_run_at", "created_at", "updated_at"]
+    # What a rendered definition (a draft, a version) leaves out: switches, figures, secrets, bookkeeping.
+    not_definition = {"id", "status", "enabled", "is_active", "source", "last_run_at", "run_count", "success_rate",
+                      "webhook_url", "webhook_token", "version", "has_draft", "draft", "draft_updated_at",
+                      "draft_by", "publish", "created_at", "updated_at"}
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_success_rate(self, rule) -> float | None:
@@ -116,13 +129,34 @@ class RuleSerializer(serializers.ModelSerializer):
     def get_webhook_token(self, rule) -> str | None:
         return rule.webhook_token if self._shows_secret(rule) else None
 
+    @extend_schema_field({"type": "object", "nullable": True, "additionalProperties": {},
+                          "description": "The draft in this API's shape (the definition fields only)."})
+    def get_draft(self, rule) -> dict | None:
+        return self.render_definition(rule, rule.draft) if rule.draft is not None else None
+
+    def render_definition(self, rule, definition: dict) -> dict:
+        """A stored definition (a draft, a version) in this serializer's shape: the definition fields only."""
+        view = apply_definition(rule, definition)
+        data = type(self)(view, context=self.context).data
+        shown = {name: data[name] for name in self.Meta.fields if name not in self.not_definition and name in data}
+        # The copy's many-to-many reads the live scope; the definition has its own.
+        shown["scope_accounts"] = view.draft_scope
+        return shown
+
     # --- writing ---
 
     def current(self, name, default=None):
-        """A value of the rule as it will be: from this request, else as stored."""
+        """A value of the rule as it will be: from this request, else as stored (with its pending draft: an
+        edit of a rule with a draft continues the draft)."""
         if name in getattr(self, "_attrs", {}):
             return self._attrs[name]
-        return getattr(self.instance, name, default) if self.instance is not None else default
+        if self.instance is None:
+            return default
+        if self.instance.draft is not None and name not in ("status", "enabled"):
+            if getattr(self, "_draft_view", None) is None:
+                self._draft_view = draft_view(self.instance)
+            return getattr(self._draft_view, name, default)
+        return getattr(self.instance, name, default)
 
     def validate(self, attrs):
         self._attrs = attrs
@@ -137,6 +171,10 @@ class RuleSerializer(serializers.ModelSerializer):
         """Seed-specific translation of ``attrs`` to workflow_save's data; sets ``self.renames``."""
         self.renames = []
         return attrs
+
+    def definition_renames(self, definition: dict) -> list[tuple[str, str]]:
+        """Error renames for a stored definition (publishing a draft): the service's names in this shape."""
+        return []
 
     def _check_webhook_conditions(self, attrs):
         """A webhook rule's conditions read the JSON body, which the service cannot check against a model."""
@@ -231,6 +269,9 @@ class WorkflowSerializer(RuleSerializer):
             attrs["actions"], flat = shapes.canonical_actions(attrs["actions"])
             self.renames += shapes.action_renames("actions", flat)
         return attrs
+
+    def definition_renames(self, definition):
+        return shapes.condition_renames("condition_config", definition.get("conditions"))
 
     def _single_action(self, single: dict) -> dict:
         stored = self.current("actions") or []
@@ -342,6 +383,12 @@ class EventTriggerSerializer(RuleSerializer):
             attrs["retry_configuration"] = retry
         return attrs
 
+    def definition_renames(self, definition):
+        actions = definition.get("actions") if isinstance(definition.get("actions"), list) else []
+        return [*shapes.condition_renames("trigger_conditions", definition.get("conditions")),
+                ("trigger_config.model_type", "model_type"),
+                *shapes.action_renames("action_configuration.actions", list(range(len(actions))))]
+
     def _scheduled(self, schedule: str, attrs: dict) -> dict:
         config = dict(attrs.get("trigger_config", self.current("trigger_config") or {}))
         config["schedule"] = schedule
@@ -422,6 +469,35 @@ def page_serializer(name: str, key: str, item):
 
 WorkflowPageSerializer = page_serializer("WorkflowPage", "workflows", WorkflowSerializer)
 RunPageSerializer = page_serializer("RunPage", "runs", RunSerializer)
+
+
+class WorkflowVersionSerializer(serializers.Serializer):
+    """One published definition of a rule (``GET /{id}/versions``), newest first."""
+
+    number = serializers.IntegerField()
+    live = serializers.BooleanField(help_text="This is the version that runs now.")
+    published_at = serializers.DateTimeField()
+    published_by = serializers.IntegerField(allow_null=True, help_text="User id; null for the system.")
+    published_by_email = serializers.CharField(allow_blank=True)
+    definition = serializers.DictField(help_text="The rule as published, in this API's shape.")
+
+
+VersionPageSerializer = page_serializer("WorkflowVersionPage", "versions", WorkflowVersionSerializer)
+
+
+class ManagedBySerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="What keeps the rule, e.g. SuccessPlay.")
+    id = serializers.IntegerField(allow_null=True)
+    name = serializers.CharField(allow_blank=True)
+    endpoint = serializers.CharField(help_text="Where to change it instead.")
+
+
+class ConflictSerializer(serializers.Serializer):
+    """409: the rule is kept by another object (``managed_by``), or rows still point at it (``protected_by``)."""
+
+    detail = serializers.CharField()
+    managed_by = ManagedBySerializer(required=False)
+    protected_by = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class StatsSerializer(serializers.Serializer):

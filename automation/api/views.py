@@ -1,7 +1,9 @@
 """The rule APIs: seed 001's ``/api/admin/automation`` and seed 003's ``/api/event-triggers`` over the one
 ``Workflow`` model (the inbound webhook ``/api/hooks/<token>/`` is in ``webhooks``).
 
-Tenant admins configure rules; practitioners may also test and execute them; every member reads.
+Tenant admins configure rules; practitioners may also test and execute them; every member reads. Editing
+an active rule edits its draft (``/publish``, ``/draft``, ``/versions``: ``drafts``); rules another app
+keeps (``automation.managed``) are read-only here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from csplatform.permissions import ADMINS, MANAGERS, resolve_membership
 from . import running
 from .backtest import backtest
 from . import serializers as s
+from .drafts import DraftActions, write_schemas
 from .pages import SeedPagination, WorkflowPagination
 from .stats import automation_stats, with_run_figures
 
@@ -66,8 +69,8 @@ def runs_of(tenant):
             .prefetch_related(Prefetch("steps", queryset=RunStep.objects.order_by("position"))))
 
 
-class RuleViewSet(TenantModelViewSet):
-    """What both rule APIs share: scoping, roles, run figures, saving through the service."""
+class RuleViewSet(DraftActions, TenantModelViewSet):
+    """What both rule APIs share: scoping, roles, run figures, drafts, saving through the service."""
 
     queryset = Workflow.objects.prefetch_related("scope_accounts")
     filterset_class = RuleFilter
@@ -92,7 +95,8 @@ class RuleViewSet(TenantModelViewSet):
     def get_serializer_context(self):
         context = super().get_serializer_context()
         # The webhook token is a secret: only tenant admins see it, and only on one rule at a time.
-        if self.action in ("retrieve", "create", "update", "partial_update") and self.request.user.is_authenticated:
+        if self.action in ("retrieve", "create", "update", "partial_update", "publish") \
+                and self.request.user.is_authenticated:
             context["show_secret"] = resolve_membership(self.request).role == Role.TENANT_ADMIN
         return context
 
@@ -157,6 +161,7 @@ RUN_FILTERS = [
     list=extend_schema(summary="List workflows (seed 001)", parameters=[
         OpenApiParameter("limit", int, description="Items per page (default 25).")]),
     create=extend_schema(summary="Create a workflow (seed 001's body)"),
+    **write_schemas(s.WorkflowSerializer),
 )
 class WorkflowViewSet(RuleViewSet):
     """Seed 001's automation workflows."""
@@ -181,6 +186,12 @@ class WorkflowViewSet(RuleViewSet):
     def workflow_runs(self, request, pk=None):
         return self.paged_runs(runs_of(self.tenant).filter(workflow=self.get_object()), SeedPagination("runs"))
 
+    @extend_schema(responses=s.VersionPageSerializer, summary="Published versions of this workflow, newest first",
+                   parameters=[OpenApiParameter("page", int), OpenApiParameter("limit", int)])
+    @action(detail=True, methods=["get"], filter_backends=[])  # the rule list's filters are not the versions'
+    def versions(self, request, pk=None):
+        return self.paged_versions(self.get_object(), SeedPagination("versions"))
+
     @extend_schema(request=s.ExecuteSerializer, responses={201: s.RunSerializer}, summary="Run a workflow now")
     @action(detail=False, methods=["post"])
     def execute(self, request):
@@ -201,6 +212,7 @@ class WorkflowViewSet(RuleViewSet):
 @extend_schema_view(
     list=extend_schema(summary="List event triggers (seed 003)"),
     create=extend_schema(summary="Create an event trigger (seed 003's body)"),
+    **write_schemas(s.EventTriggerSerializer),
 )
 class EventTriggerViewSet(RuleViewSet):
     """Seed 003's event triggers: the same rules as ``/api/admin/automation``, in seed 003's shape."""
@@ -222,3 +234,8 @@ class EventTriggerViewSet(RuleViewSet):
     def executions(self, request, pk=None):
         return self.paged_runs(runs_of(self.tenant).filter(workflow=self.get_object()), Pagination())
 
+    @extend_schema(responses=s.WorkflowVersionSerializer(many=True), summary="Published versions of this trigger",
+                   parameters=[OpenApiParameter("page", int), OpenApiParameter("limit", int)])
+    @action(detail=True, methods=["get"], filter_backends=[])  # the rule list's filters are not the versions'
+    def versions(self, request, pk=None):
+        return self.paged_versions(self.get_object(), Pagination())

@@ -7,7 +7,7 @@ beat entry with ``automation.periodic``.
 
 from django.conf import settings
 
-from . import receivers, services, tasks, transports  # noqa: F401
+from . import services, tasks, transports  # noqa: F401
 
 
 def _register_periodic_work() -> None:

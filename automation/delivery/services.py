@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -50,23 +51,31 @@ log = logging.getLogger("automation.delivery")
 S = Outbox.Status
 DUE = (S.PENDING, S.FAILED)
 
-# Runs that wrote messages in this thread whose run step is not saved yet (see receivers.py).
+# Messages a rule's action wrote in this thread, by run: the engine takes them after each action and
+# links them to the run step when it writes the steps (automation.run_writes).
 _unlinked = threading.local()
 
 
-def runs_awaiting_step() -> set:
-    if not hasattr(_unlinked, "runs"):
-        _unlinked.runs = set()
-    return _unlinked.runs
+def _written() -> dict:
+    if not hasattr(_unlinked, "by_run"):
+        _unlinked.by_run = {}
+    return _unlinked.by_run
+
+
+def take_messages(run_pk) -> list[int]:
+    """The ids of the messages written for run ``run_pk`` since the last call (and forget them)."""
+    return _written().pop(run_pk, [])
 
 
 # --- enqueue ------------------------------------------------------------------------------------
 
 def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = "POST", headers: dict | None = None,
                    idempotency_key: str | None = None, run=None, retry_policy: tuple[dict, int] | None = None,
-                   deliver_at=None, dispatch: bool = True, email_template=None, variant: str | None = None) -> Outbox:
+                   deliver_at=None, dispatch: bool = True, email_template=None, variant: str | None = None,
+                   key_is_new: bool = False) -> Outbox:
     """Write one message in the current transaction (idempotent on ``idempotency_key`` per tenant) and,
-    unless ``dispatch`` is false, hand it to a worker when the transaction commits.
+    unless ``dispatch`` is false, hand it to a worker when the transaction commits. ``key_is_new`` says
+    no message can have this key yet (a rule's keys name their run), which saves the savepoint.
 
     An email records the template it was rendered from (``email_template``, or the template named by
     ``payload["template"]``) and its A/B variant (``variant``, or ``payload["variant"]``) for
@@ -82,8 +91,9 @@ def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = 
             email_template = EmailTemplate.objects.for_tenant(tenant_id).filter(name=payload["template"]).first()
     policy, max_attempts = retry_policy or retry.policy_for()
     key = idempotency_key or f"auto:{uuid.uuid4().hex}"
+    # A savepoint only where a duplicate key is possible: it must not break the caller's transaction.
     try:
-        with transaction.atomic():  # a savepoint: a duplicate key must not break the caller's transaction
+        with nullcontext() if key_is_new or idempotency_key is None else transaction.atomic():
             message = Outbox.objects.create(
                 tenant_id=tenant_id, channel=channel, target=target, method=(method or "POST").upper(),
                 headers=headers or {}, payload=payload, idempotency_key=key, retry_policy=policy,
@@ -95,7 +105,7 @@ def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = 
             raise
         return existing
     if run is not None:
-        runs_awaiting_step().add(run.pk)
+        _written().setdefault(run.pk, []).append(message.pk)
     if dispatch and message.next_attempt_at <= timezone.now():
         dispatch_on_commit([message.pk])
     return message

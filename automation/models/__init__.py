@@ -1,5 +1,5 @@
 from .outbox import EmailTemplate, IntegrationCredential, Outbox, WebhookEndpoint, WebhookSecret
-from .rules import Event, Run, RunStep, ScheduledSlot, Workflow
+from .rules import Event, Run, RunStep, ScheduledSlot, Workflow, WorkflowVersion
 
 __all__ = ["EmailTemplate", "Event", "IntegrationCredential", "Outbox", "Run", "RunStep", "ScheduledSlot",
-           "WebhookEndpoint", "WebhookSecret", "Workflow"]
+           "WebhookEndpoint", "WebhookSecret", "Workflow", "WorkflowVersion"]

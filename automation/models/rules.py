@@ -26,6 +26,10 @@ class Event(TenantOwnedModel):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Processing that raised (not an action failing: that is a failed run step) is counted here; after
+    # AUTOMATION_EVENT_MAX_ATTEMPTS the event is set aside and no longer handed out.
+    last_error = models.TextField(blank=True, default="")
+    failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -70,6 +74,14 @@ class Workflow(TenantOwnedModel):
     failure_threshold = models.PositiveSmallIntegerField(
         default=10, help_text="Pause the rule after this many failed runs in a row (circuit breaker); 0 = never.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Editing a live rule edits a draft (services.workflow_save); the engine only ever reads the fields above.
+    version = models.PositiveIntegerField(default=1, help_text="Number of the live definition (WorkflowVersion).")
+    draft = models.JSONField(null=True, blank=True, editable=False, help_text=(
+        "Pending edits of a live rule, as the whole normalised definition (services.DEFINITION_KEYS); "
+        "null when there are none. Applied by publishing."))
+    draft_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    draft_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+", editable=False)
     last_run_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -84,6 +96,29 @@ class Workflow(TenantOwnedModel):
     @property
     def is_live(self) -> bool:
         return self.enabled and self.status == self.Status.ACTIVE
+
+    @property
+    def has_draft(self) -> bool:
+        return self.draft is not None
+
+
+class WorkflowVersion(TenantOwnedModel):
+    """One published definition of a rule: written at creation (1) and on every publish, never changed.
+    Runs name the number they used (``Run.workflow_version``), so a run can be read against its rule."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField(help_text="The rule's definition as published (services.DEFINITION_KEYS).")
+    published_at = models.DateTimeField(default=timezone.now)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+
+    class Meta:
+        ordering = ["workflow", "-number"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="workflow_version_once")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} v{self.number}"
 
 
 class Run(TenantOwnedModel):
@@ -115,6 +150,8 @@ class Run(TenantOwnedModel):
     error = models.TextField(blank=True, default="")
     depth = models.PositiveSmallIntegerField(default=0)
     manual = models.BooleanField(default=False)
+    workflow_version = models.PositiveIntegerField(null=True, blank=True,
+                                                   help_text="The rule's version (WorkflowVersion.number) this run used.")
     # Delayed and retried runs wait as queued rows; engine.run_due_runs() picks them up when due.
     scheduled_for = models.DateTimeField(null=True, blank=True, db_index=True)
     attempt = models.PositiveSmallIntegerField(default=1)

@@ -476,3 +476,35 @@ def test_it_tests_webhook_and_contact_rules_on_a_fitting_subject(client, tenant)
     assert counts() == before
     assert any(m.startswith("Test of 'Hook' (dry run") and "create_note: success" in m for m in messages), messages
     assert any("'New contact' on contact 'Dana Champion'" in m and "create_note: success" in m for m in messages)
+
+
+def test_a_failed_event_is_listed_and_can_be_processed_again(tenant, client, settings,
+                                                             django_capture_on_commit_callbacks):
+    settings.AUTOMATION_EVENT_MAX_ATTEMPTS = 1
+    rule(tenant, trigger_type="model_updated", model_type="account")
+    account = AccountFactory(tenant=tenant)
+    broken = Event.objects.create(tenant=tenant, type="model_updated", model="account", object_id="not-an-id")
+    fine = Event.objects.create(tenant=tenant, type="model_updated", model="account", object_id=str(account.pk))
+    engine.process_event(tenant.pk, broken.pk)
+    broken.refresh_from_db()
+    assert broken.failed_at is not None
+    client.force_login(staff(tenant))
+
+    listed = client.get(url("event", "changelist"), {"processed": "failed"})
+    assert list(listed.context["cl"].result_list) == [broken]
+
+    Event.objects.filter(pk=broken.pk).update(object_id=str(account.pk))  # the cause is mended
+    with django_capture_on_commit_callbacks(execute=True):
+        act(client, "event", "process_again", broken, fine)
+    broken.refresh_from_db()
+    assert broken.failed_at is None and broken.last_error == "" and broken.processed_at is not None
+    assert Run.objects.filter(event=broken, status="success").exists()
+
+
+def test_a_contributor_cannot_process_failed_events_again(tenant, client):
+    broken = Event.objects.create(tenant=tenant, type="model_updated", model="account", object_id="x",
+                                  failed_at=timezone.now(), attempts=5)
+    client.force_login(staff(tenant, Role.CONTRIBUTOR))
+    act(client, "event", "process_again", broken)
+    broken.refresh_from_db()
+    assert broken.failed_at is not None and broken.attempts == 5

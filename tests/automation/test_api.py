@@ -135,8 +135,12 @@ def test_it_replaces_the_single_action_of_a_workflow_with_put(api):
         "action_type": "create_note", "action_config": {"body": "Welcome {{ account.name }}"}})
     assert put.status_code == 200, put.json()
     assert put.json()["actions"] == [{"type": "create_note", "config": {"body": "Welcome {{ account.name }}"}}]
+    # The PUT made it active: from now on an edit is its draft, and runs keep the live action until published.
     patched = api.patch(f"{WORKFLOWS}/{workflow['id']}", {"action_config": {"body": "Hello"}})
-    assert patched.json()["actions"] == [{"type": "create_note", "config": {"body": "Hello"}}]
+    assert patched.json()["actions"] == put.json()["actions"]
+    assert patched.json()["draft"]["actions"] == [{"type": "create_note", "config": {"body": "Hello"}}]
+    published = api.post(f"{WORKFLOWS}/{workflow['id']}/publish")
+    assert published.json()["actions"] == [{"type": "create_note", "config": {"body": "Hello"}}]
 
 
 def test_it_deletes_a_rule(api, tenant):
@@ -478,6 +482,9 @@ update-workflow              A
 update-trigger               A
 delete-workflow              A
 delete-trigger               A
+discard-draft-workflow       A
+discard-draft-trigger        A
+read-versions                APCV
 test-workflow                AP
 execute-workflow             AP
 execute-trigger              AP
@@ -508,6 +515,9 @@ def perform(client, operation: str, workflow: Workflow, account: Account):
                                              {"name": "renamed", "trigger_type": "manual"}),
         "delete-workflow": lambda: client.delete(f"{WORKFLOWS}/{workflow.pk}"),
         "delete-trigger": lambda: client.delete(f"{TRIGGERS}/{workflow.pk}"),
+        "discard-draft-workflow": lambda: client.delete(f"{WORKFLOWS}/{workflow.pk}/draft"),
+        "discard-draft-trigger": lambda: client.delete(f"{TRIGGERS}/{workflow.pk}/draft"),
+        "read-versions": lambda: client.get(f"{TRIGGERS}/{workflow.pk}/versions"),
         "test-workflow": lambda: client.post(f"{WORKFLOWS}/{workflow.pk}/test", target),
         "execute-workflow": lambda: client.post(f"{WORKFLOWS}/execute", {"workflow_id": workflow.pk, **target}),
         "execute-trigger": lambda: client.post(f"{TRIGGERS}/{workflow.pk}/execute", target),

@@ -281,6 +281,7 @@ def test_it_writes_rule_changes_to_the_audit_trail(tenant):
     workflow_delete(rule=saved, actor=actor)
     entries = list(AuditLog.objects.for_tenant(tenant).filter(object_type="automation.workflow").order_by("created_at", "id"))
     assert [e.action for e in entries] == ["create", "update", "delete"]
-    assert entries[1].changes == {"cooldown_minutes": [60, 30]}
+    # a draft rule is edited in place, and a definition applied at once is a new version
+    assert entries[1].changes == {"cooldown_minutes": [60, 30], "version": [1, 2]}
     assert entries[1].actor == actor
     assert "webhook_token" not in entries[1].changes

@@ -1,0 +1,61 @@
+"""Rules another app keeps: the generic rule API and admin read them but never change them.
+
+A SuccessPlay (``playbooks``) compiles itself into a rule with ``source="playbook"`` and saves it again
+whenever the play changes; an edit made to that rule through ``/api/admin/automation``, ``/api/event-triggers``
+or the Workflow admin would be silently overwritten by the play's next save (or leave the play describing
+something that no longer runs). So the owning app registers its ``source`` here and the generic front doors
+refuse to write such rules, naming where to edit them instead. The owner's own code keeps calling
+``services.workflow_save``: nothing here is checked by the service, only by the front doors.
+
+``automation`` never imports the owners (DESIGN.md): they register from their ``AppConfig.ready``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Owner:
+    source: str  # Workflow.source of the rules it keeps
+    kind: str  # what a CSM calls the owning object, e.g. "SuccessPlay"
+    locate: Callable  # rule -> (id, name) of the owning object, or None when it is gone
+    api_path: str  # where to edit it over the API, with {id}
+    admin_url_name: str = ""  # where to edit it in the admin (reverse()d with the id)
+
+
+_owners: dict[str, Owner] = {}
+
+
+def register_owner(owner: Owner) -> None:
+    _owners[owner.source] = owner
+
+
+def owner_of(rule) -> Owner | None:
+    return _owners.get(getattr(rule, "source", ""))
+
+
+def is_managed(rule) -> bool:
+    return owner_of(rule) is not None
+
+
+def managed_by(rule) -> dict | None:
+    """``{"type", "id", "name", "endpoint"}`` of the object that keeps ``rule``, or None for a free rule."""
+    owner = owner_of(rule)
+    if owner is None:
+        return None
+    found = owner.locate(rule)
+    ident, name = found if found else (None, "")
+    return {"type": owner.kind, "id": ident, "name": name,
+            "endpoint": owner.api_path.format(id=ident) if ident is not None else owner.api_path.format(id="")}
+
+
+def refusal(rule) -> str:
+    """Why a front door does not change ``rule`` (empty for a free rule)."""
+    owner = managed_by(rule)
+    if owner is None:
+        return ""
+    named = f"{owner['type']} '{owner['name']}'" if owner["name"] else f"its {owner['type']}"
+    return (f"This rule is managed by {named}: change or delete it through {owner['endpoint']} "
+            f"(an edit here would be overwritten by the {owner['type']}'s next save).")
