@@ -5,8 +5,9 @@
 
 It creates a throwaway database (Django's test database machinery), so it never touches real data.
 Measures: (1) the added cost of an account save with 0, 10 and 100 live rules in the tenant, none
-listening to account updates; (2) rule executions per second from committed change to Run, RunStep,
-the action's local write (a note) and the event marked processed, with 1 and 2 worker processes;
+listening to account updates; (2) rule executions per second from committed change to Run, RunSteps,
+the actions' writes (a note; a note and a webhook's outbox row) and the event marked processed, with 1
+and 2 worker processes doing what the celery task does (``--batch`` events per transaction);
 (3) a time-based rule over N accounts: one compiled queryset against evaluating the same rule
 object by object in Python.
 """
