@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
@@ -57,7 +57,7 @@ def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
         return _process_batch(tenant, events, limit)
     except Exception as exc:
         with tenant_context(tenant):  # the batch was rolled back: the same events are pending again
-            pending = _pending(events.for_tenant(tenant)).values_list("pk", flat=True)
+            pending = pending_events(events.for_tenant(tenant)).values_list("pk", flat=True)
             ids = list(pending[:limit] if limit else pending)
         if len(ids) == 1:
             _record_failure(tenant, ids[0], exc)
@@ -74,14 +74,19 @@ def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
     return runs
 
 
-def _pending(events):
+def pending_events(events):
+    """Events still to process: not processed, not set aside after failing."""
     return events.filter(processed_at__isnull=True, failed_at__isnull=True)
 
 
 def _record_failure(tenant, event_id, exc: Exception) -> None:
     """Count a failed attempt on the event; after AUTOMATION_EVENT_MAX_ATTEMPTS it is set aside (failed_at)
-    so the sweeper stops handing it out. The admin's "process again" action puts it back."""
+    so the sweeper stops handing it out. The admin's "process again" action puts it back. A passing
+    database condition (deadlock, serialization failure, lost connection) is not the event's fault: it
+    stays pending, uncounted, for the next dispatch or sweep."""
     log.error("automation event %s of tenant %s failed", event_id, tenant.pk, exc_info=exc)
+    if isinstance(exc, OperationalError):
+        return
     last = settings.AUTOMATION_EVENT_MAX_ATTEMPTS - 1
     with tenant_context(tenant), transaction.atomic():
         Event.objects.for_tenant(tenant).filter(pk=event_id).update(
@@ -99,16 +104,25 @@ def event_retry(event: Event) -> None:
 
 def _process_batch(tenant, events, limit: int | None) -> list[Run]:
     with tenant_context(tenant), transaction.atomic(), run_writes.batched_writes():
-        claimed = _pending(events.for_tenant(tenant)).select_for_update(skip_locked=True)
+        claimed = pending_events(events.for_tenant(tenant)).select_for_update(skip_locked=True)
         batch = list(claimed[:limit] if limit else claimed)  # locked rows belong to another worker: skip them
         if not batch:
             return []
+        batch.sort(key=lambda event: event.pk)  # in the order they happened, whichever event the task was handed
         live = list(Workflow.objects.for_tenant(tenant).select_related("tenant").defer("draft")
                     .filter(status=Workflow.Status.ACTIVE, enabled=True))
         subjects = _load_subjects(tenant, batch)
         fired = [(event, rule) for event in batch for rule in matching_rules(event, live)]
-        run_writes.current().expect(len(fired))
-        runs = [fire(rule, event=event, subject=subjects.get((event.model, event.object_id))) for event, rule in fired]
+        writes = run_writes.current()
+        writes.expect(len(fired))
+        # Rules with limits stay locked until the batch commits: lock them all now, in one order, so two
+        # workers meeting them in different orders cannot deadlock.
+        limited = sorted({rule.pk for _, rule in fired if _is_limited(rule, manual=False)})
+        if limited:
+            list(Workflow.objects.for_tenant(tenant).filter(pk__in=limited).order_by("pk").select_for_update()
+                 .values_list("pk", flat=True))
+        runs = [fire(rule, event=event, subject=subjects.get((event.model, event.object_id)))
+                for event, rule in fired if rule.pk not in writes.paused]
         Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
         return runs
 
@@ -214,7 +228,7 @@ def _fire(rule: Workflow, *, event: Event | None = None, subject=None, account=N
     if account is None and event is not None and event.account_id:
         account = event.account
     debounce = (rule.trigger_config or {}).get("debounce_seconds") if not manual else None
-    limited = bool(rule.cooldown_minutes or rule.rate_limiting or debounce)
+    limited = _is_limited(rule, manual)
     if limited:
         # Lock the rule so concurrent workers check and record its limits one at a time.
         rule = Workflow.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=rule.pk)
@@ -257,6 +271,12 @@ def _fire(rule: Workflow, *, event: Event | None = None, subject=None, account=N
     return run
 
 
+def _is_limited(rule: Workflow, manual: bool) -> bool:
+    """Cooldown, rate limit or debounce: the rule's row is locked while its runs are counted."""
+    return bool(rule.cooldown_minutes or rule.rate_limiting or (not manual and (rule.trigger_config or {}).get(
+        "debounce_seconds")))
+
+
 def _debounce(rule: Workflow, run: Run, quiet: timedelta) -> Run:
     """An autosave storm is one run: a queued run for the same rule and subject is pushed back (and
     takes the newest trigger data) instead of adding another; it runs after ``quiet`` without changes."""
@@ -278,7 +298,6 @@ def _execute(rule: Workflow, run: Run, subject, account, payload: dict, extra: d
     writes = run_writes.current()
     writes.last_run[rule.pk] = max(run.started_at, writes.last_run.get(rule.pk, run.started_at))
     if run.status == Run.Status.FAILED:
-        writes.flush()  # the breaker counts this run's outcome
         _schedule_retry(rule, run)
         _trip_breaker(rule)
 
@@ -302,6 +321,7 @@ def _schedule_retry(rule: Workflow, run: Run) -> None:
         tenant_id=run.tenant_id, workflow=rule, event=run.event, account=run.account, depth=run.depth,
         subject_model=run.subject_model, subject_id=run.subject_id, trigger_data=run.trigger_data,
         status=Run.Status.QUEUED, scheduled_for=timezone.now() + delay, attempt=run.attempt + 1, retry_of=run,
+        workflow_version=run.workflow_version,
         start_position=failed[0], result={"extra": run.result.get("extra", {})},
     )
 
@@ -312,13 +332,17 @@ def _trip_breaker(rule: Workflow) -> None:
     n = rule.failure_threshold
     if not n:
         return
-    last = list(Run.objects.for_tenant(rule.tenant_id).filter(
-        workflow=rule, manual=False, status__in=[Run.Status.SUCCESS, Run.Status.FAILED]).order_by("-created_at", "-id")
-        .values_list("status", flat=True)[:n])
+    writes = run_writes.current()
+    last = writes.outcomes(rule.pk)[:n]  # this batch's runs are not on disk yet
+    if len(last) < n:
+        last += list(Run.objects.for_tenant(rule.tenant_id).filter(
+            workflow=rule, manual=False, status__in=[Run.Status.SUCCESS, Run.Status.FAILED])
+            .order_by("-created_at", "-id").values_list("status", flat=True)[:n - len(last)])
     if len(last) < n or any(status != Run.Status.FAILED for status in last):
         return
     Workflow.objects.filter(pk=rule.pk).update(status=Workflow.Status.PAUSED)
-    rule.status = Workflow.Status.PAUSED  # later events of the same batch hold this very object
+    rule.status = Workflow.Status.PAUSED
+    writes.paused.add(rule.pk)  # later events of the same batch leave it alone
     rule_index.invalidate(rule.tenant_id)
     for membership in Membership.objects.filter(tenant_id=rule.tenant_id, role=Role.TENANT_ADMIN):
         Task.objects.create(
@@ -342,9 +366,12 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
             subject = None
             if run.subject_model in WATCHED and run.subject_id:
                 subject = model_for(run.subject_model).objects.for_tenant(tenant).filter(pk=run.subject_id).first()
-            # A queued run acts with the definition live now (a draft published meanwhile included).
+            # A queued run acts with the definition live now (a draft published meanwhile included); a retry
+            # resumes at its failed action only if that definition is still the one that failed.
+            if run.retry_of_id and run.workflow_version != rule.version:
+                run.start_position = 0
             run.status, run.started_at, run.workflow_version = Run.Status.RUNNING, now, rule.version
-            run.save(update_fields=["status", "started_at", "workflow_version"])
+            run.save(update_fields=["status", "started_at", "workflow_version", "start_position"])
             run_writes.current().add(run)
             payload = (run.trigger_data or {}).get("payload", {})
             _execute(rule, run, subject, run.account, payload, (run.result or {}).get("extra", {}))
@@ -362,7 +389,7 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
             if position < run.start_position:
                 continue
             ctx.position = position
-            started = time.perf_counter()
+            started, mark = time.perf_counter(), writes.mark()
             step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])
             try:
                 with transaction.atomic():  # a failing action leaves none of its own writes behind
@@ -370,8 +397,10 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
                 step.status = RunStep.Status.SUCCESS
             except ActionError as exc:
                 step.status, step.error = RunStep.Status.FAILED, str(exc)
+                writes.rewind(mark)  # runs a failed trigger_workflow recorded were rolled back with it
             except Exception as exc:  # a bug in an action must not lose the run record
                 step.status, step.error = RunStep.Status.FAILED, f"{type(exc).__name__}: {exc}"
+                writes.rewind(mark)
             step.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             ctx.steps.append(step)
             writes.add_step(step, messages=take_messages(run.pk))

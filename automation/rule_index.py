@@ -51,7 +51,8 @@ def _index(tenant_id) -> frozenset[str]:
     index = cache.get(_key(tenant_id))
     if index is None:
         index = build(tenant_id)
-        cache.set(_key(tenant_id), index, INDEX_TTL)
+        if memo is None:  # an engine batch may still roll back what it read: it keeps its rebuild to itself
+            cache.set(_key(tenant_id), index, INDEX_TTL)
     if memo is not None:
         memo[str(tenant_id)] = index
     return index

@@ -8,22 +8,27 @@ is inserted at once. Runs whose rule has a cooldown, rate limit or debounce are 
 once: concurrent workers (and later events of the same batch) must see them when they count runs.
 Foreign keys to runs are deferred to commit by Django on PostgreSQL, so a step or an outbox message
 may point at a run that is inserted a moment later in the same transaction. Outbox messages are linked
-to the step that wrote them with one UPDATE per batch, once the steps have ids.
+to the step that wrote them with one UPDATE per batch, once the steps have ids. Nothing is written
+before the batch ends: the circuit breaker reads this batch's outcomes from memory (``outcomes``),
+and a failed action forgets what it recorded (``mark`` / ``rewind``), as its savepoint forgets its rows.
 """
 
 from __future__ import annotations
 
 import contextvars
 from contextlib import contextmanager, nullcontext
+from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Case, Value, When
+from django.db.models import BigIntegerField, Case, Q, Value, When
 
 from . import rule_index
+from .delivery.services import forget_messages
 from .models import Outbox, Run, RunStep, Workflow
 
 FINAL_FIELDS = ["status", "skip_reason", "error", "result", "trace", "finished_at"]
 MAX_RESERVE = 128
+COUNTED = (Run.Status.SUCCESS, Run.Status.FAILED)
 
 
 class Writes:
@@ -33,6 +38,7 @@ class Writes:
         self.steps: list[RunStep] = []
         self.messages: list[tuple[int, RunStep]] = []
         self.last_run: dict = {}
+        self.paused: set = set()  # rules the circuit breaker paused in this batch
         self._ids: list[int] = []
         self._block = 1  # ids reserved per trip to the sequence: doubles, so a lone run wastes none
 
@@ -65,7 +71,24 @@ class Writes:
         self.steps.append(step)
         self.messages += [(message_pk, step) for message_pk in messages]
 
+    def outcomes(self, rule_pk) -> list[str]:
+        """Statuses of this batch's finished automatic runs of a rule, newest first (not on disk yet)."""
+        runs = sorted((r for r in self.new_runs + self.saved_runs
+                       if r.workflow_id == rule_pk and not r.manual and r.status in COUNTED),
+                      key=lambda r: (r.created_at, r.pk or 0), reverse=True)
+        return [r.status for r in runs]
+
+    def mark(self) -> tuple:
+        return (len(self.new_runs), len(self.saved_runs), len(self.steps), len(self.messages), dict(self.last_run),
+                set(self.paused))
+
+    def rewind(self, mark: tuple) -> None:
+        """Forget what was recorded since ``mark``: its database work was rolled back (a failed action)."""
+        runs, saved, steps, messages, self.last_run, self.paused = mark
+        del self.new_runs[runs:], self.saved_runs[saved:], self.steps[steps:], self.messages[messages:]
+
     def flush(self) -> None:
+        """Write everything; called once, when the outermost block ends."""
         if self.new_runs:
             Run.objects.bulk_create(self.new_runs)
         for run in self.saved_runs:
@@ -76,9 +99,15 @@ class Writes:
             tenant_id = self.messages[0][1].tenant_id  # a batch is one tenant's
             Outbox.objects.for_tenant(tenant_id).filter(pk__in=[pk for pk, _ in self.messages]).update(run_step_id=Case(
                 *[When(pk=pk, then=Value(step.pk)) for pk, step in self.messages], output_field=BigIntegerField()))
-        for rule_pk, at in self.last_run.items():
-            Workflow.objects.filter(pk=rule_pk).update(last_run_at=at)
-        self.new_runs, self.saved_runs, self.steps, self.messages, self.last_run = [], [], [], [], {}
+        if self.last_run:
+            transaction.on_commit(partial(_touch_rules, dict(self.last_run)))
+
+
+def _touch_rules(last_run: dict) -> None:
+    """``last_run_at`` after commit, one short statement per rule: inside the batch, these row locks, taken in
+    whatever order the batch met its rules, could deadlock two workers. Never moves backwards."""
+    for rule_pk, at in sorted(last_run.items()):
+        Workflow.objects.filter(Q(last_run_at__isnull=True) | Q(last_run_at__lt=at), pk=rule_pk).update(last_run_at=at)
 
 
 _current: contextvars.ContextVar[Writes | None] = contextvars.ContextVar("engine_writes", default=None)
@@ -108,9 +137,4 @@ def batched_writes():
             writes.flush()
     finally:
         _current.reset(token)
-
-
-def flush() -> None:
-    """Write what is deferred now (before reading runs back, e.g. for the circuit breaker)."""
-    if (writes := _current.get()) is not None:
-        writes.flush()
+        forget_messages()  # what a rolled-back batch's actions noted for their steps

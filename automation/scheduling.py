@@ -113,8 +113,7 @@ def sweep_events(*, grace: datetime.timedelta = SWEEP_GRACE, now: datetime.datet
 
     now = now or timezone.now()
     with system_context("automation: sweep unprocessed events"):
-        pending = list(Event.objects.filter(processed_at__isnull=True, failed_at__isnull=True,
-                                            created_at__lt=now - grace)
+        pending = list(engine.pending_events(Event.objects.filter(created_at__lt=now - grace))
                        .order_by("created_at").values_list("tenant_id", "pk")[:limit])
     keys = {f"automation:swept:{tenant_id}:{pk}": (tenant_id, pk) for tenant_id, pk in pending}
     recent = cache.get_many(list(keys))

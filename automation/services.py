@@ -168,8 +168,16 @@ def workflow_save(*, rule: Workflow, data: Mapping[str, Any], actor=None) -> Wor
     return rule
 
 
+# Written by other paths (drafts, the engine, token rotation): an in-place save keeps what is stored, not
+# what the caller's possibly older copy of the row says.
+NOT_EDITED_HERE = ("draft", "draft_updated_at", "draft_by_id", "last_run_at", "webhook_token")
+
+
 def _save_in_place(rule: Workflow, stored: Workflow | None, data: Mapping[str, Any], actor) -> Workflow:
     before = None if stored is None else audit_snapshot(stored)
+    if stored is not None:
+        for name in (*NOT_EDITED_HERE, *(switch for switch in SWITCHES if switch not in data)):
+            setattr(rule, name, getattr(stored, name))
     workflow_validate(rule=rule, data=data)
     scope = scope_ids(data["scope_accounts"]) if "scope_accounts" in data else \
         ([] if stored is None else scope_ids(stored.scope_accounts.all()))

@@ -48,7 +48,9 @@ def write_schemas(serializer_class) -> dict:
         "update": extend_schema(responses={200: serializer_class, 409: CONFLICT}),
         "partial_update": extend_schema(responses={200: serializer_class, 409: CONFLICT}),
         "destroy": extend_schema(responses={204: None, 409: CONFLICT}),
-        "publish": extend_schema(request=None, responses={200: serializer_class, 409: CONFLICT},
+        "publish": extend_schema(request=None, responses={
+            200: serializer_class, 409: CONFLICT,
+            400: OpenApiResponse(description="No draft (`draft`), or the draft no longer validates (names the field)")},
                                  summary="Publish the draft: it becomes the live definition (next version)"),
     }
 

@@ -67,6 +67,10 @@ def take_messages(run_pk) -> list[int]:
     return _written().pop(run_pk, [])
 
 
+def forget_messages() -> None:
+    _written().clear()
+
+
 # --- enqueue ------------------------------------------------------------------------------------
 
 def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = "POST", headers: dict | None = None,

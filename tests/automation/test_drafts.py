@@ -171,6 +171,44 @@ def test_system_callers_without_an_actor_apply_at_once(tenant, live):
     assert (rule.name, rule.draft, rule.version) == ("By the system", None, 2)
 
 
+def test_a_pause_saved_from_an_older_copy_of_the_rule_keeps_the_draft(tenant, live):
+    actor = MembershipFactory(tenant=tenant).user
+    older = Workflow.objects.get(pk=live["id"])  # loaded before someone else drafts an edit
+    workflow_save(rule=Workflow.objects.get(pk=live["id"]), data={"name": "Drafted"}, actor=actor)
+
+    workflow_save(rule=older, data={"status": "paused"}, actor=actor)
+
+    rule = Workflow.objects.get(pk=live["id"])
+    assert (rule.status, rule.draft["name"], rule.draft_by) == ("paused", "Drafted", actor)
+
+
+def test_a_retry_of_a_version_since_replaced_starts_from_the_first_action(tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automation import engine
+
+    actor = MembershipFactory(tenant=tenant).user
+    account = AccountFactory(tenant=tenant)
+    rule = workflow_save(rule=Workflow(tenant=tenant), data={
+        "name": "Flaky", "status": "active", "trigger_type": "manual", "failure_threshold": 0, "allow_retries": True,
+        "retry_configuration": {"max_retries": 1, "delay_minutes": 1},
+        "actions": [{"type": "create_note", "config": {"body": "v1 note"}},
+                    {"type": "assign_to_user", "config": {"user": "nobody@example.com"}}]})
+    engine.fire(rule, account=account)
+    retry = Run.objects.get(status="queued")
+    assert (retry.start_position, retry.workflow_version) == (1, 1)
+    workflow_save(rule=rule, data={"actions": [{"type": "create_note", "config": {"body": "v2 note"}}]}, actor=actor)
+    workflow_publish(rule=rule, actor=actor)
+
+    engine.run_due_runs(tenant.pk, now=timezone.now() + timedelta(minutes=2))
+
+    retry.refresh_from_db()
+    assert (retry.status, retry.workflow_version, retry.start_position) == ("success", 2, 0)
+    assert notes() == ["v1 note", "v2 note"]
+
+
 def test_the_draft_is_shown_in_each_apis_own_shape(api, live):
     api.patch(f"{TRIGGERS}/{live['id']}", {
         "trigger_conditions": [{"field": "industry", "operator": "equals", "value": "Retail"}],

@@ -72,7 +72,8 @@ def test_it_writes_the_message_in_the_runs_transaction_and_nothing_when_it_rolls
     with django_capture_on_commit_callbacks(execute=True) as dispatched:
         engine.process_event(tenant.pk, event.pk)
         assert receiver.requests == []  # handed over only when the transaction commits
-    assert len(dispatched) == 1 and Outbox.objects.get().status == Outbox.Status.DELIVERED
+    handed_over = [c for c in dispatched if getattr(c, "func", c).__name__ == "dispatch"]  # (and last_run_at)
+    assert len(handed_over) == 1 and Outbox.objects.get().status == Outbox.Status.DELIVERED
     assert len(receiver.requests) == 1
 
 
