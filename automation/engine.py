@@ -206,20 +206,19 @@ def limit_reason(rule: Workflow, account) -> str:
     return ""
 
 
-def fire(rule: Workflow, **kwargs) -> Run:
+def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=None, depth: int | None = None,
+         manual: bool = False, extra: dict | None = None, now=None, conditions_checked: bool = False,
+         trigger_data: dict | None = None) -> Run:
     """Run one rule for one event (or by hand) and record the Run; skips are recorded with their reason.
-    Keywords: event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data.
 
     Set-based callers (scheduled and time-based rules) pass ``conditions_checked`` after matching the
     subjects with one queryset, ``now`` for the clock the conditions saw, and their ``trigger_data``.
     The run and its steps are written when this returns (or when the caller's ``batched_writes`` ends)."""
     with run_writes.batched_writes():
-        return _fire(rule, **kwargs)
+        return _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data)
 
 
-def _fire(rule: Workflow, *, event: Event | None = None, subject=None, account=None, depth: int | None = None,
-          manual: bool = False, extra: dict | None = None, now=None, conditions_checked: bool = False,
-          trigger_data: dict | None = None) -> Run:
+def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data) -> Run:
     depth = event.depth if depth is None and event is not None else (depth or 0)
     if subject is None:
         subject = _subject_of(rule, event)

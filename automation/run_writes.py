@@ -124,8 +124,13 @@ def current() -> Writes:
 def batched_writes():
     """Defer the engine's bookkeeping writes to the end of the block (nested blocks join the outer one).
     Everything is written before the outermost block ends, so its caller sees complete runs."""
-    if _current.get() is not None:
-        yield
+    if (outer := _current.get()) is not None:
+        mark = outer.mark()
+        try:
+            yield
+        except BaseException:
+            outer.rewind(mark)  # the caller's savepoint drops this block's rows: drop their records too
+            raise
         return
     writes = Writes()
     token = _current.set(writes)

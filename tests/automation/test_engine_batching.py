@@ -179,3 +179,48 @@ def test_a_database_hiccup_is_not_counted_against_the_event(tenant):
     engine._record_failure(tenant, bad.pk, OperationalError("deadlock detected"))
     bad.refresh_from_db()
     assert (bad.attempts, bad.last_error, bad.failed_at) == (0, "", None)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_two_workers_draining_one_backlog_share_it_and_hold_the_limits(tenant):
+    """Two workers take batches of the same tenant's backlog at once, both firing two rules with cooldowns
+    (locked for the whole batch): every event is processed once, each account fires each rule once, and no
+    worker deadlocks or fails."""
+    import threading
+
+    from csplatform.tenancy import tenant_context
+
+    rule(tenant, name="First", cooldown_minutes=60)
+    rule(tenant, name="Second", cooldown_minutes=60,
+         actions=[{"type": "create_note", "config": {"body": "second"}}])
+    accounts = AccountFactory.create_batch(10, tenant=tenant)
+    for industry in ("Retail", "Software", "Banking"):
+        change(accounts, industry)
+    barrier, errors = threading.Barrier(2), []
+
+    def worker():
+        from django.db import connection as thread_connection
+
+        try:
+            with tenant_context(tenant):
+                barrier.wait()
+                while engine.process_pending(tenant.pk, limit=7):
+                    pass
+        except Exception as exc:  # pragma: no cover - what the assertion below reports
+            errors.append(exc)
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+    assert Event.objects.filter(attempts=1).count() == 30  # each processed once, none failed
+    assert Run.objects.filter(status="success").count() == 20  # 10 accounts x 2 rules
+    assert Run.objects.filter(status="skipped", skip_reason="cooldown").count() == 40
+    assert Note.objects.count() == 20
