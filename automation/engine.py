@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
@@ -54,7 +55,10 @@ def process_pending(tenant_id, limit: int = 100) -> list[Run]:
 def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
     tenant = Tenant.objects.get(pk=tenant_id)
     try:
-        return _process_batch(tenant, events, limit)
+        try:
+            return _process_batch(tenant, events, limit, savepoints=False)
+        except run_writes.Redo:  # an action failed: everything was rolled back, again with savepoints
+            return _process_batch(tenant, events, limit)
     except Exception as exc:
         with tenant_context(tenant):  # the batch was rolled back: the same events are pending again
             pending = pending_events(events.for_tenant(tenant)).values_list("pk", flat=True)
@@ -102,8 +106,8 @@ def event_retry(event: Event) -> None:
     transaction.on_commit(lambda: dispatch(event))
 
 
-def _process_batch(tenant, events, limit: int | None) -> list[Run]:
-    with tenant_context(tenant), transaction.atomic(), run_writes.batched_writes():
+def _process_batch(tenant, events, limit: int | None, savepoints: bool = True) -> list[Run]:
+    with tenant_context(tenant), transaction.atomic(), run_writes.batched_writes(savepoints=savepoints):
         claimed = pending_events(events.for_tenant(tenant)).select_for_update(skip_locked=True)
         batch = list(claimed[:limit] if limit else claimed)  # locked rows belong to another worker: skip them
         if not batch:
@@ -391,15 +395,17 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
             started, mark = time.perf_counter(), writes.mark()
             step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])
             try:
-                with transaction.atomic():  # a failing action leaves none of its own writes behind
+                # A failing action leaves none of its own writes behind: its savepoint, or, in a batch that
+                # runs without them (actions rarely fail), the whole batch again with them.
+                with transaction.atomic() if writes.savepoints else nullcontext():
                     step.output = actions.get(spec["type"]).run(spec.get("config") or {}, ctx) or {}
                 step.status = RunStep.Status.SUCCESS
-            except ActionError as exc:
-                step.status, step.error = RunStep.Status.FAILED, str(exc)
+            except Exception as exc:  # ActionError, or a bug in an action: it must not lose the run record
+                if not writes.savepoints:
+                    raise run_writes.Redo(f"action {spec['type']} failed") from exc
+                step.status = RunStep.Status.FAILED
+                step.error = str(exc) if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
                 writes.rewind(mark)  # runs a failed trigger_workflow recorded were rolled back with it
-            except Exception as exc:  # a bug in an action must not lose the run record
-                step.status, step.error = RunStep.Status.FAILED, f"{type(exc).__name__}: {exc}"
-                writes.rewind(mark)
             step.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             ctx.steps.append(step)
             writes.add_step(step, messages=take_messages(run.pk))

@@ -31,8 +31,13 @@ MAX_RESERVE = 128
 COUNTED = (Run.Status.SUCCESS, Run.Status.FAILED)
 
 
+class Redo(Exception):
+    """An action failed in a batch run without savepoints: its partial writes cannot be undone alone."""
+
+
 class Writes:
-    def __init__(self):
+    def __init__(self, savepoints: bool = True):
+        self.savepoints = savepoints
         self.new_runs: list[Run] = []  # inserted at flush, with their reserved ids
         self.saved_runs: list[Run] = []  # inserted already; their outcome is saved at flush
         self.steps: list[RunStep] = []
@@ -121,9 +126,11 @@ def current() -> Writes:
 
 
 @contextmanager
-def batched_writes():
+def batched_writes(*, savepoints: bool = True):
     """Defer the engine's bookkeeping writes to the end of the block (nested blocks join the outer one).
-    Everything is written before the outermost block ends, so its caller sees complete runs."""
+    Everything is written before the outermost block ends, so its caller sees complete runs.
+    ``savepoints=False``: actions run without their savepoint, and the first failing one raises
+    ``Redo`` (the caller rolls back and runs the batch again with savepoints)."""
     if (outer := _current.get()) is not None:
         mark = outer.mark()
         try:
@@ -132,7 +139,7 @@ def batched_writes():
             outer.rewind(mark)  # the caller's savepoint drops this block's rows: drop their records too
             raise
         return
-    writes = Writes()
+    writes = Writes(savepoints)
     token = _current.set(writes)
     # Deferred rows must land in the same transaction as what points at them: open one if the caller has none.
     in_transaction = transaction.get_connection().in_atomic_block

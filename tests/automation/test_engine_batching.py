@@ -224,3 +224,23 @@ def test_two_workers_draining_one_backlog_share_it_and_hold_the_limits(tenant):
     assert Run.objects.filter(status="success").count() == 20  # 10 accounts x 2 rules
     assert Run.objects.filter(status="skipped", skip_reason="cooldown").count() == 40
     assert Note.objects.count() == 20
+
+
+def test_a_failing_action_in_a_batch_leaves_only_what_the_careful_run_wrote(tenant):
+    """A batch runs its actions without savepoints; when one fails, the batch is rolled back and done again
+    with them: the notes of the first attempt are gone, the failures are recorded once."""
+    rule(tenant, continue_on_error=True, failure_threshold=0,
+         actions=[{"type": "create_note", "config": {"body": "noted"}},
+                  {"type": "assign_to_user", "config": {"user": "nobody@example.com"}},
+                  {"type": "add_tag", "config": {"tag": "seen"}}])
+    accounts = AccountFactory.create_batch(3, tenant=tenant)
+    change(accounts)
+
+    runs = engine.process_pending(tenant.pk, limit=50)
+
+    assert [r.status for r in runs] == ["failed"] * 3
+    assert Run.objects.count() == 3 and Note.objects.count() == 3
+    assert list(RunStep.objects.filter(run=runs[0]).order_by("position").values_list("status", flat=True)) == [
+        "success", "failed", "success"]
+    assert all(a.tags.filter(name="seen").exists() for a in Account.objects.filter(pk__in=[a.pk for a in accounts]))
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
