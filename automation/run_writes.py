@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, Q, Value, When
 
 from . import rule_index
-from .delivery.services import forget_messages
+from .delivery import services as delivery
 from .models import Outbox, Run, RunStep, Workflow
 
 FINAL_FIELDS = ["status", "skip_reason", "error", "result", "trace", "finished_at"]
@@ -41,40 +41,54 @@ class Writes:
         self.new_runs: list[Run] = []  # inserted at flush, with their reserved ids
         self.saved_runs: list[Run] = []  # inserted already; their outcome is saved at flush
         self.steps: list[RunStep] = []
-        self.messages: list[tuple[int, RunStep]] = []
+        self.outbox: list[Outbox] = []  # messages with a new key: inserted at flush, with their reserved ids
+        self.links: list[tuple[int, RunStep]] = []  # messages inserted already, to link to their step
         self.last_run: dict = {}
         self.paused: set = set()  # rules the circuit breaker paused in this batch
-        self._ids: list[int] = []
-        self._block = 1  # ids reserved per trip to the sequence: doubles, so a lone run wastes none
+        self._ids: dict = {}
+        self._block: dict = {}  # ids reserved per trip to a sequence: doubles, so a lone run wastes none
 
     def expect(self, runs: int) -> None:
         """Reserve ids for about this many runs on the next trip to the sequence."""
-        self._block = min(max(runs, 1), MAX_RESERVE)
+        self._block[Run] = min(max(runs, 1), MAX_RESERVE)
 
     def add(self, run: Run, *, now: bool = False) -> None:
         """Record ``run`` (with whatever status it has at flush time); ``now`` inserts it immediately."""
-        if run.pk is None and not now and (self._ids or self._reserve()):
-            run.pk = self._ids.pop()
+        if run.pk is None and not now and (pk := self._next_id(Run)) is not None:
+            run.pk = pk
             self.new_runs.append(run)
             return
         if run.pk is None:
             run.save()
         self.saved_runs.append(run)
 
-    def _reserve(self) -> bool:
-        if connection.vendor != "postgresql":
-            return False
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                           [Run._meta.db_table, Run._meta.pk.column, self._block])
-            self._ids = [row[0] for row in reversed(cursor.fetchall())]
-        self._block = min(self._block * 2, MAX_RESERVE)
-        return True
+    def defer_message(self, message: Outbox) -> None:
+        """An outbox message whose key cannot exist yet (delivery.services.outbox_enqueue): it gets its id now,
+        its row at flush."""
+        message.pk = self._next_id(Outbox)
+        self.outbox.append(message)
 
-    def add_step(self, step: RunStep, messages: list[int]) -> None:
+    def _next_id(self, model) -> int | None:
+        """A reserved id of ``model`` (PostgreSQL), or None: insert the row now."""
+        if not self._ids.get(model):
+            if connection.vendor != "postgresql":
+                return None
+            block = self._block.get(model, 1)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                               [model._meta.db_table, model._meta.pk.column, block])
+                self._ids[model] = [row[0] for row in reversed(cursor.fetchall())]
+            self._block[model] = min(block * 2, MAX_RESERVE)
+        return self._ids[model].pop()
+
+    def add_step(self, step: RunStep, messages: list[Outbox]) -> None:
         """A finished step, and the outbox messages its action wrote (linked to it once it has an id)."""
         self.steps.append(step)
-        self.messages += [(message_pk, step) for message_pk in messages]
+        for message in messages:
+            if message._state.adding:
+                message.run_step = step
+            else:
+                self.links.append((message.pk, step))
 
     def outcomes(self, rule_pk) -> list[str]:
         """Statuses of this batch's finished automatic runs of a rule, newest first (not on disk yet)."""
@@ -84,13 +98,14 @@ class Writes:
         return [r.status for r in runs]
 
     def mark(self) -> tuple:
-        return (len(self.new_runs), len(self.saved_runs), len(self.steps), len(self.messages), dict(self.last_run),
-                set(self.paused))
+        return (len(self.new_runs), len(self.saved_runs), len(self.steps), len(self.outbox), len(self.links),
+                dict(self.last_run), set(self.paused))
 
     def rewind(self, mark: tuple) -> None:
         """Forget what was recorded since ``mark``: its database work was rolled back (a failed action)."""
-        runs, saved, steps, messages, self.last_run, self.paused = mark
-        del self.new_runs[runs:], self.saved_runs[saved:], self.steps[steps:], self.messages[messages:]
+        runs, saved, steps, outbox, links, self.last_run, self.paused = mark
+        del self.new_runs[runs:], self.saved_runs[saved:], self.steps[steps:], self.outbox[outbox:]
+        del self.links[links:]
 
     def flush(self) -> None:
         """Write everything; called once, when the outermost block ends."""
@@ -100,10 +115,12 @@ class Writes:
             run.save(update_fields=FINAL_FIELDS)
         if self.steps:
             RunStep.objects.bulk_create(self.steps)
-        if self.messages:
-            tenant_id = self.messages[0][1].tenant_id  # a batch is one tenant's
-            Outbox.objects.for_tenant(tenant_id).filter(pk__in=[pk for pk, _ in self.messages]).update(run_step_id=Case(
-                *[When(pk=pk, then=Value(step.pk)) for pk, step in self.messages], output_field=BigIntegerField()))
+        if self.outbox:
+            Outbox.objects.bulk_create(self.outbox)
+        if self.links:
+            tenant_id = self.links[0][1].tenant_id  # a batch is one tenant's
+            Outbox.objects.for_tenant(tenant_id).filter(pk__in=[pk for pk, _ in self.links]).update(run_step_id=Case(
+                *[When(pk=pk, then=Value(step.pk)) for pk, step in self.links], output_field=BigIntegerField()))
         if self.last_run:
             transaction.on_commit(partial(_touch_rules, dict(self.last_run)))
 
@@ -143,10 +160,11 @@ def batched_writes(*, savepoints: bool = True):
     token = _current.set(writes)
     # Deferred rows must land in the same transaction as what points at them: open one if the caller has none.
     in_transaction = transaction.get_connection().in_atomic_block
+    deferring = delivery.deferring(writes.defer_message) if connection.vendor == "postgresql" else nullcontext()
     try:
-        with nullcontext() if in_transaction else transaction.atomic(), rule_index.memoized():
+        with nullcontext() if in_transaction else transaction.atomic(), rule_index.memoized(), deferring:
             yield
             writes.flush()
     finally:
         _current.reset(token)
-        forget_messages()  # what a rolled-back batch's actions noted for their steps
+        delivery.forget_messages()  # what a rolled-back batch's actions noted for their steps

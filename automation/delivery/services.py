@@ -24,14 +24,16 @@ Life of a message::
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 import uuid
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from typing import Callable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -62,13 +64,26 @@ def _written() -> dict:
     return _unlinked.by_run
 
 
-def take_messages(run_pk) -> list[int]:
-    """The ids of the messages written for run ``run_pk`` since the last call (and forget them)."""
+def take_messages(run_pk) -> list[Outbox]:
+    """The messages written for run ``run_pk`` since the last call (and forget them)."""
     return _written().pop(run_pk, [])
 
 
 def forget_messages() -> None:
     _written().clear()
+
+
+# An engine batch takes the messages whose key is new and inserts them all when it ends (automation.run_writes).
+_deferred: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("outbox_deferred", default=None)
+
+
+@contextmanager
+def deferring(sink: Callable):
+    token = _deferred.set(sink)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
 
 
 # --- enqueue ------------------------------------------------------------------------------------
@@ -95,21 +110,24 @@ def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = 
             email_template = EmailTemplate.objects.for_tenant(tenant_id).filter(name=payload["template"]).first()
     policy, max_attempts = retry_policy or retry.policy_for()
     key = idempotency_key or f"auto:{uuid.uuid4().hex}"
-    # A savepoint only where a duplicate key is possible: it must not break the caller's transaction.
-    try:
-        with nullcontext() if key_is_new or idempotency_key is None else transaction.atomic():
-            message = Outbox.objects.create(
-                tenant_id=tenant_id, channel=channel, target=target, method=(method or "POST").upper(),
-                headers=headers or {}, payload=payload, idempotency_key=key, retry_policy=policy,
-                max_attempts=max_attempts, next_attempt_at=deliver_at or timezone.now(), run=run,
-                email_template=email_template, variant=(variant or "")[:32])
-    except IntegrityError:
-        existing = Outbox.objects.for_tenant(tenant_id).filter(idempotency_key=key).first()
-        if existing is None:
-            raise
-        return existing
+    message = Outbox(tenant_id=tenant_id, channel=channel, target=target, method=(method or "POST").upper(),
+                     headers=headers or {}, payload=payload, idempotency_key=key, retry_policy=policy,
+                     max_attempts=max_attempts, next_attempt_at=deliver_at or timezone.now(), run=run,
+                     email_template=email_template, variant=(variant or "")[:32])
+    if key_is_new and (sink := _deferred.get()) is not None:
+        sink(message)  # an id now, the row when the engine's batch ends
+    else:
+        # A savepoint only where a duplicate key is possible: it must not break the caller's transaction.
+        try:
+            with nullcontext() if key_is_new or idempotency_key is None else transaction.atomic():
+                message.save(force_insert=True)
+        except IntegrityError:
+            existing = Outbox.objects.for_tenant(tenant_id).filter(idempotency_key=key).first()
+            if existing is None:
+                raise
+            return existing
     if run is not None:
-        _written().setdefault(run.pk, []).append(message.pk)
+        _written().setdefault(run.pk, []).append(message)
     if dispatch and message.next_attempt_at <= timezone.now():
         dispatch_on_commit([message.pk])
     return message
