@@ -26,6 +26,7 @@ from csplatform.tenancy import tenant_context
 
 from . import conditions, rule_index, run_writes
 from .actions import ActionContext, ActionError, actions
+from .delivery import payloads
 from .delivery.services import take_messages
 from .events import actions_running
 from .models import Event, Run, RunStep, Workflow
@@ -125,8 +126,9 @@ def _process_batch(tenant, events, limit: int | None, savepoints: bool = True) -
         if limited:
             list(Workflow.objects.for_tenant(tenant).filter(pk__in=limited).order_by("pk").select_for_update()
                  .values_list("pk", flat=True))
-        runs = [fire(rule, event=event, subject=subjects.get((event.model, event.object_id)))
-                for event, rule in fired if rule.pk not in writes.paused]
+        with payloads.batch_scores({event.account_id for event, _ in fired}):
+            runs = [fire(rule, event=event, subject=subjects.get((event.model, event.object_id)))
+                    for event, rule in fired if rule.pk not in writes.paused]
         Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
         return runs
 

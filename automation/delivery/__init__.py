@@ -1,13 +1,13 @@
 """The delivery layer: outbox, transports, retries, signing, email templates (see docs/delivery.md).
 
 Imported by ``automation.apps.AutomationConfig.ready``: registers the transports, the celery tasks,
-the run-step receiver, the periodic pass with ``automation.scheduling``'s due work (``tick``) and the
+the payloads' health-score receiver, the periodic pass with ``automation.scheduling``'s due work (``tick``) and the
 beat entry with ``automation.periodic``.
 """
 
 from django.conf import settings
 
-from . import services, tasks, transports  # noqa: F401
+from . import payloads, services, tasks, transports  # noqa: F401
 
 
 def _register_periodic_work() -> None:

@@ -14,6 +14,12 @@
 
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
+
+from django.db import connection
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.models import HealthScore
@@ -62,13 +68,46 @@ def csm_block(account) -> dict | None:
     return {"email": owner.email, "name": owner.get_full_name() or owner.email}
 
 
+# An engine batch reads its accounts' latest scores in one query (``batch_scores``, PostgreSQL); a score
+# recorded meanwhile (an action's update_health_score) drops its account's entry, so nothing stale is sent.
+_batch: contextvars.ContextVar[dict | None] = contextvars.ContextVar("payload_scores", default=None)
+
+
+@contextmanager
+def batch_scores(account_ids):
+    token = _batch.set({"wanted": {pk for pk in account_ids if pk}, "found": {}} if connection.vendor == "postgresql"
+                       else None)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
+@receiver(post_save, sender=HealthScore, dispatch_uid="automation.delivery.payloads.forget_score")
+def _forget_score(sender, instance, **kwargs):
+    if (memo := _batch.get()) is not None:
+        memo["found"].pop(instance.account_id, None)
+
+
+def latest_score(account) -> HealthScore | None:
+    scores = HealthScore.objects.for_tenant(account.tenant_id).order_by("account_id", "-calculated_at", "-id")
+    memo = _batch.get()
+    if memo is None:
+        return scores.filter(account=account).first()
+    found = memo["found"]
+    if account.pk not in found:
+        wanted = (memo["wanted"] | {account.pk}) - found.keys()
+        found.update(dict.fromkeys(wanted))
+        found.update({score.account_id: score for score in scores.filter(account_id__in=wanted).distinct("account_id")})
+    return found[account.pk]
+
+
 def health_block(account, event_type: str, payload: dict) -> dict | None:
     score = None
     if event_type == "health_score_change" and payload.get("health_score_id"):
         score = HealthScore.objects.for_tenant(account.tenant_id).filter(pk=payload["health_score_id"]).first()
     if score is None and account is not None:
-        score = HealthScore.objects.for_tenant(account.tenant_id).filter(account=account).order_by(
-            "-calculated_at", "-id").first()
+        score = latest_score(account)
     if score is None:
         return None
     block = {"current_score": _num(score.overall_score), "previous_score": _num(score.previous_score),

@@ -244,3 +244,41 @@ def test_a_failing_action_in_a_batch_leaves_only_what_the_careful_run_wrote(tena
         "success", "failed", "success"]
     assert all(a.tags.filter(name="seen").exists() for a in Account.objects.filter(pk__in=[a.pk for a in accounts]))
     assert not Event.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_webhook_payloads_in_a_batch_carry_each_accounts_latest_score_even_one_recorded_in_the_batch(tenant):
+    from tests.factories import health_score
+
+    scored = AccountFactory.create_batch(3, tenant=tenant)
+    for n, account in enumerate(scored):
+        health_score(account, usage_score=40 + 10 * n, engagement_score=40 + 10 * n)
+    unscored = AccountFactory(tenant=tenant)
+    rule(tenant, actions=[{"type": "webhook", "config": {"url": "https://hooks.example.com/a"}},
+                          {"type": "update_health_score", "config": {"adjustment": -20, "reason": "bench"}},
+                          {"type": "webhook", "config": {"url": "https://hooks.example.com/b"}}])
+    change([*scored, unscored])
+
+    engine.process_pending(tenant.pk, limit=50)
+
+    sent = {(m.run.account_id, m.target): m.payload["health_score"] for m in Outbox.objects.select_related("run")}
+    for account in scored:
+        before, after = sent[(account.pk, "https://hooks.example.com/a")], sent[(account.pk, "https://hooks.example.com/b")]
+        latest = account.health_scores.order_by("-calculated_at", "-id").first()
+        assert after["current_score"] == float(latest.overall_score)  # the score the action recorded
+        assert before["current_score"] == after["current_score"] + 20
+    assert sent[(unscored.pk, "https://hooks.example.com/a")] is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="DISTINCT ON")
+def test_a_batch_reads_its_accounts_latest_scores_in_one_query(tenant):
+    from tests.factories import health_score
+
+    accounts = AccountFactory.create_batch(5, tenant=tenant)
+    for account in accounts:
+        health_score(account, usage_score=70)
+    rule(tenant, actions=[{"type": "webhook", "config": {"url": "https://hooks.example.com/a"}}])
+    change(accounts)
+    with CaptureQueriesContext(connection) as queries:
+        engine.process_pending(tenant.pk, limit=50)
+    assert sum('FROM "accounts_healthscore"' in q["sql"] for q in queries.captured_queries) == 1
+    assert all(m.payload["health_score"]["usage_score"] == 70.0 for m in Outbox.objects.all())
