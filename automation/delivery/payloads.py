@@ -90,8 +90,10 @@ def _forget_score(sender, instance, **kwargs):
 
 
 def latest_score(account) -> HealthScore | None:
-    scores = HealthScore.objects.for_tenant(account.tenant_id).order_by("account_id", "-calculated_at", "-id")
     memo = _batch.get()
+    if memo is not None and account.pk in memo["found"]:
+        return memo["found"][account.pk]
+    scores = HealthScore.objects.for_tenant(account.tenant_id).order_by("account_id", "-calculated_at", "-id")
     if memo is None:
         return scores.filter(account=account).first()
     found = memo["found"]
