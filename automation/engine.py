@@ -16,6 +16,7 @@ import time
 from contextlib import nullcontext
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import Case, F, IntegerField, Value, When
@@ -56,10 +57,7 @@ def process_pending(tenant_id, limit: int = 100) -> list[Run]:
 def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
     tenant = Tenant.objects.get(pk=tenant_id)
     try:
-        try:
-            return _process_batch(tenant, events, limit, savepoints=False)
-        except run_writes.Redo:  # an action failed: everything was rolled back, again with savepoints
-            return _process_batch(tenant, events, limit)
+        return _process_batch(tenant, events, limit, savepoints=False)
     except Exception as exc:
         with tenant_context(tenant):  # the batch was rolled back: the same events are pending again
             pending = pending_events(events.for_tenant(tenant)).values_list("pk", flat=True)
@@ -127,10 +125,31 @@ def _process_batch(tenant, events, limit: int | None, savepoints: bool = True) -
             list(Workflow.objects.for_tenant(tenant).filter(pk__in=limited).order_by("pk").select_for_update()
                  .values_list("pk", flat=True))
         with payloads.batch_scores({event.account_id for event, _ in fired}):
-            runs = [fire(rule, event=event, subject=subjects.get((event.model, event.object_id)))
-                    for event, rule in fired if rule.pk not in writes.paused]
+            runs = []
+            for event in batch:
+                rules = [rule for fired_event, rule in fired if fired_event is event]
+                runs += _fire_event(event, rules, subjects.get((event.model, event.object_id)), writes)
         Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
         return runs
+
+
+def _fire_event(event: Event, rules: list[Workflow], subject, writes: run_writes.Writes) -> list[Run]:
+    """Fire an event's rules. In a batch run without a savepoint per action, the event has one savepoint:
+    when an action fails (rarely), this event alone is rolled back and fired again with them."""
+    def fire_all():
+        return [fire(rule, event=event, subject=subject) for rule in rules if rule.pk not in writes.paused]
+
+    if writes.savepoints:
+        return fire_all()
+    mark = writes.mark()
+    try:
+        with transaction.atomic():
+            return fire_all()
+    except run_writes.Redo:
+        writes.rewind(mark)
+        payloads.forget_scores()  # a score the rolled-back runs recorded may be in the memo
+    with writes.with_savepoints():
+        return fire_all()
 
 
 def _load_subjects(tenant, batch: list[Event]) -> dict:
@@ -398,19 +417,22 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
             step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])
             try:
                 # A failing action leaves none of its own writes behind: its savepoint, or, in a batch that
-                # runs without them (actions rarely fail), the whole batch again with them.
+                # runs without them (actions rarely fail), its event's savepoint and the event again (_fire_event).
                 with transaction.atomic() if writes.savepoints else nullcontext():
                     step.output = actions.get(spec["type"]).run(spec.get("config") or {}, ctx) or {}
                 step.status = RunStep.Status.SUCCESS
             except Exception as exc:  # ActionError, or a bug in an action: it must not lose the run record
                 if not writes.savepoints:
+                    if isinstance(exc, (OperationalError, SoftTimeLimitExceeded)):
+                        raise  # the database or the worker is in trouble, not the action: no second try here
                     raise run_writes.Redo(f"action {spec['type']} failed") from exc
                 step.status = RunStep.Status.FAILED
                 step.error = str(exc) if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
                 writes.rewind(mark)  # runs a failed trigger_workflow recorded were rolled back with it
             step.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             ctx.steps.append(step)
-            writes.add_step(step, messages=take_messages(run.pk))
+            messages = take_messages(run.pk)  # a failed step's messages were rolled back: link none
+            writes.add_step(step, messages=messages if step.status == RunStep.Status.SUCCESS else [])
             if step.status == RunStep.Status.FAILED:
                 failed.append(position)
                 errors.append(step.error)

@@ -31,8 +31,9 @@ MAX_RESERVE = 128
 COUNTED = (Run.Status.SUCCESS, Run.Status.FAILED)
 
 
-class Redo(Exception):
-    """An action failed in a batch run without savepoints: its partial writes cannot be undone alone."""
+class Redo(BaseException):
+    """An action failed in a batch run without savepoints: its partial writes cannot be undone alone. A
+    BaseException, so no ``except Exception`` in an action can swallow it and carry on."""
 
 
 class Writes:
@@ -47,6 +48,14 @@ class Writes:
         self.paused: set = set()  # rules the circuit breaker paused in this batch
         self._ids: dict = {}
         self._block: dict = {}  # ids reserved per trip to a sequence: doubles, so a lone run wastes none
+
+    @contextmanager
+    def with_savepoints(self):
+        previous, self.savepoints = self.savepoints, True
+        try:
+            yield
+        finally:
+            self.savepoints = previous
 
     def expect(self, runs: int) -> None:
         """Reserve ids for about this many runs on the next trip to the sequence."""
@@ -146,8 +155,8 @@ def current() -> Writes:
 def batched_writes(*, savepoints: bool = True):
     """Defer the engine's bookkeeping writes to the end of the block (nested blocks join the outer one).
     Everything is written before the outermost block ends, so its caller sees complete runs.
-    ``savepoints=False``: actions run without their savepoint, and the first failing one raises
-    ``Redo`` (the caller rolls back and runs the batch again with savepoints)."""
+    ``savepoints=False``: actions run without their savepoint, and a failing one raises ``Redo`` (the
+    engine rolls back that event and fires it again with savepoints: ``engine._fire_event``)."""
     if (outer := _current.get()) is not None:
         mark = outer.mark()
         try:

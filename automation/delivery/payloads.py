@@ -89,6 +89,12 @@ def _forget_score(sender, instance, **kwargs):
         memo["found"].pop(instance.account_id, None)
 
 
+def forget_scores() -> None:
+    """Drop what the batch has read (its runs were rolled back; a score they recorded may be in it)."""
+    if (memo := _batch.get()) is not None:
+        memo["found"].clear()
+
+
 def latest_score(account) -> HealthScore | None:
     memo = _batch.get()
     if memo is not None and account.pk in memo["found"]:

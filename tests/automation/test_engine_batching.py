@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account, Note
 from automation import engine, scheduling, tasks
+from automation.actions import Action, ActionError, DeliveryAction, actions
 from automation.models import Event, Outbox, Run, RunStep, Workflow
 from automation.services import workflow_save
 from tests.factories import AccountFactory
@@ -224,6 +225,64 @@ def test_two_workers_draining_one_backlog_share_it_and_hold_the_limits(tenant):
     assert Run.objects.filter(status="success").count() == 20  # 10 accounts x 2 rules
     assert Run.objects.filter(status="skipped", skip_reason="cooldown").count() == 40
     assert Note.objects.count() == 20
+
+
+class NoteThenFail(Action):
+    """An action that writes, then fails: what a savepoint exists for."""
+
+    type = "note_then_fail"
+
+    def run(self, config, ctx):
+        Note.objects.create(tenant=ctx.tenant, account=ctx.account, body="partial")
+        raise ActionError("failed after writing")
+
+
+class HookThenFail(DeliveryAction):
+    """A delivery action that writes its message, then fails."""
+
+    type = "hook_then_fail"
+
+    def run(self, config, ctx):
+        self._enqueue(ctx, config, [{"channel": "webhook", "target": "https://hooks.example.com/x", "payload": {}}])
+        raise ActionError("failed after enqueueing")
+
+
+@pytest.fixture
+def failing_actions():
+    for cls in (NoteThenFail, HookThenFail):
+        actions.register(cls.type)(cls())
+    yield
+    for cls in (NoteThenFail, HookThenFail):
+        actions._items.pop(cls.type)
+
+
+def test_an_action_failing_after_its_writes_leaves_none_of_them_and_only_its_event_is_fired_again(
+        tenant, failing_actions, django_capture_on_commit_callbacks):
+    from automation.delivery import services as delivery
+
+    rule(tenant, continue_on_error=True, failure_threshold=0, conditions={"all": [
+        {"field": "name", "operator": "equals", "value": "Fails"}]}, name="Fails for one account",
+         actions=[{"type": "webhook", "config": {"url": "https://hooks.example.com/a"}},
+                  {"type": "note_then_fail", "config": {}}, {"type": "hook_then_fail", "config": {}},
+                  {"type": "create_note", "config": {"body": "ok"}}])
+    rule(tenant, name="Works", actions=[{"type": "create_note", "config": {"body": "works"}}])
+    accounts = [*AccountFactory.create_batch(2, tenant=tenant), AccountFactory(tenant=tenant, name="Fails")]
+    change(accounts)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        runs = engine.process_pending(tenant.pk, limit=50)
+
+    assert sorted(r.status for r in runs) == ["failed", "skipped", "skipped", "success", "success", "success"]
+    assert Note.objects.filter(body="partial").count() == 0
+    assert Note.objects.filter(body="ok").count() == 1 and Note.objects.filter(body="works").count() == 3
+    failed = Run.objects.get(status="failed")
+    assert list(failed.steps.order_by("position").values_list("status", flat=True)) == [
+        "success", "failed", "failed", "success"]
+    [message] = Outbox.objects.all()  # the first webhook's; the failed one's message is gone
+    assert (message.target, message.run_step.position) == ("https://hooks.example.com/a", 0)
+    handed_over = [pk for c in callbacks if getattr(c, "func", None) is delivery.dispatch for pk in c.args[0]]
+    assert handed_over == [message.pk]
+    assert Run.objects.count() == 6  # the event fired again left no run of its first attempt
 
 
 def test_a_failing_action_in_a_batch_leaves_only_what_the_careful_run_wrote(tenant):
