@@ -54,10 +54,24 @@ def process_pending(tenant_id, limit: int = 100) -> list[Run]:
     return _process(tenant_id, Event.objects.order_by("id"), limit)
 
 
+# Tenants whose latest batch in this process had a failing action: their next batch starts with a savepoint
+# per event, so another failure refires one event, not the whole batch. A clean batch takes them off.
+_failing_tenants: set[str] = set()
+
+
 def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
+    """A batch without savepoints (actions rarely fail); if one fails, the batch again with a savepoint per
+    event, where only the failing event is fired a third time, with a savepoint per action."""
     tenant = Tenant.objects.get(pk=tenant_id)
+    key = str(tenant.pk)
     try:
-        return _process_batch(tenant, events, limit, savepoints=False)
+        try:
+            runs, refired = _process_batch(tenant, events, limit, "event" if key in _failing_tenants else "none")
+        except run_writes.Redo:  # an action failed and everything was rolled back: again, more carefully
+            runs, refired = _process_batch(tenant, events, limit, "event")
+            refired = True
+        (_failing_tenants.add if refired else _failing_tenants.discard)(key)
+        return runs
     except Exception as exc:
         with tenant_context(tenant):  # the batch was rolled back: the same events are pending again
             pending = pending_events(events.for_tenant(tenant)).values_list("pk", flat=True)
@@ -71,7 +85,7 @@ def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
     runs = []
     for event_id in ids:
         try:
-            runs += _process_batch(tenant, Event.objects.filter(pk=event_id), None)
+            runs += _process_batch(tenant, Event.objects.filter(pk=event_id), None)[0]
         except Exception as exc:
             _record_failure(tenant, event_id, exc)
     return runs
@@ -105,12 +119,13 @@ def event_retry(event: Event) -> None:
     transaction.on_commit(lambda: dispatch(event))
 
 
-def _process_batch(tenant, events, limit: int | None, savepoints: bool = True) -> list[Run]:
+def _process_batch(tenant, events, limit: int | None, savepoints: str = "action") -> tuple[list[Run], bool]:
+    """The batch's runs, and whether an event had to be fired again with savepoints."""
     with tenant_context(tenant), transaction.atomic(), run_writes.batched_writes(savepoints=savepoints):
         claimed = pending_events(events.for_tenant(tenant)).select_for_update(skip_locked=True)
         batch = list(claimed[:limit] if limit else claimed)  # locked rows belong to another worker: skip them
         if not batch:
-            return []
+            return [], False
         batch.sort(key=lambda event: event.pk)  # in the order they happened, whichever event the task was handed
         live = list(Workflow.objects.for_tenant(tenant).select_related("tenant").defer("draft")
                     .filter(status=Workflow.Status.ACTIVE, enabled=True))
@@ -130,17 +145,17 @@ def _process_batch(tenant, events, limit: int | None, savepoints: bool = True) -
                 rules = [rule for fired_event, rule in fired if fired_event is event]
                 runs += _fire_event(event, rules, subjects.get((event.model, event.object_id)), writes)
         Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
-        return runs
+        return runs, writes.refired
 
 
 def _fire_event(event: Event, rules: list[Workflow], subject, writes: run_writes.Writes) -> list[Run]:
-    """Fire an event's rules. In a batch run without a savepoint per action, the event has one savepoint:
-    when an action fails (rarely), this event alone is rolled back and fired again with them."""
+    """Fire an event's rules. With a savepoint per event (``savepoints="event"``), an action failing rolls
+    back this event alone, which is fired again with a savepoint per action."""
     def fire_all():
         return [fire(rule, event=event, subject=subject) for rule in rules if rule.pk not in writes.paused]
 
-    if writes.savepoints:
-        return fire_all()
+    if writes.savepoints != "event":
+        return fire_all()  # "none": a failing action's Redo rolls back the batch (``_process``)
     mark = writes.mark()
     try:
         with transaction.atomic():
@@ -148,6 +163,7 @@ def _fire_event(event: Event, rules: list[Workflow], subject, writes: run_writes
     except run_writes.Redo:
         writes.rewind(mark)
         payloads.forget_scores()  # a score the rolled-back runs recorded may be in the memo
+        writes.refired = True
     with writes.with_savepoints():
         return fire_all()
 
@@ -417,12 +433,12 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
             step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])
             try:
                 # A failing action leaves none of its own writes behind: its savepoint, or, in a batch that
-                # runs without them (actions rarely fail), its event's savepoint and the event again (_fire_event).
-                with transaction.atomic() if writes.savepoints else nullcontext():
+                # runs without them (actions rarely fail), a rollback and the work again with them (_process).
+                with transaction.atomic() if writes.savepoints == "action" else nullcontext():
                     step.output = actions.get(spec["type"]).run(spec.get("config") or {}, ctx) or {}
                 step.status = RunStep.Status.SUCCESS
             except Exception as exc:  # ActionError, or a bug in an action: it must not lose the run record
-                if not writes.savepoints:
+                if writes.savepoints != "action":
                     if isinstance(exc, (OperationalError, SoftTimeLimitExceeded)):
                         raise  # the database or the worker is in trouble, not the action: no second try here
                     raise run_writes.Redo(f"action {spec['type']} failed") from exc

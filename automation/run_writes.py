@@ -37,8 +37,9 @@ class Redo(BaseException):
 
 
 class Writes:
-    def __init__(self, savepoints: bool = True):
-        self.savepoints = savepoints
+    def __init__(self, savepoints: str = "action"):
+        self.savepoints = savepoints  # per "action", per "event" (engine._fire_event) or "none"
+        self.refired = False  # an event failed under "event" and was fired again with "action"
         self.new_runs: list[Run] = []  # inserted at flush, with their reserved ids
         self.saved_runs: list[Run] = []  # inserted already; their outcome is saved at flush
         self.steps: list[RunStep] = []
@@ -51,7 +52,7 @@ class Writes:
 
     @contextmanager
     def with_savepoints(self):
-        previous, self.savepoints = self.savepoints, True
+        previous, self.savepoints = self.savepoints, "action"
         try:
             yield
         finally:
@@ -152,11 +153,11 @@ def current() -> Writes:
 
 
 @contextmanager
-def batched_writes(*, savepoints: bool = True):
+def batched_writes(*, savepoints: str = "action"):
     """Defer the engine's bookkeeping writes to the end of the block (nested blocks join the outer one).
     Everything is written before the outermost block ends, so its caller sees complete runs.
-    ``savepoints=False``: actions run without their savepoint, and a failing one raises ``Redo`` (the
-    engine rolls back that event and fires it again with savepoints: ``engine._fire_event``)."""
+    ``savepoints`` other than "action": actions run without their savepoint, and a failing one raises
+    ``Redo``; the engine rolls back and does the work again with savepoints (``engine._process``)."""
     if (outer := _current.get()) is not None:
         mark = outer.mark()
         try:

@@ -284,6 +284,13 @@ def test_an_action_failing_after_its_writes_leaves_none_of_them_and_only_its_eve
     assert handed_over == [message.pk]
     assert Run.objects.count() == 6  # the event fired again left no run of its first attempt
 
+    # The tenant's next batch starts with a savepoint per event (its last one had a failure): same outcome.
+    change(accounts, "Software")
+    runs = engine.process_pending(tenant.pk, limit=50)
+    assert sorted(r.status for r in runs) == ["failed", "skipped", "skipped", "success", "success", "success"]
+    assert Note.objects.filter(body="partial").count() == 0 and Note.objects.filter(body="ok").count() == 2
+    assert Outbox.objects.count() == 2
+
 
 def test_a_failing_action_in_a_batch_leaves_only_what_the_careful_run_wrote(tenant):
     """A batch runs its actions without savepoints; when one fails, the batch is rolled back and done again
