@@ -39,7 +39,7 @@ from csplatform.tenancy import tenant_context
 
 from . import conditions, engine, managed, services
 from .actions import actions as action_registry
-from .admin_drafts import DraftAdminMixin
+from .admin_drafts import DraftAdminMixin, rule_page
 from .api import running
 from .conditions.tree import iter_leaves
 from .models import (
@@ -288,19 +288,12 @@ def describe_run(run: Run, rule: Workflow, target) -> tuple[int, str]:
     return level, outcome_text(run.status, steps)
 
 
-RUN_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n admin_urls %}
-{% block breadcrumbs %}<div class="breadcrumbs">
-<a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
-&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a>
-&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a>
-&rsaquo; <a href="{% url opts|admin_urlname:'change' rule.pk %}">{{ rule }}</a>
-&rsaquo; {{ title }}</div>{% endblock %}
-{% block content %}<div id="content-main">
+RUN_PAGE = rule_page("""
 <p>{{ summary }}</p>
 <p>Runs the rule now for the chosen account, whatever its status, cooldown or rate limit. A dry run
 writes nothing: every change the actions make is rolled back and only the outcome is shown.</p>
 <form method="post">{% csrf_token %}{{ form.as_p }}
-<div class="submit-row"><input type="submit" class="default" value="Run"></div></form></div>{% endblock %}
+<div class="submit-row"><input type="submit" class="default" value="Run"></div></form>
 """)
 
 

@@ -21,19 +21,24 @@ from django.utils.html import format_html
 from . import managed, services
 from .definitions import DEFINITION_KEYS, apply_definition, definition_of
 
-CONFIRM_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n admin_urls %}
+def rule_page(content: str):
+    """An admin page about one rule (``rule``, ``title``, ``opts`` in its context): breadcrumbs, then ``content``."""
+    return engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n admin_urls %}
 {% block breadcrumbs %}<div class="breadcrumbs">
 <a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
 &rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a>
 &rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a>
 &rsaquo; <a href="{% url opts|admin_urlname:'change' rule.pk %}">{{ rule }}</a>
 &rsaquo; {{ title }}</div>{% endblock %}
-{% block content %}<div id="content-main">
+{% block content %}<div id="content-main">""" + content + "</div>{% endblock %}")
+
+
+CONFIRM_PAGE = rule_page("""
 <p>Live now (version {{ rule.version }}): {{ live }}</p>
 <p>Draft: {{ draft }}</p>
 <p>{{ explanation }}</p>
 <form method="post">{% csrf_token %}
-<div class="submit-row"><input type="submit" class="default" value="{{ title }}"></div></form></div>{% endblock %}
+<div class="submit-row"><input type="submit" class="default" value="{{ title }}"></div></form>
 """)
 
 
