@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from csplatform.admin_base import (
-    LatestRowsFormSet, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm, TenantScopedInline, adopt,
+    LatestRowsFormSet, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm, TenantScopedInline, adopt,
 )
 from csplatform.permissions import ADMINS, CONTRIBUTORS
 
@@ -218,7 +218,7 @@ class MembershipAdmin(TenantScopedAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(TenantScopedAdmin):
+class AuditLogAdmin(ReadOnlyAdmin):
     """The audit trail: tenant admins read it; nobody adds, changes or deletes entries."""
 
     read_roles = ADMINS
@@ -234,15 +234,6 @@ class AuditLogAdmin(TenantScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Changed")
     def changed_fields(self, obj):
@@ -432,7 +423,7 @@ class JourneyStageAdmin(TenantScopedAdmin):
 
 
 @admin.register(JourneyHistory)
-class JourneyHistoryAdmin(TenantScopedAdmin):
+class JourneyHistoryAdmin(ReadOnlyAdmin):
     """Written only by moving an account (the account list's "Move to stage" actions or the API)."""
 
     write_roles = frozenset()
@@ -441,15 +432,6 @@ class JourneyHistoryAdmin(TenantScopedAdmin):
     list_select_related = ("account", "stage", "from_stage", "moved_by")
     list_filter = (("stage", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("account__name",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- health --------------------------------------------------------------------------------------

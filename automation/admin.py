@@ -33,7 +33,7 @@ from django.utils.text import Truncator
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from accounts.models import Account
-from csplatform.admin_base import AuditedAdminMixin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
+from csplatform.admin_base import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
 from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
 
@@ -153,6 +153,11 @@ def pretty_json(value):
         return "-"
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
     return format_html('<pre style="margin:0;white-space:pre-wrap;max-width:60em">{}</pre>', text)
+
+
+def json_display(field: str, description: str):
+    """A read-only field of the admin showing the row's JSON ``field`` pretty-printed."""
+    return admin.display(description=description)(lambda self, obj: pretty_json(getattr(obj, field)))
 
 
 def trace_table(trace):
@@ -518,25 +523,11 @@ class WorkflowAdmin(DraftAdminMixin, TenantScopedAdmin):
             reverse("admin:automation_run_changelist"), obj.pk,
         )
 
-    @admin.display(description="Trigger config")
-    def trigger_config_pretty(self, obj):
-        return pretty_json(obj.trigger_config)
-
-    @admin.display(description="Conditions")
-    def conditions_pretty(self, obj):
-        return pretty_json(obj.conditions)
-
-    @admin.display(description="Actions")
-    def actions_pretty(self, obj):
-        return pretty_json(obj.actions)
-
-    @admin.display(description="Rate limiting")
-    def rate_limiting_pretty(self, obj):
-        return pretty_json(obj.rate_limiting)
-
-    @admin.display(description="Retry configuration")
-    def retry_configuration_pretty(self, obj):
-        return pretty_json(obj.retry_configuration)
+    trigger_config_pretty = json_display("trigger_config", "Trigger config")
+    conditions_pretty = json_display("conditions", "Conditions")
+    actions_pretty = json_display("actions", "Actions")
+    rate_limiting_pretty = json_display("rate_limiting", "Rate limiting")
+    retry_configuration_pretty = json_display("retry_configuration", "Retry configuration")
 
     # -- saving and deleting through the service --
 
@@ -658,9 +649,7 @@ class RunStepInline(ReadOnlyInline):
     readonly_fields = fields
     ordering = ("position",)
 
-    @admin.display(description="Output")
-    def output_pretty(self, obj):
-        return pretty_json(obj.output)
+    output_pretty = json_display("output", "Output")
 
 
 class RunOutboxInline(ReadOnlyInline):
@@ -760,13 +749,8 @@ class RunAdmin(TenantScopedAdmin):
     def subject(self, obj):
         return f"{obj.subject_model} {obj.subject_id}".strip() or "-"
 
-    @admin.display(description="Trigger data")
-    def trigger_data_pretty(self, obj):
-        return pretty_json(obj.trigger_data)
-
-    @admin.display(description="Result")
-    def result_pretty(self, obj):
-        return pretty_json(obj.result)
+    trigger_data_pretty = json_display("trigger_data", "Trigger data")
+    result_pretty = json_display("result", "Result")
 
     @admin.display(description="Condition trace")
     def trace_table(self, obj):
@@ -823,21 +807,12 @@ class ProcessedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class HistoryAdmin(TenantScopedAdmin):
+class HistoryAdmin(ReadOnlyAdmin):
     """Read-only history written by the engine."""
 
     write_roles = frozenset()
     tenant_parent_field = None
     deleted_with_parent = True
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Event)
@@ -868,13 +843,8 @@ class EventAdmin(HistoryAdmin):
         self.message_user(request, f"Handed {len(allowed)} failed event(s) to a worker again; events that had "
                                    f"not failed were left as they were.", messages.SUCCESS)
 
-    @admin.display(description="Changes")
-    def changes_pretty(self, obj):
-        return pretty_json(obj.changes)
-
-    @admin.display(description="Payload")
-    def payload_pretty(self, obj):
-        return pretty_json(obj.payload)
+    changes_pretty = json_display("changes", "Changes")
+    payload_pretty = json_display("payload", "Payload")
 
 
 @admin.register(ScheduledSlot)
@@ -900,7 +870,7 @@ def _delivery_api():
 
 
 @admin.register(Outbox)
-class OutboxAdmin(TenantScopedAdmin):
+class OutboxAdmin(ReadOnlyAdmin):
     """Outgoing messages: read-only; tenant admins and practitioners may re-queue dead or failed ones."""
 
     write_roles = frozenset()
@@ -929,15 +899,6 @@ class OutboxAdmin(TenantScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("run_step")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_requeue_permission(self, request, obj=None):
         return self.has_role(request, frozenset(self.requeue_roles), obj)
 
@@ -962,9 +923,7 @@ class OutboxAdmin(TenantScopedAdmin):
             return "-"
         return format_html('<pre style="margin:0;white-space:pre-wrap;max-width:60em">{}</pre>', obj.last_response)
 
-    @admin.display(description="Retry policy")
-    def retry_policy_pretty(self, obj):
-        return pretty_json(obj.retry_policy)
+    retry_policy_pretty = json_display("retry_policy", "Retry policy")
 
     @admin.display(description="Headers (secrets masked)")
     def headers_masked(self, obj):
@@ -1145,7 +1104,7 @@ class RotateForm(forms.Form):
 
 
 @admin.register(WebhookSecret)
-class WebhookSecretAdmin(TenantScopedAdmin):
+class WebhookSecretAdmin(ReadOnlyAdmin):
     """Tenant admins only. A secret is shown once, on the page that rotated it; afterwards only its fingerprint."""
 
     read_roles = ADMINS
@@ -1156,15 +1115,6 @@ class WebhookSecretAdmin(TenantScopedAdmin):
     list_filter = ("expires_at",)
     actions = ("rotate_for_tenant",)
     change_list_template = SECRET_CHANGELIST
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_rotate_permission(self, request, obj=None):
         return self.has_role(request, frozenset(self.write_roles), obj)

@@ -13,7 +13,7 @@ from django.db import models
 
 from accounts.audit import audit_snapshot
 from csplatform.admin_base import (
-    AuditedAdminMixin, ReadOnlyInline, TenantScopedAdmin, TenantScopedInline, tenant_ids_with_role,
+    AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedInline, tenant_ids_with_role,
 )
 from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
@@ -135,7 +135,7 @@ class CRMPlaybookExecutionAdmin(TenantScopedAdmin):
 
 
 @admin.register(CRMDiscountCode)
-class CRMDiscountCodeAdmin(TenantScopedAdmin):
+class CRMDiscountCodeAdmin(ReadOnlyAdmin):
     tenant_parent_field = None
     read_roles = MANAGERS
     list_display = ("code", "percent", "contact", "state_column", "expires_at", "used_at", "created_at")
@@ -149,15 +149,6 @@ class CRMDiscountCodeAdmin(TenantScopedAdmin):
     @admin.display(description="State")
     def state_column(self, obj):
         return obj.state()
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CRMSettings)

@@ -423,6 +423,19 @@ class TenantScopedInline(TenantRoles, admin.TabularInline):
         return super().get_formset(request, obj, **kwargs)
 
 
+class ReadOnlyAdmin(TenantScopedAdmin):
+    """History and machine-written rows: listed and read, never added, changed or deleted by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ReadOnlyInline(TenantScopedInline):
     """History shown on its parent's page: nobody adds, changes or deletes it there."""
 

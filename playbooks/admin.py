@@ -17,7 +17,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.utils import timezone
 
 from accounts.models import Account
-from csplatform.admin_base import LatestRowsFormSet, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
+from csplatform.admin_base import LatestRowsFormSet, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
 from csplatform.permissions import ADMINS, MANAGERS
 
 from . import services
@@ -82,7 +82,7 @@ class PlaybookTriggerAdmin(TenantScopedAdmin):
 
 
 @admin.register(PlaybookTriggerEvaluation)
-class PlaybookTriggerEvaluationAdmin(TenantScopedAdmin):
+class PlaybookTriggerEvaluationAdmin(ReadOnlyAdmin):
     write_roles = add_roles = delete_roles = frozenset()
     tenant_parent_field = None
     list_display = ("trigger", "evaluated_at", "triggered", "accounts_evaluated", "accounts_affected",
@@ -92,15 +92,6 @@ class PlaybookTriggerEvaluationAdmin(TenantScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("trigger")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class PlaybookExecutionForm(TenantScopedForm):

@@ -508,3 +508,16 @@ def test_a_contributor_cannot_process_failed_events_again(tenant, client):
     act(client, "event", "process_again", broken)
     broken.refresh_from_db()
     assert broken.failed_at is not None and broken.attempts == 5
+
+
+def test_rule_and_run_pages_show_their_json_settings_readably(tenant, client):
+    workflow = rule(tenant, trigger_type="health_score_change", trigger_config={"threshold": 40, "direction": "decrease"})
+    run = run_of(workflow, AccountFactory(tenant=tenant), trigger_data={"type": "manual", "payload": {"seats": 12}},
+                 status="success")
+    client.force_login(staff(tenant))
+
+    rule_page = client.get(url("workflow", "change", workflow.pk)).content.decode()
+    run_page = client.get(url("run", "change", run.pk)).content.decode()
+
+    assert "Trigger config" in rule_page and "&quot;threshold&quot;: 40" in rule_page
+    assert "Trigger data" in run_page and "&quot;seats&quot;: 12" in run_page
