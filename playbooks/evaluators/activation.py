@@ -20,7 +20,7 @@ feature any account of the tenant used in the window (all computed in the same s
 from __future__ import annotations
 
 from .. import selectors
-from .base import Check, Context, Evaluator, Setting, fmt
+from .base import Check, Context, Evaluator, Setting, fmt, threshold
 
 
 class ActivationEvaluator(Evaluator):
@@ -106,18 +106,14 @@ class ActivationEvaluator(Evaluator):
         return [
             Check(
                 "adoption_index", "adoption_index_threshold",
-                condition=lambda ctx: ("{adoption_index} < %s", [c["adoption_index_threshold"]]),
-                fired=lambda row, ctx: (row["adoption_index"] is not None
-                                        and row["adoption_index"] < c["adoption_index_threshold"]),
+                **threshold("adoption_index", "<", "adoption_index_threshold"),
                 reason=adoption_reason,
                 columns=("adoption_index", "feature_breadth", "features_used_count", "seat_utilisation",
                          "licensed_seats", "usage_days", "known_features"),
             ),
             Check(
                 "active_users", "active_users_threshold",
-                condition=lambda ctx: ("{active_users_avg} < %s", [c["active_users_threshold"]]),
-                fired=lambda row, ctx: (row["active_users_avg"] is not None
-                                        and row["active_users_avg"] < c["active_users_threshold"]),
+                **threshold("active_users_avg", "<", "active_users_threshold"),
                 reason=lambda row, ctx: (
                     f"{fmt(row['active_users_avg'])} active users a day on average in the last {days} days, "
                     f"below {fmt(c['active_users_threshold'], 2)}"
@@ -126,8 +122,7 @@ class ActivationEvaluator(Evaluator):
             ),
             Check(
                 "dau_mau", "dau_mau_threshold",
-                condition=lambda ctx: ("{dau_mau} < %s", [c["dau_mau_threshold"]]),
-                fired=lambda row, ctx: row["dau_mau"] is not None and row["dau_mau"] < c["dau_mau_threshold"],
+                **threshold("dau_mau", "<", "dau_mau_threshold"),
                 reason=lambda row, ctx: (
                     f"DAU/MAU {fmt(row['dau_mau'], 2, fixed=True)} is below "
                     f"{fmt(c['dau_mau_threshold'], 2, fixed=True)} "

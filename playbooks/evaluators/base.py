@@ -12,6 +12,7 @@ not depend on the number of accounts.
 from __future__ import annotations
 
 import math
+import operator
 import re
 import time
 from dataclasses import dataclass, field
@@ -156,6 +157,17 @@ class Check:
     def active(self, ctx: Context) -> bool:
         value = ctx.config.get(self.setting)
         return value is not None and value is not False
+
+
+COMPARE = {"<": operator.lt, "<=": operator.le, ">=": operator.ge, ">": operator.gt}
+
+
+def threshold(column: str, op: str, setting: str, sign: int = 1) -> dict:
+    """``condition`` and ``fired`` of a Check testing ``column op (sign x the setting)``, made from one spec so the
+    SQL and the in-memory test cannot disagree; a null value never fires (as in SQL)."""
+    test = COMPARE[op]
+    return {"condition": lambda ctx: (f"{{{column}}} {op} %s", [sign * ctx.config[setting]]),
+            "fired": lambda row, ctx: row[column] is not None and test(row[column], sign * ctx.config[setting])}
 
 
 class Evaluator:

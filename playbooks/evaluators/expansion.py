@@ -15,7 +15,9 @@ from __future__ import annotations
 from itertools import combinations
 
 from .. import selectors
-from .base import Check, Context, Evaluator, Setting, SettingsError, all_of, any_of, fmt, plural
+from .base import (
+    Check, Context, Evaluator, Setting, SettingsError, all_of, any_of, fmt, plural, threshold,
+)
 from .common import usage_trend_missing
 
 
@@ -63,9 +65,7 @@ class ExpansionEvaluator(Evaluator):
         return [
             Check(
                 "seat_utilization", "seat_utilization_threshold",
-                condition=lambda ctx: ("{seat_utilisation} >= %s", [c["seat_utilization_threshold"]]),
-                fired=lambda row, ctx: (row["seat_utilisation"] is not None
-                                        and row["seat_utilisation"] >= c["seat_utilization_threshold"]),
+                **threshold("seat_utilisation", ">=", "seat_utilization_threshold"),
                 reason=lambda row, ctx: (
                     f"Seat utilisation {fmt(row['seat_utilisation'] * 100)}% is at or above "
                     f"{fmt(c['seat_utilization_threshold'] * 100)}% ({fmt(row['active_users_avg'])} active users a "
@@ -76,9 +76,7 @@ class ExpansionEvaluator(Evaluator):
             ),
             Check(
                 "usage_growth", "usage_growth_threshold",
-                condition=lambda ctx: ("{usage_change_pct} >= %s", [c["usage_growth_threshold"]]),
-                fired=lambda row, ctx: (row["usage_change_pct"] is not None
-                                        and row["usage_change_pct"] >= c["usage_growth_threshold"]),
+                **threshold("usage_change_pct", ">=", "usage_growth_threshold"),
                 reason=lambda row, ctx: (
                     f"Active users up {fmt(row['usage_change_pct'])}% ({fmt(row['active_recent'])} a day in the last "
                     f"{half} days against {fmt(row['active_previous'])} in the {half} days before; "
@@ -89,8 +87,7 @@ class ExpansionEvaluator(Evaluator):
             ),
             Check(
                 "nps", "nps_threshold",
-                condition=lambda ctx: ("{nps} >= %s", [c["nps_threshold"]]),
-                fired=lambda row, ctx: row["nps"] is not None and row["nps"] >= c["nps_threshold"],
+                **threshold("nps", ">=", "nps_threshold"),
                 reason=lambda row, ctx: (
                     f"NPS {fmt(row['nps'])} is at or above {fmt(c['nps_threshold'], 2)} "
                     f"({plural(row['nps_count'], 'response')} in the last {survey_days} days)"

@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.db.models import Count, Q
 
 from .. import selectors
-from .base import Check, Context, Evaluator, Setting, SettingsError, all_of, fmt
+from .base import Check, Context, Evaluator, Setting, SettingsError, all_of, fmt, threshold
 from .common import usage_trend_missing
 
 
@@ -56,18 +56,14 @@ class RenewalEvaluator(Evaluator):
         return [
             Check(
                 "health_score", "health_score_threshold",
-                condition=lambda ctx: ("{health_score} < %s", [c["health_score_threshold"]]),
-                fired=lambda row, ctx: (row["health_score"] is not None
-                                        and row["health_score"] < c["health_score_threshold"]),
+                **threshold("health_score", "<", "health_score_threshold"),
                 reason=lambda row, ctx: (f"Health score {fmt(row['health_score'])} is below "
                                          f"{fmt(c['health_score_threshold'], 2)}"),
                 missing=lambda row, ctx: "No health score recorded" if row["health_score"] is None else None,
             ),
             Check(
                 "usage_decline", "usage_decline_threshold",
-                condition=lambda ctx: ("{usage_change_pct} <= %s", [-c["usage_decline_threshold"]]),
-                fired=lambda row, ctx: (row["usage_change_pct"] is not None
-                                        and row["usage_change_pct"] <= -c["usage_decline_threshold"]),
+                **threshold("usage_change_pct", "<=", "usage_decline_threshold", sign=-1),
                 reason=lambda row, ctx: (
                     f"Active users down {fmt(-row['usage_change_pct'])}% ({fmt(row['active_recent'])} a day in the "
                     f"last {half} days against {fmt(row['active_previous'])} in the {half} days before; "

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from .. import selectors
-from .base import Check, Context, Evaluator, Setting, SettingsError, fmt, plural
+from .base import Check, Context, Evaluator, Setting, SettingsError, fmt, plural, threshold
 
 
 class SlaEvaluator(Evaluator):
@@ -63,8 +63,7 @@ class SlaEvaluator(Evaluator):
         return [
             Check(
                 "sla_breaches", "sla_breach_threshold",
-                condition=lambda ctx: ("{sla_breaches} >= %s", [c["sla_breach_threshold"]]),
-                fired=lambda row, ctx: row["sla_breaches"] >= c["sla_breach_threshold"],
+                **threshold("sla_breaches", ">=", "sla_breach_threshold"),
                 reason=breach_reason,
                 missing=lambda row, ctx: (f"No support tickets opened in the last {days} days"
                                           if not row["tickets_in_window"] else None),
@@ -72,8 +71,7 @@ class SlaEvaluator(Evaluator):
             ),
             Check(
                 "open_urgent", "open_urgent_threshold",
-                condition=lambda ctx: ("{open_urgent} >= %s", [c["open_urgent_threshold"]]),
-                fired=lambda row, ctx: row["open_urgent"] >= c["open_urgent_threshold"],
+                **threshold("open_urgent", ">=", "open_urgent_threshold"),
                 reason=lambda row, ctx: (f"{plural(row['open_urgent'], 'urgent ticket')} open or pending "
                                          f"(threshold {c['open_urgent_threshold']})"),
                 columns=("open_urgent",),

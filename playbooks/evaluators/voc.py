@@ -19,7 +19,7 @@ from __future__ import annotations
 from accounts.models import RiskLevel
 
 from .. import selectors
-from .base import Check, Context, Evaluator, Setting, fmt, plural
+from .base import Check, Context, Evaluator, Setting, fmt, plural, threshold
 
 DEFAULT_CHURN_KEYWORDS = [
     "churn", "cancel", "competitor", "switch", "terminate", "not renew", "non-renewal", "downgrade", "leaving",
@@ -62,8 +62,7 @@ class VocEvaluator(Evaluator):
         return [
             Check(
                 "nps", "nps_threshold",
-                condition=lambda ctx: ("{nps} < %s", [c["nps_threshold"]]),
-                fired=lambda row, ctx: row["nps"] is not None and row["nps"] < c["nps_threshold"],
+                **threshold("nps", "<", "nps_threshold"),
                 reason=lambda row, ctx: (
                     f"NPS {fmt(row['nps'])} is below {fmt(c['nps_threshold'], 2)} "
                     f"({plural(row['nps_count'], 'response')} in the last {days} days: "
@@ -75,8 +74,7 @@ class VocEvaluator(Evaluator):
             ),
             Check(
                 "csat", "csat_threshold",
-                condition=lambda ctx: ("{csat} < %s", [c["csat_threshold"]]),
-                fired=lambda row, ctx: row["csat"] is not None and row["csat"] < c["csat_threshold"],
+                **threshold("csat", "<", "csat_threshold"),
                 reason=lambda row, ctx: (
                     f"CSAT {fmt(row['csat'], 2)} is below {fmt(c['csat_threshold'], 2)} "
                     f"(average of {plural(row['csat_count'], 'response')} in the last {days} days)"
@@ -87,9 +85,7 @@ class VocEvaluator(Evaluator):
             ),
             Check(
                 "churn_risk", "churn_risk_threshold",
-                condition=lambda ctx: ("{churn_risk} >= %s", [c["churn_risk_threshold"]]),
-                fired=lambda row, ctx: (row["churn_risk"] is not None
-                                        and row["churn_risk"] >= c["churn_risk_threshold"]),
+                **threshold("churn_risk", ">=", "churn_risk_threshold"),
                 reason=lambda row, ctx: (
                     f"Churn risk {fmt(row['churn_risk'], 2, fixed=True)} is at or above "
                     f"{fmt(c['churn_risk_threshold'], 2, fixed=True)} "
@@ -102,9 +98,7 @@ class VocEvaluator(Evaluator):
             ),
             Check(
                 "health_score_drop", "health_score_drop_threshold",
-                condition=lambda ctx: ("{health_drop} >= %s", [c["health_score_drop_threshold"]]),
-                fired=lambda row, ctx: (row["health_drop"] is not None
-                                        and row["health_drop"] >= c["health_score_drop_threshold"]),
+                **threshold("health_drop", ">=", "health_score_drop_threshold"),
                 reason=lambda row, ctx: (
                     f"Health score dropped {fmt(row['health_drop'])} points in the last {drop_days} days "
                     f"(from {fmt(row['health_baseline'])} to {fmt(row['health_score'])}; "
@@ -115,8 +109,7 @@ class VocEvaluator(Evaluator):
             ),
             Check(
                 "churn_mentions", "churn_mentions_threshold",
-                condition=lambda ctx: ("{mentions} >= %s", [c["churn_mentions_threshold"]]),
-                fired=lambda row, ctx: row["mentions"] >= c["churn_mentions_threshold"],
+                **threshold("mentions", ">=", "churn_mentions_threshold"),
                 reason=lambda row, ctx: (
                     f"{plural(row['mentions'], 'churn mention')} in the last {days} days "
                     f"({_mention_sources(row)}; threshold {c['churn_mentions_threshold']})"
