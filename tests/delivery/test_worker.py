@@ -3,82 +3,27 @@ change fires a rule whose webhook action writes an outbox message; a worker deli
 HTTP receiver that verifies the signature; a 500 is retried on the backoff schedule; two workers racing
 over one queue never deliver a message twice."""
 
-import os
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from accounts.models import Account
 from automation.delivery import services
 from automation.models import Outbox, Run
-from csplatform.celery import app
+from tests.celery_workers import MARKS, celery_workers
 from tests.factories import AccountFactory
 
 from .conftest import make_rule
 
-ROOT = Path(__file__).resolve().parents[2]
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(connection.vendor != "postgresql" or not settings.REDIS_URL,
-                       reason="needs PostgreSQL and Redis (scripts/test.sh)"),
-]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-# The worker also publishes (the on-commit hand-over of the messages its runs write, retries): to the
-# test's queue too, so its default queue is set before it starts.
-WORKER = (
-    "import sys; from csplatform.celery import app; app.conf.task_default_queue = sys.argv[1]; "
-    "app.worker_main(['worker', '--pool=solo', '-Q', sys.argv[1], '-n', sys.argv[2], '--without-gossip', "
-    "'--without-mingle', '--without-heartbeat', '--loglevel=WARNING'])"
-)
+pytestmark = MARKS
 
 
 @pytest.fixture
 def workers(transactional_db):
-    """``workers(n)`` starts n ``celery worker --pool=solo`` processes on the test database, all consuming
-    one queue of this test's own (overlapping runs sharing a Redis never take each other's tasks)."""
-    queue = f"test-delivery-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
-           "CELERY_TASK_ALWAYS_EAGER": "false", "DJANGO_SETTINGS_MODULE": "csplatform.settings_test",
-           "OUTBOUND_ALLOW_LOOPBACK": "true"}
-    processes = []
-
-    def start(n=1):
-        for i in range(n):
-            processes.append(subprocess.Popen(
-                [sys.executable, "-c", WORKER, queue, f"w{i}-{queue}@%h"],
-                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        return processes
-
-    saved = app.conf.task_always_eager, app.conf.task_default_queue
-    app.conf.task_always_eager, app.conf.task_default_queue = False, queue
-    try:
+    """``workers(n)`` starts n real workers on the test database, all consuming one queue of this test's own."""
+    with celery_workers("delivery", OUTBOUND_ALLOW_LOOPBACK="true") as start:
         yield start
-    finally:
-        app.conf.task_always_eager, app.conf.task_default_queue = saved
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        with app.connection_for_write() as conn:
-            conn.default_channel.queue_delete(queue)
 
 
 def wait_for(predicate, processes, timeout=30.0, what="it"):

@@ -15,20 +15,13 @@ from automation.models import Outbox, Run, Workflow
 from playbooks import services
 from playbooks.defaults import HEALTH_ALERT, STAGE_ALERT
 from playbooks.models import Playbook, PlaybookExecution, PlaybookSchedule, PlaybookTrigger
-from tests.delivery.conftest import Receiver
+from tests.delivery.conftest import receiver  # noqa: F401  (the fixture: a local HTTP server)
 from tests.factories import AccountFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/playbooks"
 COMPONENTS = ("usage_score", "engagement_score", "support_sentiment_score", "adoption_score")
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture
