@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 def process_event(tenant_id, event_id, batch: int = 1) -> list[Run]:
     """Process one event (the task handed to celery on commit); a no-op if it is already done. With
     ``batch`` > 1 the worker also takes up to ``batch - 1`` other pending events of the tenant, oldest
-    first, so a backlog is drained in few transactions (their own tasks then find nothing to do)."""
+    first, so a backlog is drained in few transactions (their own tasks then find nothing to do); the
+    batch is fired in the order the events were written."""
     if batch <= 1:
         return _process(tenant_id, Event.objects.filter(pk=event_id))
     own_first = Case(When(pk=event_id, then=Value(0)), default=Value(1), output_field=IntegerField())
@@ -130,20 +131,18 @@ def _process_batch(tenant, events, limit: int | None, savepoints: str = "action"
         live = list(Workflow.objects.for_tenant(tenant).select_related("tenant").defer("draft")
                     .filter(status=Workflow.Status.ACTIVE, enabled=True))
         subjects = _load_subjects(tenant, batch)
-        fired = [(event, rule) for event in batch for rule in matching_rules(event, live)]
+        matched = {event.pk: matching_rules(event, live) for event in batch}
         writes = run_writes.current()
-        writes.expect(len(fired))
+        writes.expect(sum(map(len, matched.values())))
         # Rules with limits stay locked until the batch commits: lock them all now, in one order, so two
         # workers meeting them in different orders cannot deadlock.
-        limited = sorted({rule.pk for _, rule in fired if _is_limited(rule, manual=False)})
+        limited = sorted({rule.pk for rules in matched.values() for rule in rules if _is_limited(rule, manual=False)})
         if limited:
             list(Workflow.objects.for_tenant(tenant).filter(pk__in=limited).order_by("pk").select_for_update()
                  .values_list("pk", flat=True))
-        with payloads.batch_scores({event.account_id for event, _ in fired}):
-            runs = []
-            for event in batch:
-                rules = [rule for fired_event, rule in fired if fired_event is event]
-                runs += _fire_event(event, rules, subjects.get((event.model, event.object_id)), writes)
+        with payloads.batch_scores({event.account_id for event in batch if matched[event.pk]}):
+            runs = [run for event in batch for run in _fire_event(
+                event, matched[event.pk], subjects.get((event.model, event.object_id)), writes)]
         Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
         return runs, writes.refired
 
