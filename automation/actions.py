@@ -3,7 +3,7 @@
 Actions write through the accounts services, so their own writes raise events like any other
 change (with depth + 1, see ``events.actions_running``). Actions that send something (email, SMS,
 webhooks, Slack/HubSpot/Salesforce) write ``Outbox`` messages in the run's transaction and nothing
-else: ``automation.delivery`` sends them after commit. Cadences and score adjustments are not built
+else: ``delivery`` sends them after commit. Cadences and score adjustments are not built
 yet and fail with a clear step error.
 """
 
@@ -16,14 +16,22 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
+from django.template import Context, TemplateSyntaxError
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import Account, Note, Tag, Task
+from accounts.models import Account, Contact, Note, Tag, Task
+from csplatform.sandbox import MAX_RENDERED, sandbox_engine
+from delivery import email as emails
+from delivery import policy, retry
+from delivery.models import IntegrationCredential, Outbox
+from delivery.services import dispatch_on_commit, outbox_enqueue
+from delivery.transports import RESERVED_HEADERS
 
+from . import payloads
+from .models import Workflow
 from .registry import Registry
-from .triggers import ConfigError
+from .triggers import ConfigError, parse_duration
 
 
 class ActionError(Exception):
@@ -41,6 +49,22 @@ class ActionContext:
     extra: dict = field(default_factory=dict)
     position: int | None = None  # index of the running action in the rule (set by the engine)
     steps: list = field(default_factory=list)  # this run's finished steps so far (saved when the batch ends)
+    batch: Any = None  # the engine's ``automation.batch.Batch``: where runs, steps and messages are recorded
+    messages: list = field(default_factory=list)  # outbox messages the running action wrote (linked to its step)
+
+    def enqueue(self, **fields):
+        """Write one outbox message for this run (``delivery.services.outbox_enqueue``) and note it for the
+        running step. A message whose key is new waits for the batch's end (it gets its id now)."""
+        run_id = self.run.pk if self.run is not None else None
+        message = outbox_enqueue(tenant=self.tenant, run_id=run_id, defer=self.batch.defer if self.batch else None,
+                                 **fields)
+        self.messages.append(message)
+        return message
+
+    def take_messages(self) -> list:
+        """The messages written since the last call, and forget them (the engine links them to the step)."""
+        taken, self.messages = self.messages, []
+        return taken
 
     def template_context(self) -> dict:
         """Plain data only: templates cannot reach methods or other tenants' rows."""
@@ -62,49 +86,6 @@ class ActionContext:
                 "entity_type": subject._meta.model_name if subject is not None else "",
                 "entity_id": str(subject.pk) if subject is not None else "",
                 "trigger_event": event.type if event is not None else ""}
-
-
-# --- the template sandbox (rule actions here, email templates in automation.delivery.email) --------------
-# No loader tags, no {% load %}, no tag at all unless asked for, and only filters whose output is bounded by
-# their input: center/ljust/rjust/stringformat would build strings of any size from a small template.
-
-SAFE_FILTERS = ("add", "addslashes", "capfirst", "cut", "date", "default", "default_if_none", "divisibleby",
-                "escape", "escapejs", "first", "floatformat", "iriencode", "join", "last", "length", "linebreaksbr",
-                "lower", "pluralize", "slice", "slugify", "striptags", "time", "title", "truncatechars",
-                "truncatewords", "upper", "urlencode", "wordcount", "yesno")
-MAX_FLOAT_DIGITS = 20
-MAX_RENDERED = 100_000
-
-
-def _bounded_floatformat(value, arg=-1):
-    try:
-        digits = int(str(arg).rstrip("gu") or -1)
-    except ValueError:
-        digits = -1
-    if abs(digits) > MAX_FLOAT_DIGITS:
-        return value
-    return defaultfilters.floatformat(value, arg)
-
-
-_safe_filters = Library()
-for _name in SAFE_FILTERS:
-    _safe_filters.filter(_name, defaultfilters.register.filters[_name])
-_safe_filters.filter("floatformat", _bounded_floatformat, is_safe=True)
-
-
-class _Sandbox(Engine):
-    default_builtins: list = []
-
-
-def sandbox_engine(*, tags: tuple[str, ...] = (), autoescape: bool = False) -> Engine:
-    """A template engine that knows only the safe filters and the named built-in tags."""
-    library = Library()
-    library.filters.update(_safe_filters.filters)
-    for name in tags:
-        library.tags[name] = defaulttags.register.tags[name]
-    engine = _Sandbox(debug=False, autoescape=autoescape, libraries={})
-    engine.template_builtins = [library]
-    return engine
 
 
 _templates = sandbox_engine()
@@ -341,19 +322,18 @@ class TriggerWorkflow(Action):
     required = ("workflow_id",)
 
     def run(self, config, ctx):
-        from .engine import fire
-        from .models import Workflow
+        from .engine import fire  # the engine imports the action registry
 
         target = Workflow.objects.for_tenant(ctx.tenant).filter(pk=config["workflow_id"]).first()
         if target is None:
             raise ActionError(f"workflow {config['workflow_id']} does not exist")
         run = fire(target, event=ctx.run.event, subject=ctx.subject, account=ctx.account, depth=ctx.run.depth + 1,
-                   manual=True, extra={**ctx.extra, **(config.get("context") or {})})
+                   manual=True, extra={**ctx.extra, **(config.get("context") or {})}, batch=ctx.batch)
         return {"run_id": run.pk, "status": run.status}
 
 
 # --- delivery: actions that write Outbox messages in the run's transaction ---------------------------
-# (``automation.delivery`` is imported lazily: it registers itself with the scheduler, which imports the
+# (``delivery`` is imported lazily: it registers itself with the scheduler, which imports the
 # engine, which imports this module.)
 
 def render_json(value, ctx: ActionContext):
@@ -404,7 +384,6 @@ class DeliveryAction(Action):
     needs_account = False
 
     def validate_config(self, config):
-        from .triggers import parse_duration
 
         config = super().validate_config(config)
         if config.get("delay") not in (None, "", "0h", "0m", "0d"):
@@ -415,7 +394,6 @@ class DeliveryAction(Action):
         return config
 
     def _deliver_at(self, config: dict):
-        from .triggers import parse_duration
 
         if config.get("delay") in (None, "", "0h", "0m", "0d"):
             return None
@@ -425,21 +403,19 @@ class DeliveryAction(Action):
         """Idempotency key prefix: one per run and step (a retried run is a new run, so a new message)."""
         import uuid
 
-        from .models import Outbox
 
         run = ctx.run
         if run is None or run.pk is None:
             return f"adhoc:{uuid.uuid4().hex}"
         position = getattr(ctx, "position", None)
         if position is None:
-            position = f"m{Outbox.objects.for_tenant(ctx.tenant).filter(run=run).count()}"
+            position = f"m{Outbox.objects.for_tenant(ctx.tenant).filter(run_id=run.pk).count()}"
         return f"run:{run.pk}:{position}:{self.type}"
 
     def _enqueue(self, ctx: ActionContext, config: dict, messages: list[dict]) -> list:
         """Write the messages (channel, target, payload, …; ``key`` suffix) and hand them on after commit."""
-        from .delivery import retry, services
 
-        policy = retry.policy_for(ctx.workflow, config)
+        retry_policy = retry.policy_for(ctx.workflow, config)
         deliver_at = self._deliver_at(config)
         base = self._key(ctx)
         run = ctx.run if getattr(ctx.run, "pk", None) else None
@@ -452,10 +428,10 @@ class DeliveryAction(Action):
             if key in seen:
                 continue
             seen.add(key)
-            rows.append(services.outbox_enqueue(tenant=ctx.tenant, run=run, retry_policy=policy, deliver_at=deliver_at,
-                                                dispatch=False, idempotency_key=key, key_is_new=key_is_new, **message))
+            rows.append(ctx.enqueue(retry_policy=retry_policy, deliver_at=deliver_at, dispatch=False, idempotency_key=key,
+                                    key_is_new=key_is_new, **message))
         if deliver_at is None:
-            services.dispatch_on_commit([r.pk for r in rows])
+            dispatch_on_commit([r.pk for r in rows])
         return rows
 
     @staticmethod
@@ -463,7 +439,6 @@ class DeliveryAction(Action):
         return {"messages": [{"outbox_id": r.pk, "message_id": r.message_id, "target": r.target} for r in rows]}
 
     def _require_connected(self, ctx: ActionContext, integration: str) -> None:
-        from .models import IntegrationCredential
 
         if not IntegrationCredential.objects.for_tenant(ctx.tenant).filter(integration=integration).exists():
             raise ActionError(f"{integration} is not connected for this tenant (add its credential); nothing was sent")
@@ -483,8 +458,6 @@ class Webhook(DeliveryAction):
     aliases = {"body": "payload"}
 
     def validate_config(self, config):
-        from .delivery import policy
-        from .delivery.transports import RESERVED_HEADERS
 
         config = super().validate_config(config)
         if not isinstance(config["url"], str):
@@ -509,7 +482,6 @@ class Webhook(DeliveryAction):
         return config
 
     def run(self, config, ctx):
-        from .delivery import payloads, policy
 
         url = render(config["url"], ctx).strip()
         try:
@@ -560,7 +532,6 @@ class SendEmail(DeliveryAction):
         return config
 
     def _recipients(self, config: dict, ctx: ActionContext) -> list[tuple[str, Any]]:
-        from accounts.models import Contact
 
         account = ctx.account
         contacts = Contact.objects.for_tenant(ctx.tenant)
@@ -610,7 +581,6 @@ class SendEmail(DeliveryAction):
         return list(found.values())
 
     def run(self, config, ctx):
-        from .delivery import email as emails
 
         template = emails.email_template_get(ctx.tenant, config["template_id"])
         if template is None:
@@ -663,9 +633,7 @@ class SendSms(DeliveryAction):
         return config
 
     def run(self, config, ctx):
-        from accounts.models import Contact
 
-        from .delivery import email as emails
 
         self._require_connected(ctx, "sms")
         contacts = Contact.objects.for_tenant(ctx.tenant).exclude(phone="")
@@ -814,7 +782,6 @@ class UpdateHealthScore(Action):
     def validate_config(self, config):
         from decimal import Decimal, InvalidOperation
 
-        from .triggers import parse_duration
 
         config = dict(config or {})
         value = config.get("adjustment")
@@ -845,7 +812,6 @@ class UpdateHealthScore(Action):
     def run(self, config, ctx):
         from django.core.exceptions import ValidationError
 
-        from .triggers import parse_duration
 
         account = _require_account(ctx)
         duration = parse_duration(config["duration"], "duration") if config.get("temporary") else None

@@ -24,7 +24,6 @@ from django.db import models, transaction
 from django.db.models import Count, ExpressionWrapper, F, FloatField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.http import HttpResponseRedirect
-from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -33,18 +32,18 @@ from django.utils.text import Truncator
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from accounts.models import Account
-from csplatform.admin_base import AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
+from csplatform.admin_base import ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
+from csplatform.admin_display import PrettyJSONField, json_display, refusal_text
 from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
+from delivery.models import Outbox
 
 from . import conditions, engine, managed, services
 from .actions import actions as action_registry
 from .admin_drafts import DraftAdminMixin, rule_page
 from .api import running
 from .conditions.tree import iter_leaves
-from .models import (
-    EmailTemplate, Event, IntegrationCredential, Outbox, Run, RunStep, ScheduledSlot, WebhookSecret, Workflow,
-)
+from .models import Event, Run, RunStep, ScheduledSlot, Workflow
 from .subjects import WATCHED, model_for
 from .triggers import triggers
 
@@ -148,18 +147,6 @@ def rule_summary(rule: Workflow) -> str:
     return f"{trigger} → {when} → {then}"
 
 
-def pretty_json(value):
-    if value in (None, {}, []):
-        return "-"
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
-    return format_html('<pre style="margin:0;white-space:pre-wrap;max-width:60em">{}</pre>', text)
-
-
-def json_display(field: str, description: str):
-    """A read-only field of the admin showing the row's JSON ``field`` pretty-printed."""
-    return admin.display(description=description)(lambda self, obj: pretty_json(getattr(obj, field)))
-
-
 def trace_table(trace):
     """The condition evaluation of a debug-mode run: which condition passed or failed, with the values seen."""
     if not trace:
@@ -205,14 +192,6 @@ def failed_conditions(trace) -> str:
 # from the admin runs exactly as one started from the API: same subject, same webhook event, same
 # dry run (everything written, then rolled back with its on-commit work).
 
-def _refusal(exc: DRFValidationError) -> str:
-    detail = exc.detail
-    if isinstance(detail, dict):
-        return "; ".join(f"{key}: {' '.join(map(str, value if isinstance(value, list) else [value]))}"
-                         for key, value in detail.items())
-    return " ".join(map(str, detail if isinstance(detail, list) else [detail]))
-
-
 def _subject(rule: Workflow, account: Account | None):
     return running.resolve_subject(rule, tenant=rule.tenant, account=account, pick_first=True)
 
@@ -232,7 +211,7 @@ def test_rule(rule: Workflow, account: Account | None) -> tuple[int, str]:
             result = running.dry_run(rule, subject=subject, account=account, body=None, sample_event=None,
                                      context={})
         except DRFValidationError as exc:
-            return messages.WARNING, f"'{rule}' cannot be tested: {_refusal(exc)}"
+            return messages.WARNING, f"'{rule}' cannot be tested: {refusal_text(exc)}"
         except Exception as exc:  # a bug in the engine or an action: say so, never a server error page
             return messages.ERROR, f"Test of '{rule}' crashed: {type(exc).__name__}: {exc}"
     what = _what(rule, subject)
@@ -258,7 +237,7 @@ def run_rule(rule: Workflow, account: Account | None) -> tuple[int, str]:
                 run = running.execute(rule, subject=subject, account=account, body=None, context={})
                 level, text = describe_run(run, rule, subject or account)
         except DRFValidationError as exc:
-            return messages.WARNING, f"'{rule}' cannot be run: {_refusal(exc)}"
+            return messages.WARNING, f"'{rule}' cannot be run: {refusal_text(exc)}"
         except Exception as exc:
             return messages.ERROR, f"Run of '{rule}' crashed: {type(exc).__name__}: {exc}"
     return level, f"Ran {_what(rule, subject)} as run {run.pk}: {text}"
@@ -315,20 +294,6 @@ class RunNowForm(forms.Form):
 
 class _RollBack(Exception):
     """Raised inside a savepoint to undo what it wrote."""
-
-
-class PrettyJSONField(forms.JSONField):
-    """JSON in a monospaced textarea, indented so a CSM can read and edit it."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs["widget"] = forms.Textarea(attrs={"rows": 10, "cols": 90, "class": "vLargeTextField",
-                                                  "style": "font-family:monospace", "spellcheck": "false"})
-        super().__init__(*args, **kwargs)
-
-    def prepare_value(self, value):
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
 
 
 def _trigger_choices():
@@ -652,27 +617,6 @@ class RunStepInline(ReadOnlyInline):
     output_pretty = json_display("output", "Output")
 
 
-class RunOutboxInline(ReadOnlyInline):
-    """The messages the run's steps wrote (webhooks, emails, ...) and how their delivery went."""
-
-    model = Outbox
-    fk_name = "run"
-    verbose_name = "outbox message"
-    verbose_name_plural = "Outbox messages (delivery of each step)"
-    fields = ("step", "channel", "target", "status", "attempts", "last_status_code", "error", "next_attempt_at",
-              "delivered_at")
-    readonly_fields = fields
-    ordering = ("run_step__position", "id")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("run_step")
-
-    @admin.display(description="Step")
-    def step(self, obj):
-        step = obj.run_step
-        return f"{step.position}: {step.action_type}" if step is not None else "-"  # as the steps above
-
-
 class SkipReasonFilter(admin.SimpleListFilter):
     title = "skip reason"
     parameter_name = "skip_reason"
@@ -704,7 +648,7 @@ class RunAdmin(TenantScopedAdmin):
     list_filter = ("status", SkipReasonFilter, ("workflow", admin.RelatedOnlyFieldListFilter), "manual", "created_at")
     search_fields = ("workflow__name", "account__name", "subject_id")
     date_hierarchy = "created_at"
-    inlines = (RunStepInline, RunOutboxInline)
+    inlines = (RunStepInline,)
     actions = ("replay",)
     fieldsets = (
         (None, {"fields": ("workflow", "workflow_version", "status", "skip_reason", "error", "account", "subject",
@@ -716,7 +660,7 @@ class RunAdmin(TenantScopedAdmin):
     readonly_fields = ("workflow", "workflow_version", "status", "skip_reason", "error", "account", "subject", "event",
                        "depth", "manual",
                        "created_at", "scheduled_for", "started_at", "finished_at", "duration", "attempt", "retry_of",
-                       "start_position", "trigger_data_pretty", "result_pretty", "trace_table")
+                       "start_position", "trigger_data_pretty", "result_pretty", "trace_table", "outbox_messages")
 
     def has_add_permission(self, request):
         return False
@@ -727,12 +671,26 @@ class RunAdmin(TenantScopedAdmin):
     def has_run_permission(self, request, obj=None):
         return self.has_role(request, frozenset(self.run_roles), obj)
 
-    def get_inline_instances(self, request, obj=None):
-        # The outbox section only on runs whose steps wrote messages (most runs write none).
-        inlines = super().get_inline_instances(request, obj)
-        if obj is None or not Outbox.objects.filter(run=obj).exists():
-            inlines = [inline for inline in inlines if not isinstance(inline, RunOutboxInline)]
-        return inlines
+    def get_fieldsets(self, request, obj=None):
+        # The messages section only on runs whose steps wrote messages (most runs write none).
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and Outbox.objects.for_tenant(obj.tenant_id).filter(run_id=obj.pk).exists():
+            fieldsets = (*fieldsets, ("Outbox messages (delivery of each step)", {"fields": ("outbox_messages",)}))
+        return fieldsets
+
+    @admin.display(description="Messages")
+    def outbox_messages(self, obj):
+        """What the run's steps wrote and how delivery went (delivery keeps plain run/step ids)."""
+        steps = {step.pk: f"{step.position}: {step.action_type}" for step in obj.steps.all()}
+        rows = [(reverse("admin:delivery_outbox_change", args=[m.pk]), steps.get(m.run_step_id, "-"), m.channel,
+                 Truncator(m.target).chars(60), m.status, m.attempts, m.last_status_code or "-", m.error or "-",
+                 m.next_attempt_at, m.delivered_at or "-")
+                for m in Outbox.objects.for_tenant(obj.tenant_id).filter(run_id=obj.pk).order_by("run_step_id", "id")]
+        return format_html(
+            "<table><thead><tr><th>Step</th><th>Channel</th><th>Target</th><th>Status</th><th>Attempts</th>"
+            "<th>Last code</th><th>Error</th><th>Next attempt</th><th>Delivered</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join("", '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
+                                 "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
 
     @admin.display(description="Run", ordering="pk")
     def number(self, obj):
@@ -855,379 +813,3 @@ class ScheduledSlotAdmin(HistoryAdmin):
     date_hierarchy = "slot"
     fields = ("workflow", "slot", "runs", "created_at")
     readonly_fields = fields
-
-
-# --- delivery: outbox, email templates, webhook secrets, integration credentials ------------------
-# What the platform sends (docs/delivery.md). The outbox is history (practitioners may re-queue a dead
-# message); templates are saved through ``email_template_save``; webhook secrets are never shown after
-# the page that created them; integration tokens are write-only. Template, secret and credential
-# changes go to the audit trail with the staff user as actor.
-
-def _delivery_api():
-    from .api import delivery  # masking, previews and the audited rotation are shared with the API
-
-    return delivery
-
-
-@admin.register(Outbox)
-class OutboxAdmin(ReadOnlyAdmin):
-    """Outgoing messages: read-only; tenant admins and practitioners may re-queue dead or failed ones."""
-
-    write_roles = frozenset()
-    requeue_roles = MANAGERS
-    tenant_parent_field = None
-    deleted_with_parent = True
-    list_display = ("message_id", "channel", "short_target", "status", "attempts", "last_status_code",
-                    "next_attempt_at", "created_at", "run_link")
-    list_filter = ("status", "channel", "created_at")
-    search_fields = ("target", "message_id", "idempotency_key")
-    date_hierarchy = "created_at"
-    actions = ("requeue",)
-    fieldsets = (
-        (None, {"fields": ("message_id", "channel", "method", "target", "status", "run_link", "step",
-                           "idempotency_key")}),
-        ("Attempts", {"fields": ("attempts", "max_attempts", "next_attempt_at", "last_attempt_at", "delivered_at",
-                                 "last_status_code", "last_response_text", "error", "retry_policy_pretty")}),
-        ("Message", {"fields": ("headers_masked", "payload_masked")}),
-        ("Timing", {"fields": ("created_at", "updated_at")}),
-    )
-    readonly_fields = ("message_id", "channel", "method", "target", "status", "run_link", "step", "idempotency_key",
-                       "attempts", "max_attempts", "next_attempt_at", "last_attempt_at", "delivered_at",
-                       "last_status_code", "last_response_text", "error", "retry_policy_pretty", "headers_masked",
-                       "payload_masked", "created_at", "updated_at")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("run_step")
-
-    def has_requeue_permission(self, request, obj=None):
-        return self.has_role(request, frozenset(self.requeue_roles), obj)
-
-    @admin.display(description="Target", ordering="target")
-    def short_target(self, obj):
-        return Truncator(obj.target).chars(60)
-
-    @admin.display(description="Run", ordering="run")
-    def run_link(self, obj):
-        if obj.run_id is None:
-            return "-"
-        return format_html('<a href="{}">#{}</a>', reverse("admin:automation_run_change", args=[obj.run_id]),
-                           obj.run_id)
-
-    @admin.display(description="Step")
-    def step(self, obj):
-        return f"{obj.run_step.position}: {obj.run_step.action_type}" if obj.run_step_id else "-"
-
-    @admin.display(description="Last response")
-    def last_response_text(self, obj):
-        if not obj.last_response:
-            return "-"
-        return format_html('<pre style="margin:0;white-space:pre-wrap;max-width:60em">{}</pre>', obj.last_response)
-
-    retry_policy_pretty = json_display("retry_policy", "Retry policy")
-
-    @admin.display(description="Headers (secrets masked)")
-    def headers_masked(self, obj):
-        return pretty_json(_delivery_api().masked_headers(obj.headers))
-
-    @admin.display(description="Payload")
-    def payload_masked(self, obj):
-        return pretty_json(_delivery_api().masked_payload(obj.payload))
-
-    @admin.action(description="Re-queue (dead or failed: fresh attempts, same message id)", permissions=["requeue"])
-    def requeue(self, request, queryset):
-        from .delivery.services import outbox_requeue
-
-        done, refused, skipped = [], [], []
-        for message in queryset:
-            if not self.has_requeue_permission(request, message):
-                refused.append(message.message_id)
-            elif message.status not in (Outbox.Status.DEAD, Outbox.Status.FAILED):
-                skipped.append(f"{message.message_id} ({message.status})")
-            else:
-                outbox_requeue(message)
-                done.append(message.message_id)
-        if done:
-            self.message_user(request, f"Re-queued {len(done)} message(s): {', '.join(done)}.", messages.SUCCESS)
-        if skipped:
-            self.message_user(request, f"Only dead or failed messages are re-queued; left as they were: "
-                                       f"{', '.join(skipped)}.", messages.WARNING)
-        if refused:
-            self.message_user(request, f"Your role does not allow re-queueing: {', '.join(refused)}.",
-                              messages.WARNING)
-
-
-# email templates
-
-PREVIEW_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n admin_urls %}
-{% block breadcrumbs %}<div class="breadcrumbs">
-<a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
-&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a>
-&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a>
-&rsaquo; <a href="{% url opts|admin_urlname:'change' template.pk %}">{{ template }}</a>
-&rsaquo; {{ title }}</div>{% endblock %}
-{% block content %}<div id="content-main">
-<form method="get">{{ form.as_p }}
-<div class="submit-row"><input type="submit" class="default" value="Preview"></div></form>
-{% if error %}<p class="errornote">{{ error }}</p>{% elif result %}
-<p>{% if result.sample %}Rendered with sample data (choose an account to see real values).{% else %}Rendered for
-the chosen account and contact.{% endif %}</p>
-<h2>Subject</h2><p><strong>{{ result.subject }}</strong></p>
-<h2>HTML</h2><iframe sandbox="" srcdoc="{{ result.html }}" title="HTML part"
- style="width:100%;min-height:28em;border:1px solid var(--hairline-color, #ccc);background:#fff"></iframe>
-<h2>Text</h2><pre style="white-space:pre-wrap">{{ result.text }}</pre>{% endif %}
-</div>{% endblock %}
-""")
-
-
-class PreviewForm(forms.Form):
-    account = forms.ModelChoiceField(queryset=Account.objects.none(), required=False,
-                                     help_text="Blank: sample data.")
-    contact = forms.ModelChoiceField(queryset=None, required=False, help_text="Optional; one of the account's.")
-    custom = forms.JSONField(required=False, help_text='Values of custom variables, e.g. {"offer": "20% off"}.')
-
-    def __init__(self, *args, template: EmailTemplate, **kwargs):
-        from accounts.models import Contact
-
-        super().__init__(*args, **kwargs)
-        self.fields["account"].queryset = Account.objects.for_tenant(template.tenant_id).order_by("name")
-        self.fields["contact"].queryset = Contact.objects.for_tenant(template.tenant_id).order_by("name")
-
-    def clean(self):
-        cleaned = super().clean()
-        account, contact = cleaned.get("account"), cleaned.get("contact")
-        if account is not None and contact is not None and contact.account_id != account.pk:
-            self.add_error("contact", "This contact does not belong to the account.")
-        if cleaned.get("custom") is not None and not isinstance(cleaned["custom"], dict):
-            self.add_error("custom", "must be a JSON object ({...})")
-        return cleaned
-
-
-@admin.register(EmailTemplate)
-class EmailTemplateAdmin(AuditedAdminMixin, TenantScopedAdmin):
-    """Tenant admins write (through ``email_template_save``); everyone reads and previews."""
-
-    write_roles = ADMINS
-    tenant_parent_field = None
-    list_display = ("name", "category", "subject", "updated_at", "preview_link")
-    list_filter = ("category",)
-    search_fields = ("name", "subject")
-    formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField}}
-    actions = ("preview_selected",)
-    fields = ("name", "category", "subject", "html", "text", "variables", "preview_link", "created_at", "updated_at")
-    readonly_fields = ("preview_link", "created_at", "updated_at")
-
-    @admin.display(description="Preview")
-    def preview_link(self, obj):
-        if obj is None or obj.pk is None:
-            return "-"
-        address = reverse("admin:automation_emailtemplate_preview", args=[obj.pk])
-        return format_html('<a href="{}">Preview</a>', address)
-
-    def save_audited(self, request, obj, form, change):
-        from .delivery.email import email_template_save
-
-        email_template_save(template=obj, data={})  # the form has set the fields; the service checks and saves
-
-    @admin.action(description="Preview", permissions=["view"])
-    def preview_selected(self, request, queryset):
-        first = queryset.order_by("name", "pk").first()
-        if first is not None:
-            return HttpResponseRedirect(reverse("admin:automation_emailtemplate_preview", args=[first.pk]))
-        return None
-
-    def get_urls(self):
-        preview = path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view),
-                       name="automation_emailtemplate_preview")
-        return [preview, *super().get_urls()]
-
-    def preview_view(self, request, object_id):
-        template = self.get_object(request, object_id)
-        if template is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_permission(request, template):
-            raise PermissionDenied
-        form = PreviewForm(request.GET or None, template=template)
-        result, error = None, ""
-        if not request.GET or form.is_valid():
-            data = form.cleaned_data if request.GET else {}
-            with tenant_context(template.tenant):
-                try:
-                    result = _delivery_api().render_preview(template, account=data.get("account"),
-                                                            contact=data.get("contact"), custom=data.get("custom"))
-                except DRFValidationError as exc:
-                    error = _refusal(exc)
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "template": template, "form": form,
-                   "title": f"Preview '{template}'", "result": result, "error": error}
-        return TemplateResponse(request, PREVIEW_PAGE, context)
-
-
-# webhook secrets
-
-NEW_SECRET_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n admin_urls %}
-{% block breadcrumbs %}<div class="breadcrumbs">
-<a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
-&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a>
-&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a>
-&rsaquo; {{ title }}</div>{% endblock %}
-{% block content %}<div id="content-main">
-{% if created %}
-<p><strong>Copy the new secret now: it is shown this once and never again.</strong> Give it to your webhook
-receivers; the previous secrets keep signing until they expire, so receivers can switch without downtime.</p>
-<table><thead><tr><th>Tenant</th><th>New secret</th><th>Fingerprint</th><th>Old secrets expire</th></tr></thead><tbody>
-{% for row in created %}<tr><td>{{ row.tenant }}</td><td><code>{{ row.secret }}</code></td><td>{{ row.fingerprint }}</td>
-<td>{{ row.expires|default:"-" }}</td></tr>{% endfor %}</tbody></table>
-<p><a href="{% url opts|admin_urlname:'changelist' %}">Back to the secrets</a></p>
-{% else %}
-<p>Adds a new signing secret. Every active secret signs each webhook, so the current ones go on signing for the
-overlap, then expire (0 hours: they stop now, e.g. after a leak).</p>
-<form method="post">{% csrf_token %}{{ form.as_p }}
-<div class="submit-row"><input type="submit" class="default" value="Rotate"></div></form>
-{% endif %}</div>{% endblock %}
-""")
-
-SECRET_CHANGELIST = engines["django"].from_string("""{% extends "admin/change_list.html" %}{% load admin_urls %}
-{% block object-tools-items %}{% if can_rotate %}<li><a href="{% url opts|admin_urlname:'rotate' %}"
- class="addlink">Rotate secret</a></li>{% endif %}{{ block.super }}{% endblock %}
-""")
-
-
-class RotateForm(forms.Form):
-    tenant = forms.ModelChoiceField(queryset=None)
-    overlap_hours = forms.FloatField(initial=24, min_value=0, max_value=24 * 7,
-                                     help_text="How long the current secrets keep signing.")
-
-    def __init__(self, *args, tenants, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["tenant"].queryset = tenants
-        if tenants.count() == 1:
-            self.fields["tenant"].initial = tenants.first().pk
-
-
-@admin.register(WebhookSecret)
-class WebhookSecretAdmin(ReadOnlyAdmin):
-    """Tenant admins only. A secret is shown once, on the page that rotated it; afterwards only its fingerprint."""
-
-    read_roles = ADMINS
-    write_roles = ADMINS
-    tenant_parent_field = None
-    list_display = ("fingerprint", "active", "created_at", "expires_at")
-    list_display_links = None
-    list_filter = ("expires_at",)
-    actions = ("rotate_for_tenant",)
-    change_list_template = SECRET_CHANGELIST
-
-    def has_rotate_permission(self, request, obj=None):
-        return self.has_role(request, frozenset(self.write_roles), obj)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Nothing more to see than the list (and the detail page would name the secret in its title).
-        return HttpResponseRedirect(reverse("admin:automation_webhooksecret_changelist"))
-
-    def history_view(self, request, object_id, extra_context=None):
-        return HttpResponseRedirect(reverse("admin:automation_webhooksecret_changelist"))
-
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "can_rotate": self.has_rotate_permission(request)}
-        return super().changelist_view(request, extra_context)
-
-    @admin.display(description="Secret (fingerprint)")
-    def fingerprint(self, obj):
-        return _delivery_api().secret_fingerprint(obj.secret)
-
-    @admin.display(description="Active", boolean=True)
-    def active(self, obj):
-        return obj.is_active
-
-    def _rotate(self, request, tenants, overlap_hours: float):
-        created = []
-        for tenant in tenants:
-            with tenant_context(tenant):
-                new = _delivery_api().rotate_webhook_secret(tenant, overlap=timedelta(hours=overlap_hours),
-                                                            actor=request.user)
-            created.append({"tenant": tenant, "secret": new.secret,
-                            "fingerprint": _delivery_api().secret_fingerprint(new.secret),
-                            "expires": timezone.now() + timedelta(hours=overlap_hours)})
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "New webhook secret",
-                   "created": created}
-        response = TemplateResponse(request, NEW_SECRET_PAGE, context)
-        response["Cache-Control"] = "no-store"
-        return response
-
-    @admin.action(description="Rotate (new secret for their tenants; the current ones expire in 24 h)",
-                  permissions=["rotate"])
-    def rotate_for_tenant(self, request, queryset):
-        from accounts.models import Tenant
-
-        ids = {s.tenant_id for s in queryset if self.has_rotate_permission(request, s)}
-        if not ids:
-            self.message_user(request, "Your role does not allow rotating these secrets.", messages.WARNING)
-            return None
-        return self._rotate(request, Tenant.objects.filter(pk__in=ids).order_by("name"), 24)
-
-    def get_urls(self):
-        rotate = path("rotate/", self.admin_site.admin_view(self.rotate_view), name="automation_webhooksecret_rotate")
-        return [rotate, *super().get_urls()]
-
-    def rotate_view(self, request):
-        from accounts.models import Tenant
-        from csplatform.admin_base import tenant_ids_with_role
-
-        if not self.has_rotate_permission(request):
-            raise PermissionDenied
-        tenants = Tenant.objects.order_by("name")
-        if not request.user.is_superuser:
-            tenants = tenants.filter(pk__in=tenant_ids_with_role(request, self.write_roles))
-        form = RotateForm(request.POST or None, tenants=tenants)
-        if request.method == "POST" and form.is_valid():
-            return self._rotate(request, [form.cleaned_data["tenant"]], form.cleaned_data["overlap_hours"])
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Rotate webhook secret",
-                   "form": form}
-        return TemplateResponse(request, NEW_SECRET_PAGE, context)
-
-
-# integration credentials
-
-class IntegrationCredentialForm(TenantScopedForm):
-    token = forms.CharField(required=False, max_length=500, strip=True,
-                            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                            help_text="Write-only: never shown. Leave blank to keep the current token.")
-
-    def clean_token(self):
-        token = self.cleaned_data.get("token")
-        if token:
-            return token
-        if self.instance.pk is None:
-            raise ValidationError("This field is required.")
-        return self.instance.token
-
-    def clean_base_url(self):
-        from .delivery import policy
-
-        value = self.cleaned_data.get("base_url")
-        if value:
-            try:
-                policy.check_static(value)
-            except ValueError as exc:
-                raise ValidationError(str(exc)) from None
-        return value
-
-
-@admin.register(IntegrationCredential)
-class IntegrationCredentialAdmin(AuditedAdminMixin, TenantScopedAdmin):
-    """Tenant admins only; the token is write-only."""
-
-    form = IntegrationCredentialForm
-    read_roles = ADMINS
-    write_roles = ADMINS
-    tenant_parent_field = None
-    list_display = ("integration", "base_url", "has_token", "updated_at")
-    list_filter = ("integration",)
-    formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField},
-                           models.URLField: {"assume_scheme": "https"}}
-    fields = ("integration", "base_url", "token", "config", "created_at", "updated_at")
-    readonly_fields = ("created_at", "updated_at")
-
-    @admin.display(description="Token", boolean=True)
-    def has_token(self, obj):
-        return bool(obj.token)
-

@@ -6,5 +6,5 @@ class AutomationConfig(AppConfig):
     name = "automation"
 
     def ready(self):
-        from . import delivery, signals  # noqa: F401  (receivers; delivery registers its transports/tasks)
-        from . import health_adjustments  # noqa: F401  (temporary score adjustments expire: due work + beat)
+        from . import payloads, signals  # noqa: F401  (receivers)
+        from . import health_adjustments, outbox_pass  # noqa: F401  (due work + beat entries)

@@ -5,8 +5,17 @@ transaction: every run, its steps, the actions' local writes and the events' ``p
 together or not at all. Limits (cooldown, rate limit) are checked while the rule's row is locked, so
 concurrent workers cannot both pass them.
 
-Bookkeeping writes (runs, steps, ``last_run_at``) are batched: see ``run_writes``. A batch that fails
-is retried event by event, so one poisoned event cannot hold back the others.
+The order of work for a batch of events (``_process`` -> ``_process_batch``), top to bottom:
+
+1. claim the tenant's pending events (SKIP LOCKED) and load the live rules and the changed rows;
+2. match each event to its rules; lock the rules with limits, in one order;
+3. fire each event's rules (``fire``): conditions, limits, then the actions (``_run_actions``), each
+   recording its run and steps on the ``Batch``;
+4. mark the events processed; the batch writes its runs, steps and messages when it ends.
+
+Bookkeeping writes (runs, steps, messages, ``last_run_at``) are batched: see ``batch.Batch``, passed
+explicitly (``ctx.batch`` for actions). A batch that fails is retried event by event, so one poisoned
+event cannot hold back the others.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.db import OperationalError, transaction
 from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
@@ -25,11 +35,10 @@ from django.utils import timezone
 from accounts.models import Membership, Role, Task, Tenant
 from csplatform.tenancy import tenant_context
 
-from . import conditions, rule_index, run_writes
+from . import conditions, rule_index
 from .actions import ActionContext, ActionError, actions
-from .delivery import payloads
-from .delivery.services import take_messages
-from .events import actions_running
+from .batch import Batch, Redo, ScoreMemo, joined, open_batch
+from .events import actions_running, dispatch
 from .models import Event, Run, RunStep, Workflow
 from .subjects import WATCHED, model_for
 from .triggers import triggers
@@ -55,23 +64,47 @@ def process_pending(tenant_id, limit: int = 100) -> list[Run]:
     return _process(tenant_id, Event.objects.order_by("id"), limit)
 
 
-# Tenants whose latest batch in this process had a failing action: their next batch starts with a savepoint
-# per event, so another failure refires one event, not the whole batch. A clean batch takes them off.
-_failing_tenants: set[str] = set()
+CAREFUL_TTL = 3600
+
+
+def _careful_key(tenant) -> str:
+    return f"automation:careful:{tenant.pk}"
+
+
+def _is_careful(tenant) -> bool:
+    """Whether the tenant's latest batch had a failing action (shared by all workers through the cache): its
+    next batch then starts with a savepoint per event, so another failure refires one event, not the batch."""
+    try:
+        return bool(cache.get(_careful_key(tenant)))
+    except Exception:  # the cache is down: the fast mode, which still falls back to savepoints on failure
+        log.warning("cache unavailable; tenant %s's batch runs without savepoints first", tenant.pk)
+        return False
+
+
+def _set_careful(tenant, careful: bool, was: bool) -> None:
+    if careful == was:
+        return
+    try:
+        if careful:
+            cache.set(_careful_key(tenant), 1, CAREFUL_TTL)
+        else:
+            cache.delete(_careful_key(tenant))
+    except Exception:
+        log.warning("cache unavailable; tenant %s's savepoint mode is not remembered", tenant.pk)
 
 
 def _process(tenant_id, events, limit: int | None = None) -> list[Run]:
     """A batch without savepoints (actions rarely fail); if one fails, the batch again with a savepoint per
     event, where only the failing event is fired a third time, with a savepoint per action."""
     tenant = Tenant.objects.get(pk=tenant_id)
-    key = str(tenant.pk)
+    careful = _is_careful(tenant)
     try:
         try:
-            runs, refired = _process_batch(tenant, events, limit, "event" if key in _failing_tenants else "none")
-        except run_writes.Redo:  # an action failed and everything was rolled back: again, more carefully
+            runs, refired = _process_batch(tenant, events, limit, "event" if careful else "none")
+        except Redo:  # an action failed and everything was rolled back: again, more carefully
             runs, refired = _process_batch(tenant, events, limit, "event")
             refired = True
-        (_failing_tenants.add if refired else _failing_tenants.discard)(key)
+        _set_careful(tenant, refired, careful)
         return runs
     except Exception as exc:
         with tenant_context(tenant):  # the batch was rolled back: the same events are pending again
@@ -114,56 +147,55 @@ def _record_failure(tenant, event_id, exc: Exception) -> None:
 
 def event_retry(event: Event) -> None:
     """Put a failed (set aside) event back: fresh attempts, handed to a worker when this commits."""
-    from .events import dispatch
-
     Event.objects.for_tenant(event.tenant_id).filter(pk=event.pk).update(failed_at=None, attempts=0, last_error="")
     transaction.on_commit(lambda: dispatch(event))
 
 
 def _process_batch(tenant, events, limit: int | None, savepoints: str = "action") -> tuple[list[Run], bool]:
     """The batch's runs, and whether an event had to be fired again with savepoints."""
-    with tenant_context(tenant), transaction.atomic(), run_writes.batched_writes(savepoints=savepoints):
+    with tenant_context(tenant), transaction.atomic(), open_batch(savepoints=savepoints) as batch:
         claimed = pending_events(events.for_tenant(tenant)).select_for_update(skip_locked=True)
-        batch = list(claimed[:limit] if limit else claimed)  # locked rows belong to another worker: skip them
-        if not batch:
+        claimed = list(claimed[:limit] if limit else claimed)  # locked rows belong to another worker: skip them
+        if not claimed:
             return [], False
-        batch.sort(key=lambda event: event.pk)  # in the order they happened, whichever event the task was handed
+        claimed.sort(key=lambda event: event.pk)  # in the order they happened, whichever event the task was handed
         live = list(Workflow.objects.for_tenant(tenant).select_related("tenant").defer("draft")
                     .filter(status=Workflow.Status.ACTIVE, enabled=True))
-        subjects = _load_subjects(tenant, batch)
-        matched = {event.pk: matching_rules(event, live) for event in batch}
-        writes = run_writes.current()
-        writes.expect(sum(map(len, matched.values())))
+        subjects = _load_subjects(tenant, claimed)
+        matched = {event.pk: matching_rules(event, live) for event in claimed}
+        batch.expect(sum(map(len, matched.values())))
         # Rules with limits stay locked until the batch commits: lock them all now, in one order, so two
         # workers meeting them in different orders cannot deadlock.
         limited = sorted({rule.pk for rules in matched.values() for rule in rules if _is_limited(rule, manual=False)})
         if limited:
             list(Workflow.objects.for_tenant(tenant).filter(pk__in=limited).order_by("pk").select_for_update()
                  .values_list("pk", flat=True))
-        with payloads.batch_scores({event.account_id for event in batch if matched[event.pk]}):
-            runs = [run for event in batch for run in _fire_event(
-                event, matched[event.pk], subjects.get((event.model, event.object_id)), writes)]
-        Event.objects.filter(pk__in=[e.pk for e in batch]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
-        return runs, writes.refired
+        if batch.scores is not None:  # the webhook payloads' latest scores: one query for the batch's accounts
+            batch.scores = ScoreMemo(event.account_id for event in claimed if matched[event.pk])
+        runs = [run for event in claimed for run in _fire_event(
+            event, matched[event.pk], subjects.get((event.model, event.object_id)), batch)]
+        Event.objects.filter(pk__in=[e.pk for e in claimed]).update(processed_at=timezone.now(), attempts=F("attempts") + 1)
+        return runs, batch.refired
 
 
-def _fire_event(event: Event, rules: list[Workflow], subject, writes: run_writes.Writes) -> list[Run]:
+def _fire_event(event: Event, rules: list[Workflow], subject, batch: Batch) -> list[Run]:
     """Fire an event's rules. With a savepoint per event (``savepoints="event"``), an action failing rolls
     back this event alone, which is fired again with a savepoint per action."""
     def fire_all():
-        return [fire(rule, event=event, subject=subject) for rule in rules if rule.pk not in writes.paused]
+        return [fire(rule, event=event, subject=subject, batch=batch) for rule in rules if rule.pk not in batch.paused]
 
-    if writes.savepoints != "event":
+    if batch.savepoints != "event":
         return fire_all()  # "none": a failing action's Redo rolls back the batch (``_process``)
-    mark = writes.mark()
+    mark = batch.mark()
     try:
         with transaction.atomic():
             return fire_all()
-    except run_writes.Redo:
-        writes.rewind(mark)
-        payloads.forget_scores()  # a score the rolled-back runs recorded may be in the memo
-        writes.refired = True
-    with writes.with_savepoints():
+    except Redo:
+        batch.rewind(mark)
+        if batch.scores is not None:
+            batch.scores.forget()  # a score the rolled-back runs recorded may be in the memo
+        batch.refired = True
+    with batch.with_savepoints():
         return fire_all()
 
 
@@ -248,17 +280,18 @@ def limit_reason(rule: Workflow, account) -> str:
 
 def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=None, depth: int | None = None,
          manual: bool = False, extra: dict | None = None, now=None, conditions_checked: bool = False,
-         trigger_data: dict | None = None) -> Run:
+         trigger_data: dict | None = None, batch: Batch | None = None) -> Run:
     """Run one rule for one event (or by hand) and record the Run; skips are recorded with their reason.
 
     Set-based callers (scheduled and time-based rules) pass ``conditions_checked`` after matching the
     subjects with one queryset, ``now`` for the clock the conditions saw, and their ``trigger_data``.
-    The run and its steps are written when this returns (or when the caller's ``batched_writes`` ends)."""
-    with run_writes.batched_writes():
-        return _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data)
+    The run and its steps are written when this returns, or when the caller's ``batch`` ends."""
+    with joined(batch) as batch:
+        return _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data,
+                     batch)
 
 
-def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data) -> Run:
+def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data, batch) -> Run:
     depth = event.depth if depth is None and event is not None else (depth or 0)
     if subject is None:
         subject = _subject_of(rule, event)
@@ -294,7 +327,7 @@ def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_c
     run.trace = trace if rule.debug_mode else []
     if reason:
         run.status, run.skip_reason, run.finished_at = Run.Status.SKIPPED, reason, timezone.now()
-        run_writes.current().add(run)
+        batch.add(run)
         return run
     if debounce:
         return _debounce(rule, run, timedelta(seconds=debounce))
@@ -305,8 +338,8 @@ def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_c
         run.save()
         return run
     run.status, run.started_at = Run.Status.RUNNING, timezone.now()
-    run_writes.current().add(run, now=limited)  # limits count runs: others must see this one at once
-    _execute(rule, run, subject, account, event.payload if event else {}, extra or {})
+    batch.add(run, now=limited)  # limits count runs: others must see this one at once
+    _execute(rule, run, subject, account, event.payload if event else {}, extra or {}, batch)
     return run
 
 
@@ -332,13 +365,12 @@ def _debounce(rule: Workflow, run: Run, quiet: timedelta) -> Run:
     return run
 
 
-def _execute(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict) -> None:
-    _run_actions(rule, run, subject, account, payload, extra)
-    writes = run_writes.current()
-    writes.last_run[rule.pk] = max(run.started_at, writes.last_run.get(rule.pk, run.started_at))
+def _execute(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict, batch: Batch) -> None:
+    _run_actions(rule, run, subject, account, payload, extra, batch)
+    batch.last_run[rule.pk] = max(run.started_at, batch.last_run.get(rule.pk, run.started_at))
     if run.status == Run.Status.FAILED:
         _schedule_retry(rule, run)
-        _trip_breaker(rule)
+        _trip_breaker(rule, batch)
 
 
 def retry_delay(rule: Workflow, attempt: int) -> timedelta | None:
@@ -365,14 +397,13 @@ def _schedule_retry(rule: Workflow, run: Run) -> None:
     )
 
 
-def _trip_breaker(rule: Workflow) -> None:
+def _trip_breaker(rule: Workflow, batch: Batch) -> None:
     """Pause a rule whose last ``failure_threshold`` finished automatic runs all failed, and tell the tenant
     admins (manual runs, e.g. a CSM trying a rule, do not count)."""
     n = rule.failure_threshold
     if not n:
         return
-    writes = run_writes.current()
-    last = writes.outcomes(rule.pk)[:n]  # this batch's runs are not on disk yet
+    last = batch.outcomes(rule.pk)[:n]  # this batch's runs are not on disk yet
     if len(last) < n:
         last += list(Run.objects.for_tenant(rule.tenant_id).filter(
             workflow=rule, manual=False, status__in=[Run.Status.SUCCESS, Run.Status.FAILED])
@@ -381,8 +412,8 @@ def _trip_breaker(rule: Workflow) -> None:
         return
     Workflow.objects.filter(pk=rule.pk).update(status=Workflow.Status.PAUSED)
     rule.status = Workflow.Status.PAUSED
-    writes.paused.add(rule.pk)  # later events of the same batch leave it alone
-    rule_index.invalidate(rule.tenant_id)
+    batch.paused.add(rule.pk)  # later events of the same batch leave it alone
+    rule_index.invalidate(rule.tenant_id, memo=batch.rule_index)
     for membership in Membership.objects.filter(tenant_id=rule.tenant_id, role=Role.TENANT_ADMIN):
         Task.objects.create(
             tenant_id=rule.tenant_id, assignee=membership.user, priority=Task.Priority.HIGH, source=f"workflow:{rule.pk}",
@@ -396,7 +427,7 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
     now = now or timezone.now()
     tenant = Tenant.objects.get(pk=tenant_id)
     done = []
-    with tenant_context(tenant), transaction.atomic(), run_writes.batched_writes():
+    with tenant_context(tenant), transaction.atomic(), open_batch() as batch:
         due = (Run.objects.for_tenant(tenant).select_related("workflow", "workflow__tenant", "account")
                .filter(status=Run.Status.QUEUED, scheduled_for__lte=now).order_by("scheduled_for")
                .select_for_update(skip_locked=True, of=("self",))[:limit])
@@ -411,43 +442,42 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
                 run.start_position = 0
             run.status, run.started_at, run.workflow_version = Run.Status.RUNNING, now, rule.version
             run.save(update_fields=["status", "started_at", "workflow_version", "start_position"])
-            run_writes.current().add(run)
+            batch.add(run)
             payload = (run.trigger_data or {}).get("payload", {})
-            _execute(rule, run, subject, run.account, payload, (run.result or {}).get("extra", {}))
+            _execute(rule, run, subject, run.account, payload, (run.result or {}).get("extra", {}), batch)
             done.append(run)
     return done
 
 
-def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict) -> None:
+def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict, batch: Batch) -> None:
     ctx = ActionContext(tenant=rule.tenant, workflow=rule, run=run, account=account, subject=subject,
-                        event_payload=payload, extra=extra)
-    writes = run_writes.current()
+                        event_payload=payload, extra=extra, batch=batch)
     failed, errors = [], []
-    with actions_running(run.depth):
+    with actions_running(run.depth, batch):
         for position, spec in enumerate(rule.actions):
             if position < run.start_position:
                 continue
             ctx.position = position
-            started, mark = time.perf_counter(), writes.mark()
+            started, mark = time.perf_counter(), batch.mark()
             step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])
             try:
                 # A failing action leaves none of its own writes behind: its savepoint, or, in a batch that
                 # runs without them (actions rarely fail), a rollback and the work again with them (_process).
-                with transaction.atomic() if writes.savepoints == "action" else nullcontext():
+                with transaction.atomic() if batch.savepoints == "action" else nullcontext():
                     step.output = actions.get(spec["type"]).run(spec.get("config") or {}, ctx) or {}
                 step.status = RunStep.Status.SUCCESS
             except Exception as exc:  # ActionError, or a bug in an action: it must not lose the run record
-                if writes.savepoints != "action":
+                if batch.savepoints != "action":
                     if isinstance(exc, (OperationalError, SoftTimeLimitExceeded)):
                         raise  # the database or the worker is in trouble, not the action: no second try here
-                    raise run_writes.Redo(f"action {spec['type']} failed") from exc
+                    raise Redo(f"action {spec['type']} failed") from exc
                 step.status = RunStep.Status.FAILED
                 step.error = str(exc) if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
-                writes.rewind(mark)  # runs a failed trigger_workflow recorded were rolled back with it
+                batch.rewind(mark)  # runs a failed trigger_workflow recorded were rolled back with it
             step.duration_ms = round((time.perf_counter() - started) * 1000, 3)
             ctx.steps.append(step)
-            messages = take_messages(run.pk)  # a failed step's messages were rolled back: link none
-            writes.add_step(step, messages=messages if step.status == RunStep.Status.SUCCESS else [])
+            messages = ctx.take_messages()  # a failed step's messages were rolled back: link none
+            batch.add_step(step, messages=messages if step.status == RunStep.Status.SUCCESS else [])
             if step.status == RunStep.Status.FAILED:
                 failed.append(position)
                 errors.append(step.error)

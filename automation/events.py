@@ -3,6 +3,11 @@
 ``emit()`` is the one way to raise a domain event; ``record_model_change()`` is what the thin
 signal receivers call. Both write nothing when no live rule of the tenant listens (rule index).
 Events raised while a rule's actions run carry that run's depth + 1 (the recursion guard).
+
+``running`` is the engine's one context variable, because Django calls signal receivers with no way to pass
+them anything: while a run's actions write, it names the depth of the events they raise and the batch they
+belong to (whose rule-index and health-score memos the receivers use). Everything else the engine decides
+with is passed explicitly (``automation.batch.Batch``, carried on the action context as ``ctx.batch``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import contextvars
 import json
 from contextlib import contextmanager
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -20,7 +26,19 @@ from . import rule_index
 from .models import Event
 from .subjects import account_of, name_of
 
-_depth: contextvars.ContextVar[int] = contextvars.ContextVar("automation_depth", default=0)
+if TYPE_CHECKING:
+    from .batch import Batch
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What the writes in progress were caused by: a run at ``depth - 1`` of ``batch``."""
+
+    depth: int
+    batch: Batch
+
+
+_running: contextvars.ContextVar[Cause | None] = contextvars.ContextVar("automation_running", default=None)
 
 
 def json_safe(value: Any) -> Any:
@@ -28,13 +46,18 @@ def json_safe(value: Any) -> Any:
 
 
 @contextmanager
-def actions_running(depth: int):
-    """Events written inside this block were caused by a run at ``depth``."""
-    token = _depth.set(depth + 1)
+def actions_running(depth: int, batch: Batch):
+    """Events written inside this block were caused by a run at ``depth`` of ``batch``."""
+    token = _running.set(Cause(depth + 1, batch))
     try:
         yield
     finally:
-        _depth.reset(token)
+        _running.reset(token)
+
+
+def running() -> Cause | None:
+    """The run whose actions are writing now, if any (for signal receivers)."""
+    return _running.get()
 
 
 def snapshot(instance) -> dict:
@@ -63,14 +86,15 @@ def emit(*, tenant_id, type: str, model: str = "account", object_id: Any = "", a
          payload: dict | Callable[[], dict] | None = None, changes: dict | None = None) -> Event | None:
     """Record a domain event (payment_failed, health_score_change, …) if any live rule listens.
     ``payload`` may be a callable, so costly payloads are only built when someone listens."""
-    if not rule_index.interested(tenant_id, type, model):
+    cause = _running.get()
+    if not rule_index.interested(tenant_id, type, model, memo=cause.batch.rule_index if cause else None):
         return None
     if callable(payload):
         payload = payload()
     event = Event.objects.create(
         tenant_id=tenant_id, type=type, model=model, object_id=str(object_id or ""),
         account_id=account.pk if account is not None else None,
-        payload=json_safe(payload or {}), changes=json_safe(changes or {}), depth=_depth.get(),
+        payload=json_safe(payload or {}), changes=json_safe(changes or {}), depth=cause.depth if cause else 0,
     )
     transaction.on_commit(lambda: dispatch(event))
     return event
@@ -99,6 +123,6 @@ def record_model_change(instance, *, created: bool = False, deleted: bool = Fals
 
 
 def dispatch(event: Event) -> None:
-    from .tasks import process_event
+    from .tasks import process_event  # tasks -> engine -> events: celery's task module is imported last
 
     process_event.delay(str(event.tenant_id), event.pk)

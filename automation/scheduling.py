@@ -28,7 +28,8 @@ from django.utils import timezone
 from accounts.models import Tenant
 from csplatform.tenancy import system_context, tenant_context
 
-from . import conditions, engine, run_writes
+from . import conditions, engine
+from .batch import open_batch
 from .models import Event, Run, ScheduledSlot, Workflow
 from .subjects import account_of, model_for
 from .triggers import ConfigError, parse_duration, triggers
@@ -344,7 +345,7 @@ def fire_slot(rule: Workflow, slot: datetime.datetime, *, now: datetime.datetime
     Returns the number of runs that acted, or None when the slot was already taken (or the rule was
     paused meanwhile). The caller is in the rule's tenant context."""
     now = now or timezone.now()
-    with transaction.atomic(), run_writes.batched_writes():  # the slot's runs are written together
+    with transaction.atomic(), open_batch() as batch:  # the slot's runs are written together
         # Lock first: a second claimant waits here, then finds the claim committed and skips; a time-based
         # rule's next slot waits too, so it sees this slot's runs when it leaves out recent subjects.
         locked = _live(Workflow.objects.for_tenant(rule.tenant_id)).select_for_update().filter(pk=rule.pk).first()
@@ -362,7 +363,7 @@ def fire_slot(rule: Workflow, slot: datetime.datetime, *, now: datetime.datetime
                 with transaction.atomic():
                     # matching_subjects has applied the conditions (one queryset) with this ``now``.
                     run = engine.fire(locked, subject=subject, account=account_of(subject), now=now,
-                                      conditions_checked=True, trigger_data=trigger_data)
+                                      conditions_checked=True, trigger_data=trigger_data, batch=batch)
             except Exception:
                 log.exception("rule %s slot %s: subject %s failed", locked.pk, slot.isoformat(), subject.pk)
                 continue

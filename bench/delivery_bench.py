@@ -82,7 +82,7 @@ def _poll_worker(stop, idle, batch):
     setup_django()
     from django.db import connections
 
-    from automation.delivery import services
+    from delivery import services
 
     try:
         while not stop.is_set():
@@ -160,8 +160,8 @@ def percentile(values, p):
 def run(workers_n, args, tenant, url, hits):
     from django.db import transaction
 
-    from automation.delivery import services
-    from automation.models import Outbox
+    from delivery import services
+    from delivery.models import Outbox
     from csplatform.tenancy import system_context, tenant_context
 
     dispatch = args.mode == "celery"
@@ -252,7 +252,7 @@ def main():
         for n in [int(w) for w in args.workers.split(",")]:
             results.append(run(n, args, tenant, url, hits))
             with system_context("bench: reset"):
-                from automation.models import Outbox
+                from delivery.models import Outbox
 
                 Outbox.objects.filter(tenant=tenant).delete()
     finally:

@@ -32,15 +32,15 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection, connections, transaction  # noqa: E402
-from django.db.models import Q  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts import services as account_services  # noqa: E402
 from accounts.models import Account  # noqa: E402
 from automation import conditions, engine, events  # noqa: E402
-from automation.delivery import services as delivery_services  # noqa: E402
-from automation.models import Event, Outbox, Run, Workflow  # noqa: E402
+from delivery import services as delivery_services  # noqa: E402
+from automation.models import Event, Run, Workflow  # noqa: E402
+from delivery.models import Outbox  # noqa: E402
 from automation.services import workflow_save  # noqa: E402
 from csplatform.tenancy import system_context, tenant_context  # noqa: E402
 

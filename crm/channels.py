@@ -1,7 +1,7 @@
 """The one way a CRM journey sends anything: ``send()``.
 
 Every step message (email, chat, SMS, owner notification) goes through ``send``, which hands it to the
-delivery layer's outbox (``automation.delivery.services.outbox_enqueue``) in the caller's transaction:
+delivery layer's outbox (``delivery.services.outbox_enqueue``) in the caller's transaction:
 the step's "sent" and the message commit together, the delivery worker sends after commit with
 retries and an idempotency key (``crm:<execution>:<step>``), so a re-run of a step never sends twice.
 "Sent" on a step therefore means "handed to the outbox"; the outbox row (``outbox_message_id``) says
@@ -22,7 +22,7 @@ directly with Django's ``send_mail`` and chat/SMS fail with "channel not configu
 silently dropped.
 
 Delivery feedback: the delivery layer announces how each message ended
-(``automation.delivery.signals.outbox_message_finished``); ``on_outbox_message_finished`` finds the
+(``delivery.signals.outbox_message_finished``); ``on_outbox_message_finished`` finds the
 step execution of a CRM message (idempotency key ``crm:<execution>:<step>``) and records it: ``dead``
 -> the step is ``failed`` with the delivery error; ``delivered`` -> the step stays (or, after a
 re-queued dead message got through, is again) ``sent`` with no error. It runs in the transaction that
@@ -46,7 +46,7 @@ class ChannelError(Exception):
 
 def _enqueue_service():
     try:
-        from automation.delivery.services import outbox_enqueue
+        from delivery.services import outbox_enqueue
     except ImportError:
         return None
     return outbox_enqueue
@@ -54,7 +54,7 @@ def _enqueue_service():
 
 def _credential_exists(tenant_id, integration: str) -> bool:
     try:
-        from automation.models import IntegrationCredential
+        from delivery.models import IntegrationCredential
     except ImportError:
         return False
     return IntegrationCredential.objects.for_tenant(tenant_id).filter(integration=integration).exists()
@@ -158,7 +158,7 @@ def on_outbox_message_finished(sender, message, status, **kwargs) -> int:
 
 def _connect_delivery_feedback() -> None:
     try:
-        from automation.delivery.signals import outbox_message_finished
+        from delivery.signals import outbox_message_finished
     except ImportError:  # pragma: no cover - no delivery layer: messages are sent directly
         return
     outbox_message_finished.connect(on_outbox_message_finished, dispatch_uid="crm.channels.delivery_feedback")

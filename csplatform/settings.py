@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "csplatform.apps.CSPlatformConfig",
     "accounts",
+    "delivery",
     "automation",
     "playbooks",
     "crm",
@@ -211,7 +212,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-# --- delivery (automation/delivery, docs/delivery.md) -------------------------------------------
+# --- delivery (delivery/, docs/delivery.md) ------------------------------------------------------
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=10)  # rows claimed per SKIP LOCKED query
 OUTBOX_SENDING_TIMEOUT = env.int("OUTBOX_SENDING_TIMEOUT", default=300)  # s before a 'sending' row is re-claimed
 OUTBOX_PASS_BUDGET = env.float("OUTBOX_PASS_BUDGET", default=30.0)  # s the periodic pass keeps claiming

@@ -3,11 +3,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from automation.delivery.views import unsubscribe_view
+from delivery.views import unsubscribe_view
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("api/", include("accounts.api.urls")),
+    path("api/", include("delivery.api.urls")),
     path("api/", include("automation.api.urls")),
     path("api/", include("playbooks.api.urls")),
     path("api/v1/crm/", include("crm.api.urls")),

@@ -342,7 +342,7 @@ def _add_features(signals: AccountSignals, target_features: list[str] | None) ->
         only_targets = " AND f.value = ANY(%s)" if target_features else ""
         params = [list(target_features)] if target_features else []
         as_list = "array_to_json(array_agg(DISTINCT f.value ORDER BY f.value))::text"
-        catalog_list = f"(SELECT array_to_json(array_agg(feature ORDER BY feature))::text FROM {{@s_catalog}})"
+        catalog_list = "(SELECT array_to_json(array_agg(feature ORDER BY feature))::text FROM {@s_catalog})"
     else:
         elements = f"{sets} u, json_each(u.features_used) AS f WHERE {in_window}"
         only_targets = (f" AND f.value IN ({', '.join(['%s'] * len(target_features))})"

@@ -3,17 +3,13 @@ from rest_framework.routers import SimpleRouter
 
 from csplatform.api import slash_optional
 
-from . import delivery, views
+from . import views
 from .webhooks import InboundWebhookView
 
 # SimpleRouter: accounts.api already serves the browsable API root at /api/.
 router = slash_optional(SimpleRouter())
 router.register("admin/automation", views.WorkflowViewSet, basename="automation-workflow")
 router.register("event-triggers", views.EventTriggerViewSet, basename="event-trigger")
-router.register("outbox", delivery.OutboxViewSet, basename="outbox")
-router.register("email-templates", delivery.EmailTemplateViewSet, basename="email-template")
-router.register("webhook-secrets", delivery.WebhookSecretViewSet, basename="webhook-secret")
-router.register("integration-credentials", delivery.IntegrationCredentialViewSet, basename="integration-credential")
 
 urlpatterns = [
     re_path(r"^hooks/(?P<token>[^/]+)/?$", InboundWebhookView.as_view(), name="automation-webhook"),

@@ -26,7 +26,8 @@ def window_config(config, path: str = "") -> dict:
     unknown = sorted(set(config) - set(_KEYS))
     if unknown:
         raise ConditionError(f"{path}.{unknown[0]}" if path else unknown[0], "Unknown time condition setting.")
-    at = (lambda key: f"{path}.{key}" if path else key)
+    def at(key):
+        return (f"{path}.{key}" if path else key)
     business = config.get("business_hours_only") or False
     if not isinstance(business, bool):
         raise ConditionError(at("business_hours_only"), "Must be true or false.")

@@ -13,7 +13,8 @@ from django.utils import timezone
 from accounts.models import Note, Role, Task
 from automation import engine
 from automation.admin import rule_summary
-from automation.models import Event, Outbox, Run, RunStep, Workflow
+from automation.models import Event, Run, RunStep, Workflow
+from delivery.models import Outbox
 from automation.services import workflow_save
 from tests.factories import AccountFactory, MembershipFactory
 

@@ -226,7 +226,8 @@ def test_it_tests_membership_in_a_json_list(world, tenant):
     UsageMetricFactory(account=europe, date=TODAY, features_used=[])
     UsageMetricFactory(account=techstart, date=TODAY, features_used=["api"])
     rows = UsageMetric.objects.for_tenant(tenant).select_related("account")
-    by_account = (lambda metric: metric.account.name)
+    def by_account(metric):
+        return (metric.account.name)
     if not connection.features.supports_json_field_contains:  # SQLite (embedded mode): evaluate in memory
         with pytest.raises(NotCompilable):
             to_q(leaf("features_used", "contains", "reports"), UsageMetric)

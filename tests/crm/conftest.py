@@ -6,7 +6,7 @@ import datetime
 import pytest
 
 from accounts.models import Role
-from automation.models import IntegrationCredential, Outbox
+from delivery.models import IntegrationCredential, Outbox
 from crm.models import CRMPlaybookExecution, CRMStepExecution
 from tests.factories import AccountFactory, ContactFactory, MembershipFactory
 

@@ -8,7 +8,7 @@ from django.core import mail
 from django.db import connection
 
 from accounts.models import Tenant
-from automation.models import Outbox
+from delivery.models import Outbox
 from crm.models import CRMPlaybookExecution, CRMStepExecution
 from crm.scheduler import execute_pending_steps
 from crm.services import JourneyRefused, start_journey

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from automation.delivery import signing
+from delivery import signing
 from automation.models import Workflow
 from automation.services import workflow_save
 

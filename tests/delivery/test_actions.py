@@ -9,8 +9,9 @@ from django.db import transaction
 
 from accounts import services as account_services
 from automation import engine
-from automation.delivery import services
-from automation.models import Event, Outbox, Run, RunStep
+from delivery import services
+from automation.models import Event, Run, RunStep
+from delivery.models import Outbox
 from tests.factories import AccountFactory, MembershipFactory, health_score
 
 from .conftest import make_rule

@@ -9,7 +9,8 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from accounts.models import AuditLog, Role
-from automation.models import EmailTemplate, IntegrationCredential, Outbox, Run, RunStep, WebhookSecret, Workflow
+from automation.models import Run, RunStep, Workflow
+from delivery.models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
 from tests.factories import AccountFactory, ContactFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,8 @@ def staff(tenant, role=Role.TENANT_ADMIN):
 
 
 def url(model: str, view: str, *args) -> str:
-    return reverse(f"admin:automation_{model}_{view}", args=args)
+    app = "automation" if model in ("run", "workflow") else "delivery"
+    return reverse(f"admin:{app}_{model}_{view}", args=args)
 
 
 def message(tenant, n=1, **fields) -> Outbox:
@@ -96,7 +98,7 @@ def test_it_shows_each_steps_outbox_messages_on_the_run_page(client, tenant):
     rule = Workflow.objects.create(tenant=tenant, name="Alert", trigger_type="manual")
     run = Run.objects.create(tenant=tenant, workflow=rule)
     step = RunStep.objects.create(tenant=tenant, run=run, position=0, action_type="webhook")
-    message(tenant, run=run, run_step=step, status=Outbox.Status.FAILED, error="HTTP 503", attempts=2)
+    message(tenant, run_id=run.pk, run_step_id=step.pk, status=Outbox.Status.FAILED, error="HTTP 503", attempts=2)
     client.force_login(staff(tenant, Role.VIEWER))
     page = client.get(url("run", "change", run.pk)).content.decode()
     assert "Outbox messages" in page and "https://hooks.example.com/1" in page and "HTTP 503" in page
@@ -117,7 +119,7 @@ def test_it_saves_a_template_through_the_service_with_an_audit_entry(client, ten
     assert response.status_code == 302, response.context["adminform"].form.errors
     row = EmailTemplate.objects.get(name="Hello")
     assert row.tenant_id == tenant.pk
-    assert AuditLog.objects.get(object_type="automation.emailtemplate", action="create").actor == user
+    assert AuditLog.objects.get(object_type="delivery.emailtemplate", action="create").actor == user
 
 
 def test_it_shows_an_unknown_variable_on_its_field(client, tenant):
@@ -170,7 +172,7 @@ def test_it_rotates_a_webhook_secret_showing_it_once_and_never_again(client, ten
                                                                            follow=True)):
         text = page.content.decode()
         assert new.secret not in text and new.secret[6:16] not in text and old.secret[6:16] not in text
-    assert AuditLog.objects.filter(object_type="automation.webhooksecret", actor=user).exists()
+    assert AuditLog.objects.filter(object_type="delivery.webhooksecret", actor=user).exists()
 
 
 def test_it_rotates_from_the_list_action(client, tenant):
@@ -215,10 +217,10 @@ def test_it_keeps_the_token_write_only(client, tenant):
                 {"integration": "slack", "base_url": "", "token": "", "config": json.dumps({"channel": "#cs"})})
     row.refresh_from_db()
     assert (row.token, row.config) == ("xoxb-secret-1", {"channel": "#cs"})
-    audit = json.dumps(list(AuditLog.objects.filter(object_type="automation.integrationcredential")
+    audit = json.dumps(list(AuditLog.objects.filter(object_type="delivery.integrationcredential")
                             .values_list("changes", flat=True)))
     assert "xoxb-secret" not in audit
-    assert AuditLog.objects.filter(object_type="automation.integrationcredential", actor=user).count() == 2
+    assert AuditLog.objects.filter(object_type="delivery.integrationcredential", actor=user).count() == 2
 
 
 def test_it_requires_a_token_and_refuses_metadata_base_urls(client, tenant):

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from accounts import services as account_services
-from automation.delivery import services
-from automation.models import IntegrationCredential, Outbox, RunStep
+from delivery import services
+from automation.models import RunStep
+from delivery.models import IntegrationCredential, Outbox
 from tests.factories import AccountFactory, ContactFactory
 
 from .conftest import make_rule

@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from automation import periodic, scheduling
-from automation.delivery import commands, services, tasks
-from automation.models import Outbox
+from delivery import services, tasks
+from delivery.models import Outbox
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def test_it_delivers_due_messages_and_recovers_stuck_ones_with_the_deliver_outbo
     Outbox.objects.filter(pk=stuck.pk).update(status="sending", attempts=1, claimed_at=timezone.now() - timedelta(
         seconds=settings.OUTBOX_SENDING_TIMEOUT + 5))
     out = io.StringIO()
-    call_command(commands.Command(), stdout=out)
+    call_command("deliver_outbox", stdout=out)
     assert json.loads(out.getvalue()) == {"claimed": 2, "delivered": 2, "failed": 0, "dead": 0, "released": 0,
                                           "reclaimed": 1}
     assert set(Outbox.objects.values_list("status", flat=True)) == {"delivered"}

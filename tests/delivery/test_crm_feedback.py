@@ -4,9 +4,9 @@ records it on the step execution that sent it (automation never imports crm)."""
 import pytest
 from django.core import mail
 
-from automation.delivery import services
-from automation.delivery.signals import outbox_message_finished
-from automation.models import Outbox
+from delivery import services
+from delivery.signals import outbox_message_finished
+from delivery.models import Outbox
 from crm.models import CRMStepExecution
 from crm.scheduler import execute_pending_steps
 from crm.services import start_journey

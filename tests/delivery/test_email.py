@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Engagement, Goal
-from automation.delivery import email as emails
-from automation.delivery import services
-from automation.models import EmailTemplate, Outbox, RunStep
+from delivery import email as emails
+from delivery import services
+from automation.models import RunStep
+from delivery.models import EmailTemplate, Outbox
 from tests.factories import AccountFactory, ContactFactory, EngagementFactory, GoalFactory, MembershipFactory, health_score
 
 from .conftest import make_rule
@@ -201,7 +202,7 @@ def test_it_unsubscribes_a_contact_with_the_signed_link(tenant, other_tenant):
 
 
 def test_it_unsubscribes_through_the_page_with_a_post_only(tenant, rf):
-    from automation.delivery.views import unsubscribe_view
+    from delivery.views import unsubscribe_view
 
     contact = ContactFactory(account=AccountFactory(tenant=tenant), email="dana@c.test")
     token = emails.unsubscribe_token(contact)

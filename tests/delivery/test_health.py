@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Role, Task
-from automation.delivery import health, services
-from automation.models import Outbox
-from automation.models.outbox import WebhookEndpoint
+from delivery import health, services
+from delivery.models import Outbox
+from delivery.models import WebhookEndpoint
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from automation.delivery import retry, services
-from automation.models import Outbox, WebhookSecret
+from delivery import retry, services
+from delivery.models import Outbox, WebhookSecret
 from tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,8 @@
 
 import pytest
 
-from automation.delivery import policy, services
-from automation.models import Outbox
+from delivery import policy, services
+from delivery.models import Outbox
 
 pytestmark = pytest.mark.django_db
 

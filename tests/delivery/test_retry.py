@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from automation.delivery import retry
+from delivery import retry
 from automation.models import Workflow
 
 

@@ -7,9 +7,9 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 
-from automation.delivery import email as emails
-from automation.delivery import services
-from automation.models import EmailTemplate, Outbox
+from delivery import email as emails
+from delivery import services
+from delivery.models import EmailTemplate, Outbox
 from tests.factories import AccountFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,9 @@ import pytest
 from django.db import transaction
 
 from accounts.models import Account
-from automation.delivery import services
-from automation.models import Outbox, Run
+from delivery import services
+from automation.models import Run, RunStep
+from delivery.models import Outbox
 from tests.celery_workers import MARKS, celery_workers
 from tests.factories import AccountFactory
 
@@ -67,7 +68,7 @@ def test_a_model_change_fires_a_rule_whose_webhook_a_worker_delivers_signed(tena
     assert request["headers"]["webhook-id"] == message.message_id
     assert receiver.json()["account"] == "TechStart Solutions"
     assert (message.attempts, message.last_status_code, message.run_id) == (1, 200, Run.objects.get().pk)
-    assert message.run_step is not None and message.run_step.action_type == "webhook"
+    assert RunStep.objects.get(pk=message.run_step_id).action_type == "webhook"
 
 
 def test_a_worker_retries_a_500_and_delivers_on_the_next_attempt(tenant, receiver, workers):

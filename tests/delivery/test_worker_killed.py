@@ -14,8 +14,8 @@ from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from automation.delivery import services
-from automation.models import Outbox
+from delivery import services
+from delivery.models import Outbox
 from tests.factories import TenantFactory
 
 pytestmark = [
@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="needs a database a second process can share"),
 ]
 
-WORKER = "import django; django.setup(); from automation.delivery import services; services.deliver(batch_size=10)"
+WORKER = "import django; django.setup(); from delivery import services; services.deliver(batch_size=10)"
 
 
 def database_url() -> str:

@@ -9,13 +9,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts import services as account_services
-from accounts.models import Account, JourneyStage, Role
-from automation.delivery import services as delivery
-from automation.models import Outbox, Run, Workflow
+from accounts.models import JourneyStage, Role
+from delivery import services as delivery
+from automation.models import Run, Workflow
+from delivery.models import Outbox
 from playbooks import services
 from playbooks.defaults import HEALTH_ALERT, STAGE_ALERT
 from playbooks.models import Playbook, PlaybookExecution, PlaybookSchedule, PlaybookTrigger
-from tests.delivery.conftest import receiver  # noqa: F401  (the fixture: a local HTTP server)
 from tests.factories import AccountFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db

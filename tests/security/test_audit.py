@@ -15,7 +15,7 @@ from accounts import services
 from accounts.audit import MASK, audit_diff, audit_record, audit_snapshot, mask_secrets
 from accounts.models import AuditLog, Membership, Role
 from csplatform.tenancy import tenant_context
-from tests.factories import AccountFactory, MembershipFactory, TenantFactory, UserFactory
+from tests.factories import AccountFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

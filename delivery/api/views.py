@@ -16,13 +16,10 @@ written to the audit trail with the request's user.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import django_filters
 from django.db import transaction
-from django.template import TemplateSyntaxError
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -31,40 +28,15 @@ from rest_framework.response import Response
 
 from accounts.audit import audit_record, audit_snapshot, mask_secrets
 from accounts.models import Account, Contact
-from automation.delivery import email as email_service
-from automation.delivery import policy
-from automation.delivery.services import outbox_requeue, webhook_secret_rotate
-from automation.models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
 from csplatform.api import TenantFilterSet, TenantModelSerializer, TenantModelViewSet, TenantRelatedField
 from csplatform.permissions import ADMINS, EVERYONE, MANAGERS, resolve_membership
 
-MASK = "***"
-# Header names whose values are credentials: Authorization, X-Api-Key, Cookie, X-Webhook-Token, ...
-SECRET_HEADER = re.compile(r"auth|token|secret|passw|key|signature|cookie|session|credential", re.IGNORECASE)
-
-
-def masked_headers(headers) -> dict:
-    """``headers`` with the value of every secret-looking header replaced by ``***``."""
-    if not isinstance(headers, dict):
-        return {}
-    return {name: MASK if SECRET_HEADER.search(str(name)) and value not in (None, "") else value
-            for name, value in headers.items()}
-
-
-def masked_payload(payload):
-    """An outbox payload as shown to people: nested ``headers`` (an email's) masked like the message's own,
-    and values under secret-looking keys hidden."""
-    if isinstance(payload, dict):
-        shown = mask_secrets(payload)
-        if isinstance(payload.get("headers"), dict):
-            shown["headers"] = masked_headers(payload["headers"])
-        return shown
-    return payload
-
-
-def secret_fingerprint(secret: str) -> str:
-    return WebhookSecret(secret=secret).fingerprint
-
+from .. import email as email_service
+from .. import policy
+from ..masking import masked_headers, masked_payload
+from ..models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
+from ..previews import PreviewError, render_preview
+from ..services import outbox_requeue, webhook_secret_rotate
 
 def _tenant(request):
     return resolve_membership(request).tenant
@@ -77,6 +49,8 @@ class OutboxFilter(TenantFilterSet):
                                                      help_text="Created at or after (ISO 8601).")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte",
                                                       help_text="Created at or before (ISO 8601).")
+    run = django_filters.NumberFilter(field_name="run_id", help_text="Id of the automation run that wrote it.")
+    run_step = django_filters.NumberFilter(field_name="run_step_id", help_text="Id of the run step that wrote it.")
 
     class Meta:
         model = Outbox
@@ -89,6 +63,10 @@ class OutboxSerializer(serializers.ModelSerializer):
     channel = serializers.CharField(read_only=True, help_text="webhook, email, sms, slack, hubspot or salesforce")
     headers = serializers.SerializerMethodField(help_text="Secret-looking header values are shown as ***.")
     payload = serializers.SerializerMethodField()
+    run = serializers.IntegerField(source="run_id", read_only=True, allow_null=True,
+                                   help_text="The automation run that wrote it.")
+    run_step = serializers.IntegerField(source="run_step_id", read_only=True, allow_null=True,
+                                        help_text="The run step that wrote it.")
 
     class Meta:
         model = Outbox
@@ -164,47 +142,6 @@ class PreviewResultSerializer(serializers.Serializer):
     sample = serializers.BooleanField(help_text="Rendered with sample data (no account or contact given).")
 
 
-SAMPLE = {
-    "account": {"id": "00000000-0000-0000-0000-000000000000", "name": "Sample Account", "health_score": 72.5,
-                "status": "Active", "risk_level": "Moderate", "arr": 50000.0, "industry": "Software",
-                "size": "SMB", "renewal_date": "", "owner_name": "Casey Manager", "owner_email": "csm@example.com"},
-    "contact": {"id": 0, "name": "Sam Sample", "first_name": "Sam", "email": "sam@example.com", "role": "Champion",
-                "phone": "+15550100"},
-    "engagement": {"last_meeting_date": "", "last_engagement_type": "Meeting", "last_engagement_date": "",
-                   "next_meeting_date": ""},
-    "goals": {"active_goals": 2, "completed_goals": 1, "at_risk_goals": 1, "missed_goals": 0},
-    "csm": {"name": "Casey Manager", "email": "csm@example.com"},
-}
-
-
-def sample_context(tenant, custom: dict) -> dict:
-    today = timezone.localdate()
-    context = email_service.email_context(tenant=tenant, custom=custom)
-    context.update({key: dict(value) for key, value in SAMPLE.items()})
-    context["account"]["renewal_date"] = (today + timedelta(days=90)).isoformat()
-    context["engagement"].update(last_meeting_date=(today - timedelta(days=14)).isoformat(),
-                                 last_engagement_date=(today - timedelta(days=3)).isoformat(),
-                                 next_meeting_date=(today + timedelta(days=7)).isoformat())
-    context["unsubscribe_url"] = "https://example.com/unsubscribe/sample"
-    return context
-
-
-def render_preview(template: EmailTemplate, *, account=None, contact=None, custom: dict | None = None) -> dict:
-    """The template rendered for an account/contact, or with sample data when neither is given. Declared
-    custom variables without a value show as ``[name]``."""
-    values = {name: f"[{name}]" for name in email_service.declared_names(template.variables)}
-    values.update(custom or {})
-    if account is None and contact is not None:
-        account = contact.account
-    try:
-        if account is None:
-            subject, text, html = email_service.render_email(template, sample_context(template.tenant, values))
-            return {"subject": subject, "text": text, "html": html, "sample": True}
-        return {**email_service.preview(template, account=account, contact=contact, custom=values), "sample": False}
-    except (TemplateSyntaxError, ValueError) as exc:
-        raise ValidationError({"template": [f"cannot be rendered: {exc}"]}) from None
-
-
 @extend_schema_view(list=extend_schema(summary="Email templates"))
 class EmailTemplateViewSet(TenantModelViewSet):
     """Tenant admins write; everyone reads and previews."""
@@ -246,8 +183,11 @@ class EmailTemplateViewSet(TenantModelViewSet):
         body = PreviewSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        return Response(render_preview(template, account=data.get("account_id"), contact=data.get("contact_id"),
-                                       custom=data.get("custom")))
+        try:
+            return Response(render_preview(template, account=data.get("account_id"), contact=data.get("contact_id"),
+                                           custom=data.get("custom")))
+        except PreviewError as exc:
+            raise ValidationError({"template": [str(exc)]}) from None
 
 
 # --- webhook secrets -----------------------------------------------------------------------------
@@ -262,7 +202,7 @@ class WebhookSecretSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_fingerprint(self, obj) -> str:
-        return secret_fingerprint(obj.secret)
+        return obj.fingerprint
 
 
 class RotateSerializer(serializers.Serializer):
@@ -276,22 +216,6 @@ class NewWebhookSecretSerializer(WebhookSecretSerializer):
     class Meta(WebhookSecretSerializer.Meta):
         fields = [*WebhookSecretSerializer.Meta.fields, "secret"]
         read_only_fields = fields
-
-
-def rotate_webhook_secret(tenant, *, overlap: timedelta, actor) -> WebhookSecret:
-    """``webhook_secret_rotate`` with the audit trail: the new secret, and the expiry of the old ones."""
-    secrets = WebhookSecret.objects.for_tenant(tenant)
-    with transaction.atomic():
-        before = {row.pk: (row, audit_snapshot(row)) for row in secrets.select_for_update()}
-        new = webhook_secret_rotate(tenant, overlap=overlap)
-        audit_record(tenant=tenant, actor=actor, action="create", obj=new,
-                     object_repr=f"webhook secret {secret_fingerprint(new.secret)}", after=audit_snapshot(new))
-        for row in secrets.filter(pk__in=list(before)):
-            old, snapshot = before[row.pk]
-            audit_record(tenant=tenant, actor=actor, action="update", obj=row,
-                         object_repr=f"webhook secret {secret_fingerprint(row.secret)}", before=snapshot,
-                         after=audit_snapshot(row))
-    return new
 
 
 @extend_schema_view(list=extend_schema(summary="Webhook signing secrets (never their values)"),
@@ -315,7 +239,7 @@ class WebhookSecretViewSet(TenantModelViewSet):
     def create(self, request, *args, **kwargs):
         body = RotateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        new = rotate_webhook_secret(_tenant(request), overlap=timedelta(hours=body.validated_data["overlap_hours"]),
+        new = webhook_secret_rotate(_tenant(request), overlap=timedelta(hours=body.validated_data["overlap_hours"]),
                                     actor=request.user)
         return Response(NewWebhookSecretSerializer(new).data, status=status.HTTP_201_CREATED)
 

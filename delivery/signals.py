@@ -18,14 +18,14 @@ import logging
 from django.db import transaction
 from django.dispatch import Signal
 
-log = logging.getLogger("automation.delivery")
+log = logging.getLogger("delivery")
 
 outbox_message_finished = Signal()
 
 
 def send_finished(message) -> None:
     """Call the receivers of ``outbox_message_finished`` for ``message`` (in a savepoint)."""
-    from automation.models import Outbox
+    from delivery.models import Outbox
 
     if not outbox_message_finished.has_listeners(Outbox):
         return

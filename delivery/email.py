@@ -40,7 +40,7 @@ from django.utils.html import strip_tags
 
 from accounts.models import Contact, Engagement, Goal
 from automation.actions import sandbox_engine
-from automation.models import EmailTemplate, Outbox
+from delivery.models import EmailTemplate, Outbox
 
 # The action sandbox's bounded filters plus a few control tags; no {% include %}/{% extends %}/{% load %},
 # no {% lorem %}/{% url %}/{% debug %}/{% now %}, no width filters (see automation.actions.sandbox_engine).
@@ -358,7 +358,7 @@ def goals_context(account) -> dict:
     return counts
 
 
-UNSUBSCRIBE_SALT = "automation.delivery.unsubscribe"
+UNSUBSCRIBE_SALT = "delivery.unsubscribe"
 
 
 def unsubscribe_token(contact) -> str:

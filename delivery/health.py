@@ -32,13 +32,13 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from automation.models import Outbox
-from automation.models.outbox import WebhookEndpoint
+from delivery.models import Outbox
+from delivery.models import WebhookEndpoint
 from csplatform.tenancy import system_context
 
 from .transports import Result
 
-log = logging.getLogger("automation.delivery")
+log = logging.getLogger("delivery")
 DISABLED_ERROR = "endpoint disabled"
 TASK_SOURCE = "delivery: webhook endpoint health"
 
@@ -80,7 +80,7 @@ def blocked(message, cache: EndpointCache) -> Result | None:
     return Result(False, error=(
         f"{DISABLED_ERROR}: {message.target} has been disabled since {endpoint.disabled_at:%Y-%m-%d %H:%M} UTC "
         f"({endpoint.disabled_reason}); nothing was sent. Re-enable it with "
-        f"automation.delivery.health.webhook_endpoint_enable, then re-queue this message"), permanent=True)
+        f"delivery.health.webhook_endpoint_enable, then re-queue this message"), permanent=True)
 
 
 def observe(message, result: Result, cache: EndpointCache, *, now=None) -> None:
@@ -130,7 +130,7 @@ def _notify_admins(endpoint: WebhookEndpoint, now) -> list:
         f"Webhooks to {endpoint.url} have all failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
         f"({endpoint.failures} failed attempts; last error: {endpoint.last_error[:300]}). The endpoint was "
         f"disabled on {endpoint.disabled_at:%Y-%m-%d %H:%M} UTC: messages to it are no longer sent and end as "
-        f"dead. Fix the receiver, then re-enable the endpoint (automation.delivery.health."
+        f"dead. Fix the receiver, then re-enable the endpoint (delivery.health."
         f"webhook_endpoint_enable(tenant, url, requeue_dead=True) re-enables it and re-queues the messages "
         f"that died meanwhile).")
     admins = list(Membership.objects.filter(tenant_id=endpoint.tenant_id, role=Role.TENANT_ADMIN)

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from . import services
+from delivery import services
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 """Outgoing messages: the transactional outbox and what delivery needs per tenant.
 
 * ``Outbox``: one message to deliver (webhook call, email, SMS, Slack/HubSpot/Salesforce call), written
-  in the same transaction as the run step that caused it and delivered after commit by
-  ``automation.delivery`` (claim with SKIP LOCKED, send outside the lock, record, retry with backoff).
+  in the same transaction as what caused it and delivered after commit (claim with SKIP LOCKED, send outside
+  the lock, record, retry with backoff).
 * ``WebhookSecret``: the tenant's signing secrets; several are active while one is being rotated.
 * ``WebhookEndpoint``: the health of one webhook target (tenant + URL); disabled after 5 days of failures.
 * ``EmailTemplate``: the tenant's email templates (seed 001), validated when saved.
@@ -65,17 +65,19 @@ class Outbox(TenantOwnedModel):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_response = models.TextField(blank=True, default="", help_text="Excerpt of the last response body.")
     error = models.TextField(blank=True, default="")
-    email_template = models.ForeignKey("automation.EmailTemplate", null=True, blank=True, on_delete=models.SET_NULL,
+    email_template = models.ForeignKey("delivery.EmailTemplate", null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="messages", help_text="The template an email was rendered from.")
     variant = models.CharField(max_length=32, blank=True, default="",
                                help_text="The A/B variant of the email template this message was rendered with.")
-    run = models.ForeignKey("automation.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox")
-    run_step = models.ForeignKey("automation.RunStep", null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="outbox")
+    # Who wrote the message, as plain ids: delivery sits below automation and does not know its models. The
+    # engine sets them (and links the step) from what ``outbox_enqueue`` returns; ids of purged runs dangle.
+    run_id = models.BigIntegerField(null=True, blank=True, db_index=True, help_text="The automation run that wrote it.")
+    run_step_id = models.BigIntegerField(null=True, blank=True, db_index=True, help_text="The run step that wrote it.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "automation_outbox"  # created by the automation app; moved here without copying rows
         ordering = ["-created_at", "-id"]
         verbose_name = "outbox message"
         constraints = [
@@ -103,6 +105,7 @@ class WebhookSecret(TenantOwnedModel):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Stops signing after this time.")
 
     class Meta:
+        db_table = "automation_webhooksecret"  # created by the automation app; moved here without copying rows
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:  # never any part of the secret: this shows in admin titles and audit entries
@@ -122,7 +125,7 @@ class WebhookEndpoint(TenantOwnedModel):
     """The health of one webhook target of a tenant (its exact URL). A row appears with the first failed
     attempt; every failed attempt extends the failing streak, any 2xx ends it. When the streak has lasted
     ``WEBHOOK_DISABLE_AFTER`` (5 days) the endpoint is disabled: further messages to it go straight to
-    dead and the tenant admins get a task. ``automation.delivery.health.webhook_endpoint_enable`` turns it
+    dead and the tenant admins get a task. ``delivery.health.webhook_endpoint_enable`` turns it
     back on."""
 
     url = models.TextField()
@@ -138,6 +141,7 @@ class WebhookEndpoint(TenantOwnedModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "automation_webhookendpoint"  # created by the automation app; moved here without copying rows
         ordering = ["url"]
         verbose_name = "webhook endpoint"
         constraints = [models.UniqueConstraint(fields=["tenant", "url_hash"], name="webhook_endpoint_once_per_tenant")]
@@ -152,7 +156,7 @@ class WebhookEndpoint(TenantOwnedModel):
 
 class EmailTemplate(TenantOwnedModel):
     """Seed 001's email template: Django template syntax over account/contact/engagement/goals/custom.
-    Save through ``automation.delivery.email.email_template_save`` (or ``full_clean``), which rejects
+    Save through ``delivery.email.email_template_save`` (or ``full_clean``), which rejects
     unknown variables."""
 
     name = models.CharField(max_length=100)
@@ -170,6 +174,7 @@ class EmailTemplate(TenantOwnedModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "automation_emailtemplate"  # created by the automation app; moved here without copying rows
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="email_template_unique_name")]
 
@@ -177,7 +182,7 @@ class EmailTemplate(TenantOwnedModel):
         return self.name
 
     def clean(self):
-        from automation.delivery.email import email_template_validate
+        from delivery.email import email_template_validate
 
         email_template_validate(self)
 
@@ -200,6 +205,7 @@ class IntegrationCredential(TenantOwnedModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "automation_integrationcredential"  # created by the automation app; moved here without copying rows
         ordering = ["integration"]
         constraints = [models.UniqueConstraint(fields=["tenant", "integration"], name="integration_once_per_tenant")]
 

@@ -5,8 +5,12 @@ from django.conf import settings
 
 from . import services
 
+# Task names predate the delivery app: beat schedules and queued tasks stored under them keep working.
+DELIVER_MESSAGES_TASK = "automation.delivery.deliver_messages"
+DELIVER_OUTBOX_TASK = "automation.delivery.deliver_outbox"
 
-@shared_task(name="automation.delivery.deliver_messages", acks_late=True, ignore_result=True)
+
+@shared_task(name=DELIVER_MESSAGES_TASK, acks_late=True, ignore_result=True)
 def deliver_messages(ids: list[int]) -> dict:
     """Deliver these messages now if they are still due (handed over in ``transaction.on_commit``).
 
@@ -21,7 +25,7 @@ def deliver_messages(ids: list[int]) -> dict:
     return stats.as_dict()
 
 
-@shared_task(name="automation.delivery.deliver_outbox", ignore_result=True)
+@shared_task(name=DELIVER_OUTBOX_TASK, ignore_result=True)
 def deliver_outbox() -> dict:
     """The periodic pass (beat): re-claim stuck messages, deliver everything due within a time budget
     that leaves room for one batch before the task's soft time limit."""

@@ -24,12 +24,10 @@ Life of a message::
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 import time
 import uuid
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -41,60 +39,31 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.audit import audit_record, audit_snapshot
 from accounts.models import Tenant
-from automation.models import Outbox, WebhookSecret
 from csplatform.tenancy import system_context, tenant_context
 
 from . import health, retry
+from .models import EmailTemplate, Outbox, WebhookSecret
 from .signals import send_finished
 from .transports import Result, transports
 
-log = logging.getLogger("automation.delivery")
+log = logging.getLogger("delivery")
 S = Outbox.Status
 DUE = (S.PENDING, S.FAILED)
-
-# Messages a rule's action wrote in this thread, by run: the engine takes them after each action and
-# links them to the run step when it writes the steps (automation.run_writes).
-_unlinked = threading.local()
-
-
-def _written() -> dict:
-    if not hasattr(_unlinked, "by_run"):
-        _unlinked.by_run = {}
-    return _unlinked.by_run
-
-
-def take_messages(run_pk) -> list[Outbox]:
-    """The messages written for run ``run_pk`` since the last call (and forget them)."""
-    return _written().pop(run_pk, [])
-
-
-def forget_messages() -> None:
-    _written().clear()
-
-
-# An engine batch takes the messages whose key is new and inserts them all when it ends (automation.run_writes).
-_deferred: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("outbox_deferred", default=None)
-
-
-@contextmanager
-def deferring(sink: Callable):
-    token = _deferred.set(sink)
-    try:
-        yield
-    finally:
-        _deferred.reset(token)
-
 
 # --- enqueue ------------------------------------------------------------------------------------
 
 def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = "POST", headers: dict | None = None,
-                   idempotency_key: str | None = None, run=None, retry_policy: tuple[dict, int] | None = None,
+                   idempotency_key: str | None = None, run_id=None, retry_policy: tuple[dict, int] | None = None,
                    deliver_at=None, dispatch: bool = True, email_template=None, variant: str | None = None,
-                   key_is_new: bool = False) -> Outbox:
+                   key_is_new: bool = False, defer: Callable[[Outbox], None] | None = None) -> Outbox:
     """Write one message in the current transaction (idempotent on ``idempotency_key`` per tenant) and,
-    unless ``dispatch`` is false, hand it to a worker when the transaction commits. ``key_is_new`` says
-    no message can have this key yet (a rule's keys name their run), which saves the savepoint.
+    unless ``dispatch`` is false, hand it to a worker when the transaction commits; returns the message
+    (the existing one for a known key). ``key_is_new`` says no message can have this key yet (a rule's
+    keys name their run), which saves the savepoint; with ``defer`` such a message is handed to it instead
+    of being inserted (the engine's batch gives it an id now and inserts it with its run). ``run_id`` is
+    the automation run that wrote it: delivery keeps it as a plain id.
 
     An email records the template it was rendered from (``email_template``, or the template named by
     ``payload["template"]``) and its A/B variant (``variant``, or ``payload["variant"]``) for
@@ -105,17 +74,15 @@ def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = 
     if channel == Outbox.Channel.EMAIL and isinstance(payload, dict):
         variant = payload.get("variant") or "" if variant is None else variant
         if email_template is None and payload.get("template"):
-            from automation.models import EmailTemplate
-
             email_template = EmailTemplate.objects.for_tenant(tenant_id).filter(name=payload["template"]).first()
     policy, max_attempts = retry_policy or retry.policy_for()
     key = idempotency_key or f"auto:{uuid.uuid4().hex}"
     message = Outbox(tenant_id=tenant_id, channel=channel, target=target, method=(method or "POST").upper(),
                      headers=headers or {}, payload=payload, idempotency_key=key, retry_policy=policy,
-                     max_attempts=max_attempts, next_attempt_at=deliver_at or timezone.now(), run=run,
+                     max_attempts=max_attempts, next_attempt_at=deliver_at or timezone.now(), run_id=run_id,
                      email_template=email_template, variant=(variant or "")[:32])
-    if key_is_new and (sink := _deferred.get()) is not None:
-        sink(message)  # an id now, the row when the engine's batch ends
+    if key_is_new and defer is not None:
+        defer(message)  # an id now, the row when the engine's batch ends
     else:
         # A savepoint only where a duplicate key is possible: it must not break the caller's transaction.
         try:
@@ -126,8 +93,6 @@ def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = 
             if existing is None:
                 raise
             return existing
-    if run is not None:
-        _written().setdefault(run.pk, []).append(message)
     if dispatch and message.next_attempt_at <= timezone.now():
         dispatch_on_commit([message.pk])
     return message
@@ -140,7 +105,7 @@ def dispatch_on_commit(ids: list[int]) -> None:
 
 def dispatch(ids: list[int]) -> None:
     """Hand message ids to celery. A broker outage only delays them: the periodic pass picks them up."""
-    from .tasks import deliver_messages
+    from .tasks import deliver_messages  # the tasks module imports this one
 
     try:
         deliver_messages.delay(ids)
@@ -315,7 +280,7 @@ def schedule_retry(message: Outbox) -> None:
         return
     delay = (message.next_attempt_at - timezone.now()).total_seconds()
     if delay <= settings.OUTBOX_SHORT_RETRY:
-        from .tasks import deliver_messages
+        from .tasks import deliver_messages  # the tasks module imports this one
 
         try:
             deliver_messages.apply_async(([message.pk],), countdown=max(0.0, delay) + 0.05)
@@ -398,11 +363,20 @@ def active_webhook_secrets(tenant_id) -> list[str]:
     return secrets
 
 
-def webhook_secret_rotate(tenant, *, overlap: timedelta = timedelta(hours=24)) -> WebhookSecret:
-    """A new secret; the current ones keep signing (alongside it) for ``overlap``, then expire."""
+def webhook_secret_rotate(tenant, *, overlap: timedelta = timedelta(hours=24), actor=None) -> WebhookSecret:
+    """A new secret; the current ones keep signing (alongside it) for ``overlap``, then expire. The new
+    secret and the old ones' expiry go to the audit trail with ``actor``."""
     tenant_id = getattr(tenant, "pk", tenant)
     now = timezone.now()
+    secrets = WebhookSecret.objects.for_tenant(tenant_id)
     with transaction.atomic():
-        WebhookSecret.objects.for_tenant(tenant_id).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now + overlap)).update(expires_at=now + overlap)
-        return WebhookSecret.objects.create(tenant_id=tenant_id)
+        before = {row.pk: (row, audit_snapshot(row)) for row in secrets.select_for_update()}
+        secrets.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now + overlap)).update(expires_at=now + overlap)
+        new = WebhookSecret.objects.create(tenant_id=tenant_id)
+        audit_record(tenant=tenant_id, actor=actor, action="create", obj=new, object_repr=f"webhook secret {new.fingerprint}",
+                     after=audit_snapshot(new))
+        for row in secrets.filter(pk__in=list(before)):
+            old, snapshot = before[row.pk]
+            audit_record(tenant=tenant_id, actor=actor, action="update", obj=row, object_repr=f"webhook secret {row.fingerprint}",
+                         before=snapshot, after=audit_snapshot(row))
+    return new

@@ -14,10 +14,6 @@
 
 from __future__ import annotations
 
-import contextvars
-from contextlib import contextmanager
-
-from django.db import connection
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -25,6 +21,9 @@ from django.utils import timezone
 from accounts.models import HealthScore
 from accounts.models.customers import RiskLevel
 from accounts.models.health import COMPONENTS
+
+from .batch import ScoreMemo
+from .events import running
 
 
 def _num(value):
@@ -68,54 +67,35 @@ def csm_block(account) -> dict | None:
     return {"email": owner.email, "name": owner.get_full_name() or owner.email}
 
 
-# An engine batch reads its accounts' latest scores in one query (``batch_scores``, PostgreSQL); a score
+# An engine batch reads its accounts' latest scores in one query (its ``ScoreMemo``, PostgreSQL); a score
 # recorded meanwhile (an action's update_health_score) drops its account's entry, so nothing stale is sent.
-_batch: contextvars.ContextVar[dict | None] = contextvars.ContextVar("payload_scores", default=None)
 
-
-@contextmanager
-def batch_scores(account_ids):
-    token = _batch.set({"wanted": {pk for pk in account_ids if pk}, "found": {}} if connection.vendor == "postgresql"
-                       else None)
-    try:
-        yield
-    finally:
-        _batch.reset(token)
-
-
-@receiver(post_save, sender=HealthScore, dispatch_uid="automation.delivery.payloads.forget_score")
+@receiver(post_save, sender=HealthScore, dispatch_uid="automation.payloads.forget_score")
 def _forget_score(sender, instance, **kwargs):
-    if (memo := _batch.get()) is not None:
-        memo["found"].pop(instance.account_id, None)
+    cause = running()
+    if cause is not None and cause.batch.scores is not None:
+        cause.batch.scores.forget(instance.account_id)
 
 
-def forget_scores() -> None:
-    """Drop what the batch has read (its runs were rolled back; a score they recorded may be in it)."""
-    if (memo := _batch.get()) is not None:
-        memo["found"].clear()
-
-
-def latest_score(account) -> HealthScore | None:
-    memo = _batch.get()
-    if memo is not None and account.pk in memo["found"]:
-        return memo["found"][account.pk]
+def latest_score(account, memo: ScoreMemo | None = None) -> HealthScore | None:
+    if memo is not None and account.pk in memo.found:
+        return memo.found[account.pk]
     scores = HealthScore.objects.for_tenant(account.tenant_id).order_by("account_id", "-calculated_at", "-id")
     if memo is None:
         return scores.filter(account=account).first()
-    found = memo["found"]
-    if account.pk not in found:
-        wanted = (memo["wanted"] | {account.pk}) - found.keys()
-        found.update(dict.fromkeys(wanted))
-        found.update({score.account_id: score for score in scores.filter(account_id__in=wanted).distinct("account_id")})
+    found = memo.found
+    wanted = (memo.wanted | {account.pk}) - found.keys()
+    found.update(dict.fromkeys(wanted))
+    found.update({score.account_id: score for score in scores.filter(account_id__in=wanted).distinct("account_id")})
     return found[account.pk]
 
 
-def health_block(account, event_type: str, payload: dict) -> dict | None:
+def health_block(account, event_type: str, payload: dict, memo: ScoreMemo | None = None) -> dict | None:
     score = None
     if event_type == "health_score_change" and payload.get("health_score_id"):
         score = HealthScore.objects.for_tenant(account.tenant_id).filter(pk=payload["health_score_id"]).first()
     if score is None and account is not None:
-        score = latest_score(account)
+        score = latest_score(account, memo)
     if score is None:
         return None
     block = {"current_score": _num(score.overall_score), "previous_score": _num(score.previous_score),
@@ -135,7 +115,8 @@ def event_payload(ctx) -> dict:
     body = {
         "event_type": event_type_of(raw_type, payload),
         "account": account_block(ctx.account),
-        "health_score": health_block(ctx.account, raw_type, payload) if ctx.account is not None else None,
+        "health_score": (health_block(ctx.account, raw_type, payload, ctx.batch.scores if ctx.batch else None)
+                         if ctx.account is not None else None),
         "csm": csm_block(ctx.account),
         "event": payload,
         "workflow": {"id": ctx.workflow.pk, "name": ctx.workflow.name} if ctx.workflow is not None else None,

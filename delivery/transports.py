@@ -222,7 +222,7 @@ class IntegrationTransport(Transport):
     setting = ""
 
     def credential(self, message):
-        from automation.models import IntegrationCredential
+        from delivery.models import IntegrationCredential
 
         return IntegrationCredential.objects.for_tenant(message.tenant_id).filter(integration=self.channel).first()
 

@@ -1,0 +1,44 @@
+"""Small read-only displays and form fields the apps' admins share (pretty JSON, API refusals as text)."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.utils.html import format_html
+
+
+def pretty_json(value):
+    if value in (None, {}, []):
+        return "-"
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    return format_html('<pre style="margin:0;white-space:pre-wrap;max-width:60em">{}</pre>', text)
+
+
+def json_display(field: str, description: str):
+    """A read-only field of the admin showing the row's JSON ``field`` pretty-printed."""
+    return admin.display(description=description)(lambda self, obj: pretty_json(getattr(obj, field)))
+
+
+def refusal_text(exc) -> str:
+    """A DRF ``ValidationError``'s detail as one line for an admin message."""
+    detail = exc.detail
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {' '.join(map(str, value if isinstance(value, list) else [value]))}"
+                         for key, value in detail.items())
+    return " ".join(map(str, detail if isinstance(detail, list) else [detail]))
+
+
+class PrettyJSONField(forms.JSONField):
+    """JSON in a monospaced textarea, indented so a CSM can read and edit it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["widget"] = forms.Textarea(attrs={"rows": 10, "cols": 90, "class": "vLargeTextField",
+                                                  "style": "font-family:monospace", "spellcheck": "false"})
+        super().__init__(*args, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
