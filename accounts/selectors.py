@@ -28,16 +28,6 @@ def accounts_with_trend(queryset: QuerySet[Account], *, window: timedelta = DEFA
     )
 
 
-def account_descendants(account: Account) -> list[Account]:
-    """All accounts below ``account`` in its hierarchy, one query per level."""
-    found, level = [], [account.pk]
-    while level:
-        children = list(Account.objects.for_tenant(account.tenant_id).filter(parent_id__in=level))
-        found.extend(children)
-        level = [child.pk for child in children]
-    return found
-
-
 def account_health_rollup(account: Account) -> dict:
     """ARR-weighted health of an account and everything below it (accounts without a score are listed)."""
     # The root is re-read with its children (same query): the caller's object may predate its latest score.

@@ -318,6 +318,17 @@ def health_score_record(*, account: Account, components: Mapping[str, Any],
                                adjustment=None)
 
 
+@transaction.atomic
+def health_score_delete(*, score: HealthScore) -> None:
+    """Delete a score. The account mirrors its latest score: deleting that one brings the next one back."""
+    account = Account.objects.select_for_update().get(pk=score.account_id)
+    score.delete()
+    latest = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id").first()
+    Account.objects.filter(pk=account.pk).update(
+        health_score=latest.overall_score if latest else None, risk_level=latest.risk_level if latest else "",
+    )
+
+
 def _latest_components(account: Account) -> tuple[HealthScore, dict]:
     latest = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id").first()
     if latest is None:

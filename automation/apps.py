@@ -6,5 +6,5 @@ class AutomationConfig(AppConfig):
     name = "automation"
 
     def ready(self):
-        from . import payloads, signals  # noqa: F401  (receivers)
+        from . import payloads, signals, tasks  # noqa: F401  (receivers; tasks registers the celery tasks)
         from . import health_adjustments, outbox_pass  # noqa: F401  (due work + beat entries)

@@ -451,7 +451,7 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
 
 def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict, batch: Batch) -> None:
     ctx = ActionContext(tenant=rule.tenant, workflow=rule, run=run, account=account, subject=subject,
-                        event_payload=payload, extra=extra, batch=batch)
+                        event_payload=payload, extra=extra, batch=batch, fire=fire)
     failed, errors = [], []
     with actions_running(run.depth, batch):
         for position, spec in enumerate(rule.actions):

@@ -23,6 +23,8 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 
 from . import rule_index
+from csplatform.celery import task_named
+
 from .models import Event
 from .subjects import account_of, name_of
 
@@ -122,7 +124,13 @@ def record_model_change(instance, *, created: bool = False, deleted: bool = Fals
     return event
 
 
-def dispatch(event: Event) -> None:
-    from .tasks import process_event  # tasks -> engine -> events: celery's task module is imported last
+PROCESS_EVENT_TASK = "automation.tasks.process_event"
 
-    process_event.delay(str(event.tenant_id), event.pk)
+
+def dispatch(event: Event) -> None:
+    dispatch_ids(event.tenant_id, event.pk)
+
+
+def dispatch_ids(tenant_id, event_id) -> None:
+    """Hand one event to a worker (by task name: the tasks module imports the engine, which imports this one)."""
+    task_named(PROCESS_EVENT_TASK).delay(str(tenant_id), event_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from delivery import services
-from delivery.tasks import DELIVER_OUTBOX_TASK
+from delivery.services import DELIVER_OUTBOX_TASK
 
 from .periodic import register_periodic_task
 from .scheduling import register_due_work

@@ -30,6 +30,7 @@ from csplatform.tenancy import system_context, tenant_context
 
 from . import conditions, engine
 from .batch import open_batch
+from .events import dispatch_ids
 from .models import Event, Run, ScheduledSlot, Workflow
 from .subjects import account_of, model_for
 from .triggers import ConfigError, parse_duration, triggers
@@ -110,8 +111,6 @@ def sweep_events(*, grace: datetime.timedelta = SWEEP_GRACE, now: datetime.datet
     """Hand to celery again every event still unprocessed ``grace`` after it was written (its on-commit
     dispatch was lost: broker down, worker killed). ``process_event`` skips processed events and
     locks with SKIP LOCKED, so a duplicate dispatch is harmless. Returns how many were dispatched."""
-    from .tasks import process_event
-
     now = now or timezone.now()
     with system_context("automation: sweep unprocessed events"):
         pending = list(engine.pending_events(Event.objects.filter(created_at__lt=now - grace))
@@ -123,7 +122,7 @@ def sweep_events(*, grace: datetime.timedelta = SWEEP_GRACE, now: datetime.datet
         if key in recent:
             continue
         try:
-            process_event.delay(str(tenant_id), pk)
+            dispatch_ids(tenant_id, pk)
         except Exception:  # eager mode raises the task's own error; the next sweep tries again
             log.exception("sweeper: event %s of tenant %s failed", pk, tenant_id)
             continue

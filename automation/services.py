@@ -21,6 +21,7 @@ from . import conditions, managed, rule_index
 from .actions import actions
 from .definitions import CONTENT_FIELDS, DEFINITION_KEYS, RULE_FIELDS, SWITCHES, definition_of, draft_view, scope_ids
 from .models import Workflow, WorkflowVersion
+from .models.rules import _new_token
 from .subjects import model_for
 from .triggers import ConfigError, triggers
 
@@ -281,8 +282,6 @@ def workflow_delete(*, rule: Workflow, actor=None) -> None:
 @transaction.atomic
 def workflow_rotate_webhook_token(*, rule: Workflow, actor=None) -> str:
     """Give the rule a new inbound webhook token; the old URL stops working at once."""
-    from .models.rules import _new_token
-
     rule.webhook_token = _new_token()
     rule.save(update_fields=["webhook_token", "updated_at"])
     audit_record(tenant=rule.tenant, actor=actor, action="update", obj=rule,

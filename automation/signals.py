@@ -7,6 +7,7 @@ from accounts import signals as domain
 from accounts.models import Engagement, HealthScore
 
 from . import events
+from .selectors import window_scores
 from .subjects import WATCHED
 
 
@@ -48,8 +49,6 @@ def _engagement_event(engagement: Engagement) -> None:
 
 @receiver(domain.health_score_recorded, sender=HealthScore)
 def health_score_recorded(sender, score, previous, **kwargs):
-    from .selectors import window_scores
-
     account = score.account
     events.emit(tenant_id=score.tenant_id, type="health_score_change", object_id=account.pk, account=account,
                 payload=lambda: {

@@ -6,9 +6,10 @@ from celery import shared_task
 from django.conf import settings
 
 from . import engine, scheduling
+from .events import PROCESS_EVENT_TASK
 
 
-@shared_task(acks_late=True)
+@shared_task(name=PROCESS_EVENT_TASK, acks_late=True)
 def process_event(tenant_id: str, event_id: int) -> int:
     return len(engine.process_event(tenant_id, event_id, batch=settings.AUTOMATION_EVENT_BATCH))
 

@@ -12,7 +12,9 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import available_timezones
 
-from .registry import Registry
+from accounts.models import Account, HealthScore, RiskLevel
+from csplatform.registry import Registry
+
 from .subjects import model_type_name
 
 
@@ -192,6 +194,11 @@ class HealthScoreChange(Trigger):
     The change is measured against the previous score, or with ``time_window`` against the score at
     the start of the window (the event carries it). With a ``threshold`` a decrease must end below
     it and an increase at or above it (seed 004's "score < 40"); repeats are held back by cooldown.
+
+    ``risk_levels`` (optional, e.g. ``["at_risk", "critical"]``): the new score's risk level must be one
+    of them; with ``entering: true`` the previous score's must not (the level *becomes* one of them; a
+    first score counts). The previous level is read from the event's ``previous_risk_level`` when it
+    carries one, else from the previous score row (one query, only when the new level is one of them).
     """
 
     type = "health_score_change"
@@ -205,6 +212,16 @@ class HealthScoreChange(Trigger):
         config["minimum_change"] = float(_number(config, "minimum_change", minimum=0) or 0)
         if config.get("time_window"):
             parse_duration(config["time_window"], "time_window")
+        if "risk_levels" in config:
+            levels = _string_list(config, "risk_levels")
+            if not levels or any(level not in RiskLevel.values for level in levels):
+                raise ConfigError("risk_levels", f"must be a list of {', '.join(RiskLevel.values)}")
+            config["risk_levels"] = levels
+        if "entering" in config:
+            if not isinstance(config["entering"], bool):
+                raise ConfigError("entering", "must be true or false")
+            if config["entering"] and not config.get("risk_levels"):
+                raise ConfigError("entering", "needs risk_levels (the levels the score enters)")
         return config, ""
 
     def matches(self, config, model_type, event):
@@ -220,32 +237,77 @@ class HealthScoreChange(Trigger):
         up = delta is None or (delta > 0 and delta >= minimum)
         if threshold is not None:
             down, up = down and current < threshold, up and current >= threshold
-        return {"decrease": down, "increase": up, "both": down or up}[config["direction"]]
+        if not {"decrease": down, "increase": up, "both": down or up}[config["direction"]]:
+            return False
+        levels = config.get("risk_levels")
+        if levels and event.payload.get("risk_level") not in levels:
+            return False
+        return not (levels and config.get("entering") and previous_risk_level(event) in levels)
+
+
+def previous_risk_level(event) -> str | None:
+    """The risk level of the score before the one a ``health_score_change`` event recorded (None for a first
+    score): the event's ``previous_risk_level`` if it carries it, else the previous row of the account's
+    history (what ``health_score_recorded`` called ``previous``), remembered on the event."""
+    payload = event.payload
+    if "previous_risk_level" in payload:
+        return payload["previous_risk_level"]
+    if payload.get("previous_score") is None or not payload.get("health_score_id") or event.tenant_id is None:
+        return None  # a first score (or an event that names no stored score)
+    if not hasattr(event, "_previous_risk_level"):
+        scores = HealthScore.objects.for_tenant(event.tenant_id)
+        score = scores.filter(pk=payload.get("health_score_id")).values("account_id", "calculated_at").first()
+        event._previous_risk_level = None if score is None else (
+            scores.filter(account_id=score["account_id"], calculated_at__lte=score["calculated_at"])
+            .exclude(pk=payload.get("health_score_id")).order_by("-calculated_at", "-id")
+            .values_list("risk_level", flat=True).first())
+    return event._previous_risk_level
 
 
 @register
 class StatusChange(Trigger):
+    """An account's status changed. ``from_status`` / ``to_status``: one status or a list (any of them);
+    ``entering: true`` leaves out a change between two of the ``to_status`` statuses (cancelled -> churned
+    is not a second cancellation)."""
+
     type = "status_change"
     event_types = ("status_change",)
 
     def validate_config(self, config, model_type=""):
-        from accounts.models import Account
-
         config = dict(config or {})
         statuses = Account.Status.values
         for key in ("from_status", "to_status"):
-            if config.get(key) not in (None, "") and config[key] not in statuses:
+            value = config.get(key)
+            if isinstance(value, list):
+                if not value or any(v not in statuses for v in value):
+                    raise ConfigError(key, f"must be one of {', '.join(statuses)}, or a list of them")
+            elif value not in (None, "") and value not in statuses:
                 raise ConfigError(key, f"must be one of {', '.join(statuses)}")
         config["include_new_accounts"] = bool(config.get("include_new_accounts", False))
+        if "entering" in config:
+            if not isinstance(config["entering"], bool):
+                raise ConfigError("entering", "must be true or false")
+            if config["entering"] and not config.get("to_status"):
+                raise ConfigError("entering", "needs to_status (the statuses the account enters)")
         return config, ""
 
     def matches(self, config, model_type, event):
         p = event.payload
         if event.type not in self.event_types or (p.get("created") and not config["include_new_accounts"]):
             return False
-        if config.get("from_status") and p.get("from_status") != config["from_status"]:
+        wanted_from, wanted_to = _any_of(config.get("from_status")), _any_of(config.get("to_status"))
+        if wanted_from and p.get("from_status") not in wanted_from:
             return False
-        return not config.get("to_status") or p.get("to_status") == config["to_status"]
+        if config.get("entering") and p.get("from_status") in wanted_to:
+            return False
+        return not wanted_to or p.get("to_status") in wanted_to
+
+
+def _any_of(value) -> list:
+    """A config value that is one value or a list of them, as a list (empty for none)."""
+    if isinstance(value, list):
+        return value
+    return [value] if value not in (None, "") else []
 
 
 @register

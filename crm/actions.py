@@ -1,59 +1,112 @@
-"""crm's action for the automation engine: ``add_to_cadence`` starts a journey from a rule.
+"""crm's actions for the automation engine, registered from ``CrmConfig.ready`` (automation never imports crm).
 
-Config: ``{"journey": "payment_failed_rescue"}`` (aliases ``playbook``, ``cadence``, ``cadence_id``,
-``playbook_name``), optional ``"context": {...}`` passed to the execution. The contact is the rule's
-subject when it is a contact, else the account's recipient contact (primary, else first). A contact
-already in the journey is not an error: the step reports ``already_active`` with that execution.
+``add_to_cadence`` starts a journey. Config: ``{"journey": "payment_failed_rescue"}`` (a journey's name or
+id; aliases ``playbook``, ``cadence``, ``cadence_id``, ``playbook_name``), optional ``"context": {...}``
+passed to the execution, and ``"trigger"``: the journey trigger the rule stands for. A journey's own rule
+(``crm.rules``) names it, so the execution gets the event's data in its context (the goal's title, the
+risk level, the invoice, ...) and the source ``trigger``; other rules' executions have the source
+``automation``. The contact is the rule's subject when it is a contact, else the account's recipient
+contact (primary, else first). A contact already in the journey is not an error: the step reports
+``already_active`` with that execution. No contact to reach, an unknown or inactive journey and the
+re-entry rule fail the step with the reason, so the Run says why no journey started.
 
-Registered into automation's action registry from ``crm.apps`` (automation never imports crm).
+``convert_cadence`` converts the account's open executions of a journey (active, or completed in the last
+30 days) with the event's ``amount``: ``{"journey": ..., "trigger": "payment_succeeded"}``. A payment
+rescue's conversion rule uses it.
 """
 
 from __future__ import annotations
 
 import re
 
-from automation.actions import Action, ActionError
+from accounts.models import Contact
+from automation.actions import Action, ActionContext, ActionError
 from automation.triggers import ConfigError
 
+from .models import CRMPlaybookExecution
+from .rules import TRIGGERS, trigger_context
+from .services import JourneyRefused, journey_convert_open, playbook_get, recipient_contact, start_journey
+
 NAME = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
+EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+ALIASES = {"playbook": "journey", "cadence": "journey", "cadence_id": "journey", "playbook_name": "journey"}
+
+
+def _check_keys(config: dict, known: tuple[str, ...]) -> None:
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown setting; known: {', '.join(known)}")
+    journey = config.get("journey")
+    if journey in (None, ""):
+        raise ConfigError("journey", "is required (e.g. payment_failed_rescue)")
+    if isinstance(journey, bool) or not isinstance(journey, (str, int)) or not NAME.match(str(journey)):
+        raise ConfigError("journey", "must be a journey name such as payment_failed_rescue, or its id")
+
+
+def _journey(config: dict, ctx: ActionContext, action: str):
+    journey = playbook_get(ctx.tenant, config["journey"])
+    if journey is None:
+        raise ActionError(f"{action}: journey '{config['journey']}' does not exist")
+    return journey
 
 
 class AddToCadence(Action):
     type = "add_to_cadence"
     needs_account = False
-    aliases = {"playbook": "journey", "cadence": "journey", "cadence_id": "journey", "playbook_name": "journey"}
+    aliases = ALIASES
+    KNOWN = ("journey", "context", "trigger")
 
     def validate_config(self, config):
         config = super().validate_config(config)
-        journey = config.get("journey")
-        if journey in (None, ""):
-            raise ConfigError("journey", "is required (e.g. payment_failed_rescue)")
-        if not NAME.match(str(journey)):
-            raise ConfigError("journey", "must be a journey name such as payment_failed_rescue, or its id")
+        _check_keys(config, self.KNOWN)
         if not isinstance(config.get("context", {}), dict):
             raise ConfigError("context", "must be an object")
+        if "trigger" in config and config["trigger"] not in TRIGGERS:
+            raise ConfigError("trigger", f"must be one of {', '.join(TRIGGERS)}")
         return config
 
     def run(self, config, ctx):
-        from accounts.models import Contact
-
-        from .models import CRMPlaybookExecution
-        from .services import JourneyRefused, playbook_get, recipient_contact, start_journey
-
+        journey = _journey(config, ctx, self.type)
         contact = ctx.subject if isinstance(ctx.subject, Contact) else None
         if contact is None and ctx.account is not None:
             contact = recipient_contact(ctx.account)
         if contact is None:
-            raise ActionError("add_to_cadence: no contact to put in the journey (the account has no contacts)")
-        journey = playbook_get(ctx.tenant, str(config["journey"]))
-        if journey is None:
-            raise ActionError(f"add_to_cadence: journey '{config['journey']}' does not exist")
-        context = {**(config.get("context") or {}), "workflow_id": ctx.workflow.pk if ctx.workflow else None,
-                   "run_id": ctx.run.pk if ctx.run else None}
+            whose = f"account '{ctx.account.name}' has no contacts" if ctx.account is not None else \
+                "the rule's subject is neither a contact nor an account"
+            raise ActionError(f"add_to_cadence: no contact to reach ({whose}); journey '{journey.name}' not started")
+        trigger = config.get("trigger")
+        context = {**(trigger_context(trigger, ctx.event_payload) if trigger else {}), **(config.get("context") or {}),
+                   "workflow_id": ctx.workflow.pk if ctx.workflow else None, "run_id": ctx.run.pk if ctx.run else None}
+        source = CRMPlaybookExecution.Source.TRIGGER if trigger else CRMPlaybookExecution.Source.AUTOMATION
         try:
-            execution = start_journey(contact, journey, context, source=CRMPlaybookExecution.Source.AUTOMATION)
+            execution = start_journey(contact, journey, context, source=source)
         except JourneyRefused as refused:
             if refused.reason == "already_active" and refused.execution is not None:
-                return {"journey": journey.name, "execution_id": refused.execution.pk, "already_active": True}
-            raise ActionError(f"add_to_cadence: {refused.message}") from None
+                return {"journey": journey.name, "execution_id": refused.execution.pk, "contact_id": contact.pk,
+                        "already_active": True}
+            raise ActionError(f"add_to_cadence: {refused.reason}: {refused.message}") from None
         return {"journey": journey.name, "execution_id": execution.pk, "contact_id": contact.pk}
+
+
+class ConvertCadence(Action):
+    type = "convert_cadence"
+    needs_account = True
+    aliases = ALIASES
+    KNOWN = ("journey", "trigger")
+
+    def validate_config(self, config):
+        config = super().validate_config(config)
+        _check_keys(config, self.KNOWN)
+        if "trigger" in config and not EVENT_NAME.match(str(config["trigger"])):
+            raise ConfigError("trigger", "must be an event name such as payment_succeeded")
+        return config
+
+    def run(self, config, ctx):
+        journey = _journey(config, ctx, self.type)
+        if ctx.account is None:
+            raise ActionError("convert_cadence: the event has no account")
+        payload = ctx.event_payload or {}
+        why = (config.get("trigger") or "automation rule").replace("_", " ")
+        converted = journey_convert_open(journey=journey, account=ctx.account, value=payload.get("amount"),
+                                         reason=f"{why} {payload.get('invoice_id') or ''}".strip())
+        return {"journey": journey.name, "converted": [execution.pk for execution in converted]}

@@ -10,8 +10,11 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit_snapshot
+from accounts.models import Tenant
 from csplatform.admin_base import (
     AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedInline, tenant_ids_with_role,
 )
@@ -40,9 +43,9 @@ class CRMPlaybookAdmin(AuditedAdminMixin, TenantScopedAdmin):
     list_display = ("name", "title", "trigger_event", "active", "step_count", "reentry_cooldown_hours", "max_entries")
     list_filter = ("trigger_event", "active")
     search_fields = ("name", "title")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("rules", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "title", "description", "trigger_event", "active")}),
+        (None, {"fields": ("name", "title", "description", "trigger_event", "active", "rules")}),
         ("Re-entry", {"fields": ("reentry_cooldown_hours", "max_entries"),
                       "description": "How soon and how often the same contact may enter this journey again."}),
         (None, {"fields": ("created_at", "updated_at")}),
@@ -56,6 +59,15 @@ class CRMPlaybookAdmin(AuditedAdminMixin, TenantScopedAdmin):
     def step_count(self, obj):
         return obj.steps_total
 
+    @admin.display(description="Automation rules")
+    def rules(self, obj):
+        """The rules the journey keeps (its trigger starts it through them; their runs say why)."""
+        links = [format_html('<a href="{}">{} #{}</a>', reverse("admin:automation_workflow_change", args=[pk]), label, pk)
+                 for label, pk in (("start", obj.workflow_id), ("conversion", obj.conversion_workflow_id)) if pk]
+        if links:
+            return format_html_join(" · ", "{}", ((link,) for link in links))
+        return "none yet" if obj.pk is None else "none (a manual journey starts from add_to_cadence or the API)"
+
     def audit_values(self, journey) -> dict:
         """A journey is audited with its steps (edited inline)."""
         data = audit_snapshot(journey)
@@ -66,8 +78,6 @@ class CRMPlaybookAdmin(AuditedAdminMixin, TenantScopedAdmin):
         # The six default journeys exist for every tenant the user manages, also ones created before crm.
         tenant_ids = None if request.user.is_superuser else tenant_ids_with_role(request, MANAGERS)
         if tenant_ids:
-            from accounts.models import Tenant
-
             for tenant in Tenant.objects.filter(pk__in=tenant_ids):
                 with tenant_context(tenant):
                     services.crm_journeys_ensure(tenant)

@@ -7,40 +7,26 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM retention journeys"
 
     def ready(self):
-        from . import signals  # noqa: F401  (receivers of accounts' domain signals)
+        # Imported here, not at the top: these modules import models, which exist once the app registry is ready.
+        from automation.actions import actions  # models: see above
+        from automation.periodic import register_periodic_task  # models: see above
+        from automation.scheduling import register_due_work  # models: see above
 
-        self._register_action()
-        self._register_schedules()
+        from . import rules, signals, tasks  # noqa: F401  (models: see above; signals connects the receivers)
+        from .actions import AddToCadence, ConvertCadence  # models: see above
+        from .scheduler import execute_pending_steps  # models: see above
+        from .triggers import daily_scan  # models: see above
 
-    @staticmethod
-    def _register_action() -> None:
-        """``add_to_cadence`` (seed 003) starts a CRM journey: crm registers it into automation's registry."""
-        from automation.actions import actions
-
-        from .actions import AddToCadence
-
-        actions.register(AddToCadence.type)(AddToCadence())
-
-    @staticmethod
-    def _register_schedules() -> None:
-        try:
-            from automation.scheduling import register_due_work
-        except ImportError:  # pragma: no cover - the beat task and the command still work
-            register_due_work = None
-        if register_due_work is not None:
-            from .scheduler import execute_pending_steps
-            from .triggers import daily_scan
-
-            register_due_work("crm.execute_pending_steps")(lambda *, now: execute_pending_steps(now=now))
-            register_due_work("crm.daily_triggers")(lambda *, now: daily_scan(now=now))
-        try:
-            from automation.periodic import register_periodic_task
-        except ImportError:  # pragma: no cover
-            return
+        # crm's actions, its rules' owner and its due work, registered into automation (which never imports crm).
+        for action in (AddToCadence, ConvertCadence):
+            actions.register(action.type)(action())
+        rules.register()
+        register_due_work("crm.execute_pending_steps")(lambda *, now: execute_pending_steps(now=now))
+        register_due_work("crm.daily_triggers")(lambda *, now: daily_scan(now=now))
         register_periodic_task(
             "crm: execute pending journey steps", "crm.tasks.execute_pending_steps_task", cron_minute="*",
             description="Sends every due CRM journey step (quiet hours, discount codes, owner notifications).")
         register_periodic_task(
             "crm: daily journey triggers", "crm.tasks.daily_triggers_task", cron_minute="*/15",
-            description="Trial ending (3 days before) and inactivity (14 days without login); each tenant "
+            description="Trial ending (3 days before) and inactivity (14 days without login) events; each tenant "
                         "is scanned once a day, the 15-minute cadence only retries after an outage.")

@@ -17,46 +17,28 @@ Channels:
 * ``sms`` -> outbox ``sms`` to the contact's phone;
 * ``owner_dm`` -> an email to the account owner (the CSM).
 
-Without the delivery layer (``outbox_enqueue`` not importable) email and owner notifications go out
-directly with Django's ``send_mail`` and chat/SMS fail with "channel not configured": nothing is
-silently dropped.
-
 Delivery feedback: the delivery layer announces how each message ended
 (``delivery.signals.outbox_message_finished``); ``on_outbox_message_finished`` finds the
 step execution of a CRM message (idempotency key ``crm:<execution>:<step>``) and records it: ``dead``
 -> the step is ``failed`` with the delivery error; ``delivered`` -> the step stays (or, after a
 re-queued dead message got through, is again) ``sent`` with no error. It runs in the transaction that
-records the outcome, so the step and the message never disagree.
+records the outcome, so the step and the message never disagree (connected in ``crm.signals``).
 """
 
 from __future__ import annotations
 
-import logging
-
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone
 
-log = logging.getLogger("crm.channels")
+from delivery.models import IntegrationCredential
+from delivery.services import outbox_enqueue
 
+from .models import CRMStepExecution
 
 class ChannelError(Exception):
     """The message could not be handed on; the message is recorded on the step execution."""
 
 
-def _enqueue_service():
-    try:
-        from delivery.services import outbox_enqueue
-    except ImportError:
-        return None
-    return outbox_enqueue
-
-
 def _credential_exists(tenant_id, integration: str) -> bool:
-    try:
-        from delivery.models import IntegrationCredential
-    except ImportError:
-        return False
     return IntegrationCredential.objects.for_tenant(tenant_id).filter(integration=integration).exists()
 
 
@@ -88,44 +70,24 @@ def _payload(transport: str, subject: str, body: str, context: dict) -> dict:
     return {"body": body}
 
 
-def send(step_execution, channel: str, recipient: str, subject: str, body: str, context: dict) -> str | None:
-    """Hand one step message on; returns the outbox message id (None when sent directly without an
-    outbox). Raises ``ChannelError`` when it cannot be handed on."""
+def send(step_execution, channel: str, recipient: str, subject: str, body: str, context: dict) -> str:
+    """Hand one step message to the outbox; returns its message id. Raises ``ChannelError`` when it cannot
+    be handed on."""
     context = context or {}
     if not recipient:
         raise ChannelError(f"no recipient address for channel '{channel}'")
     transport = outbox_channel(channel, context)
     if transport == "telegram":
         raise ChannelError("chat channel not configured: there is no Telegram transport in the delivery layer")
-    enqueue = _enqueue_service()
-    if enqueue is None:
-        return _send_directly(step_execution, transport, recipient, subject, body, context)
     if transport in ("sms", "slack") and not _credential_exists(step_execution.tenant_id, transport):
         raise ChannelError(f"{channel} channel not configured: no {transport} integration credential for this tenant")
     try:
-        message = enqueue(tenant=step_execution.tenant_id, channel=transport, target=recipient,
-                          payload=_payload(transport, subject, body, context),
-                          idempotency_key=idempotency_key(step_execution))
+        message = outbox_enqueue(tenant=step_execution.tenant_id, channel=transport, target=recipient,
+                                 payload=_payload(transport, subject, body, context),
+                                 idempotency_key=idempotency_key(step_execution))
     except ValueError as exc:
         raise ChannelError(str(exc)) from None
-    return getattr(message, "message_id", None) or (str(message) if message is not None else None)
-
-
-def _send_directly(step_execution, transport: str, recipient: str, subject: str, body: str, context: dict) -> None:
-    if transport != "email":
-        raise ChannelError(f"{transport} channel not configured: the delivery layer (outbox) is not available")
-    email = EmailMultiAlternatives(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[recipient],
-                                   headers={"X-CRM-Idempotency-Key": idempotency_key(step_execution)})
-    if context.get("html"):
-        email.attach_alternative(context["html"], "text/html")
-    try:
-        if not email.send():
-            raise ChannelError("the email backend sent nothing")
-    except ChannelError:
-        raise
-    except Exception as exc:  # SMTP and network errors: recorded on the step, the journey goes on
-        raise ChannelError(f"{type(exc).__name__}: {exc}") from None
-    return None
+    return str(message.message_id)
 
 
 # --- delivery feedback --------------------------------------------------------------------------
@@ -142,8 +104,6 @@ def on_outbox_message_finished(sender, message, status, **kwargs) -> int:
     parsed = _parse_key(message.idempotency_key)
     if parsed is None:
         return 0
-    from .models import CRMStepExecution
-
     S = CRMStepExecution.Status
     execution_id, step_order = parsed
     steps = CRMStepExecution.objects.for_tenant(message.tenant_id).filter(
@@ -154,14 +114,3 @@ def on_outbox_message_finished(sender, message, status, **kwargs) -> int:
     if status == "delivered":
         return steps.filter(status__in=[S.SENT, S.FAILED]).update(status=S.SENT, error="", updated_at=timezone.now())
     return 0
-
-
-def _connect_delivery_feedback() -> None:
-    try:
-        from delivery.signals import outbox_message_finished
-    except ImportError:  # pragma: no cover - no delivery layer: messages are sent directly
-        return
-    outbox_message_finished.connect(on_outbox_message_finished, dispatch_uid="crm.channels.delivery_feedback")
-
-
-_connect_delivery_feedback()

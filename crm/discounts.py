@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import CRMDiscountCode
+from .services import ConversionError, execution_convert
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed
 RANDOM_LENGTH = 10
@@ -59,8 +60,6 @@ def discount_redeem(*, tenant, code: str, now: datetime.datetime | None = None,
                     value: Decimal | None = None, convert: bool = True) -> CRMDiscountCode:
     """Mark ``code`` used (once). With ``convert`` an active journey that issued it is converted
     (``value`` recorded): redeeming the winback offer is the winback's conversion."""
-    from .services import ConversionError, execution_convert
-
     now = now or timezone.now()
     key = normalise(code)
     codes = CRMDiscountCode.objects.for_tenant(tenant)

@@ -1,8 +1,9 @@
 """The six default journeys of seed 002 (13 steps), as data.
 
-``crm.services.crm_journeys_ensure(tenant)`` creates the missing ones for a tenant; a journey a tenant
-already has (edited in the admin or not) is never overwritten. ``delay_hours`` counts from the
-previous step (for the first step: from the start of the journey).
+``crm.services.crm_journeys_ensure(tenant)`` creates the missing ones for a tenant (each with the automation
+rule that starts it on its ``trigger_event``, ``crm.rules``); a journey a tenant already has (edited in the
+admin or not) is never overwritten. ``delay_hours`` counts from the previous step (for the first step: from
+the start of the journey).
 """
 
 from __future__ import annotations
@@ -89,7 +90,3 @@ DEFAULT_JOURNEYS: list[dict] = [
         ],
     },
 ]
-
-DEFAULT_NAMES = tuple(j["name"] for j in DEFAULT_JOURNEYS)
-#: Which journey each trigger starts.
-JOURNEY_FOR_EVENT = {j["trigger_event"]: j["name"] for j in DEFAULT_JOURNEYS}

@@ -2,6 +2,7 @@
 
 * ``CRMPlaybook`` + ``CRMStep``: a journey (payment_failed_rescue, winback, ...) and its ordered steps,
   edited in the admin with the steps inline. ``crm.journeys`` holds the six defaults every tenant gets.
+  A journey with a trigger starts through its managed automation rule (``workflow``, ``crm.rules``).
 * ``CRMPlaybookExecution``: one contact going through one journey. At most one *active* execution per
   contact and journey: a partial unique constraint, so it holds under concurrent starts.
 * ``CRMStepExecution``: what happened to one step of one execution (sent, deferred, failed, ...), at
@@ -19,8 +20,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
 from django.utils import timezone
 
+from accounts.models import Contact
+from automation import conditions
 from csplatform.tenancy import TenantOwnedModel
 
 
@@ -90,6 +95,14 @@ class CRMPlaybook(TenantOwnedModel):
     max_entries = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="How often a contact may ever enter this journey (blank = no limit).")
+    # The automation rules the journey keeps (``crm.rules``): the one that starts it on its trigger, and for a
+    # payment rescue the one that converts it when the payment succeeds. Never edited by hand.
+    workflow = models.OneToOneField(
+        "automation.Workflow", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        help_text="The automation rule that starts this journey on its trigger (kept by the journey).")
+    conversion_workflow = models.OneToOneField(
+        "automation.Workflow", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+        help_text="The automation rule that converts this journey's executions (payment succeeded).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -148,9 +161,55 @@ class CRMStep(TenantOwnedModel):
         return f"{self.playbook.name} #{self.order} {self.channel}"
 
     def clean(self) -> None:
-        from .services import step_validate
-
         step_validate(self)
+
+
+def step_validate(step: CRMStep) -> None:
+    """A step is checked when it is saved (admin, ``full_clean``): unknown templates, conditions, branches and
+    malformed A/B variants are refused naming the field, not discovered when the step runs."""
+    errors: dict[str, str] = {}
+    if step.channel not in Channel.values:
+        errors["channel"] = f"must be one of {', '.join(Channel.values)}"
+    for field, name in (("template", step.template), *[(f"variants[{i}].template", v.get("template"))
+                                                        for i, v in enumerate(step.variants or [])
+                                                        if isinstance(v, dict) and v.get("template")]):
+        if not name:
+            continue
+        try:
+            get_template(name)
+        except TemplateDoesNotExist:
+            errors["template" if field == "template" else "variants"] = f"template '{name}' does not exist"
+    if step.conditions:
+        try:
+            conditions.validate(step.conditions, Contact)
+        except conditions.ConditionError as exc:
+            errors["conditions"] = str(exc)
+    if step.on_condition_fail == CRMStep.OnConditionFail.BRANCH:
+        if step.branch_to is None:
+            errors["branch_to"] = "is required when the step branches"
+        elif step.order is not None and step.branch_to <= step.order:
+            errors["branch_to"] = "must be a later step (branches go forward, so a journey always ends)"
+    errors.update(_variant_errors(step.variants or []))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _variant_errors(variants) -> dict[str, str]:
+    if not isinstance(variants, list):
+        return {"variants": "must be a list"}
+    names = set()
+    for i, v in enumerate(variants):
+        if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not v["name"]:
+            return {"variants": f"variant {i} needs a name"}
+        if v["name"] in names:
+            return {"variants": f"variant name '{v['name']}' is used twice"}
+        names.add(v["name"])
+        weight = v.get("weight", 1)
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+            return {"variants": f"variant '{v['name']}': weight must be a number >= 0"}
+    if variants and not any(v.get("weight", 1) for v in variants):
+        return {"variants": "at least one variant needs a weight above 0"}
+    return {}
 
 
 class CRMPlaybookExecution(TenantOwnedModel):

@@ -75,8 +75,3 @@ def quiet_until(now: datetime.datetime, start: datetime.time, end: datetime.time
     if t < end:
         return _at(today, end, tz)
     return None
-
-
-def is_quiet(now: datetime.datetime, contact, crm_settings=None) -> bool:
-    window = window_for(contact, crm_settings)
-    return window is not None and window.until(now) is not None

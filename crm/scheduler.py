@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from accounts.models import Membership, Role, Tenant
+from automation import conditions
 from csplatform.tenancy import system_context, tenant_context
 
 from . import metrics
@@ -44,7 +45,7 @@ from .channels import ChannelError, send
 from .discounts import discount_issue
 from .models import CUSTOMER_CHANNELS, Channel, CRMPlaybookExecution, CRMStep, CRMStepExecution
 from .quiet_hours import window_for
-from .services import crm_settings_for
+from .services import crm_settings_for, schedule_step
 
 log = logging.getLogger("crm.scheduler")
 
@@ -148,24 +149,8 @@ def _advance(execution, steps, now, *, to: int | None, after: int) -> None:
         schedule_step(execution, steps[target])
 
 
-def schedule_step(execution, step: CRMStep) -> CRMStepExecution:
-    """The step execution row of the step that runs next, ``scheduled`` at ``execution.next_step_at``
-    (so the API shows what comes when, and cancelling has a pending step to cancel)."""
-    row, created = CRMStepExecution.objects.get_or_create(
-        execution=execution, step_order=step.order,
-        defaults={"tenant_id": execution.tenant_id, "step": step, "channel": step.channel,
-                  "scheduled_for": execution.next_step_at})
-    if not created and row.status == StepStatus.SCHEDULED and row.scheduled_for != execution.next_step_at:
-        row.scheduled_for = execution.next_step_at
-        row.save(update_fields=["scheduled_for", "updated_at"])
-    return row
-
-
-
 def run_step(execution: CRMPlaybookExecution, steps: dict[int, CRMStep], now, crm_settings) -> str:
     """Run the current step of ``execution`` (locked by the caller); returns the outcome."""
-    from automation import conditions
-
     step = _current(execution, steps)
     if step is None:
         _advance(execution, steps, now, to=None, after=10**6)

@@ -1,7 +1,8 @@
 """Writes and rules of the CRM journeys: defaults per tenant, starting, converting and cancelling.
 
-The step scheduler lives in ``crm.scheduler``; triggers (signals, daily scan, payment events) in
-``crm.triggers``; discount codes in ``crm.discounts``; sending in ``crm.channels``.
+How journeys start (their managed automation rules) is ``crm.rules``; the events crm produces itself
+(payment events, the daily scan) are ``crm.triggers``; the step scheduler is ``crm.scheduler``; discount
+codes ``crm.discounts``; sending ``crm.channels``.
 """
 
 from __future__ import annotations
@@ -9,21 +10,20 @@ from __future__ import annotations
 import datetime
 import logging
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
+from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Account, Contact
+from accounts.models import Account, Contact, Tenant
+from automation.events import emit, json_safe
+from csplatform.celery import task_named
 
 from . import metrics
 from .journeys import DEFAULT_JOURNEYS
-from .models import (
-    Channel, CRMPlaybook, CRMPlaybookExecution, CRMSettings, CRMStep, CRMStepExecution, TriggerEvent,
-)
+from .models import CRMPlaybook, CRMPlaybookExecution, CRMSettings, CRMStep, CRMStepExecution, TriggerEvent
+from .rules import journey_rules_sync, rules_missing
 
 log = logging.getLogger("crm")
 
@@ -59,10 +59,18 @@ def crm_settings_for(tenant) -> CRMSettings:
 
 
 def crm_journeys_ensure(tenant) -> list[CRMPlaybook]:
-    """Create the default journeys (``crm.journeys``) the tenant does not have yet; never touch existing
-    ones (a tenant's edits win). Idempotent and safe under concurrency. Returns the ones created."""
+    """Create the default journeys (``crm.journeys``) the tenant does not have yet, with their managed rules
+    (``crm.rules``, written when a journey is saved); never touch existing journeys (a tenant's edits win),
+    but give any journey that lacks a rule it should keep its rule. Idempotent and safe under concurrency.
+    Returns the journeys created."""
     tenant_id = getattr(tenant, "pk", tenant)
-    have = set(CRMPlaybook.objects.for_tenant(tenant_id).values_list("name", flat=True))
+    journeys = list(CRMPlaybook.objects.for_tenant(tenant_id).only(
+        "pk", "tenant_id", "name", "trigger_event", "workflow_id", "conversion_workflow_id"))
+    for journey in journeys:
+        if rules_missing(journey):  # a journey from before crm kept rules, or a rule deleted by hand
+            journey_rules_sync(journey)
+    have = {journey.name for journey in journeys}
+    tenant_field = {"tenant": tenant} if isinstance(tenant, Tenant) else {"tenant_id": tenant_id}
     created = []
     for spec in DEFAULT_JOURNEYS:
         if spec["name"] in have:
@@ -70,7 +78,7 @@ def crm_journeys_ensure(tenant) -> list[CRMPlaybook]:
         fields = {k: v for k, v in spec.items() if k != "steps"}
         try:
             with transaction.atomic():
-                playbook = CRMPlaybook.objects.create(tenant_id=tenant_id, **fields)
+                playbook = CRMPlaybook.objects.create(**tenant_field, **fields)
                 CRMStep.objects.bulk_create([
                     CRMStep(tenant_id=tenant_id, playbook=playbook, order=order,
                             **{**step, "delay_hours": Decimal(str(step.get("delay_hours", 0)))})
@@ -80,59 +88,6 @@ def crm_journeys_ensure(tenant) -> list[CRMPlaybook]:
             continue
         created.append(playbook)
     return created
-
-
-# --- validation ---------------------------------------------------------------------------------
-
-def step_validate(step: CRMStep) -> None:
-    """A step is checked when it is saved (admin, API): unknown templates, conditions, branches and
-    malformed A/B variants are refused naming the field, not discovered when the step runs."""
-    from automation import conditions as cond
-
-    errors: dict[str, str] = {}
-    if step.channel not in Channel.values:
-        errors["channel"] = f"must be one of {', '.join(Channel.values)}"
-    for field, name in (("template", step.template), *[(f"variants[{i}].template", v.get("template"))
-                                                        for i, v in enumerate(step.variants or [])
-                                                        if isinstance(v, dict) and v.get("template")]):
-        if not name:
-            continue
-        try:
-            get_template(name)
-        except TemplateDoesNotExist:
-            errors["template" if field == "template" else "variants"] = f"template '{name}' does not exist"
-    if step.conditions:
-        try:
-            cond.validate(step.conditions, Contact)
-        except cond.ConditionError as exc:
-            errors["conditions"] = str(exc)
-    if step.on_condition_fail == CRMStep.OnConditionFail.BRANCH:
-        if step.branch_to is None:
-            errors["branch_to"] = "is required when the step branches"
-        elif step.order is not None and step.branch_to <= step.order:
-            errors["branch_to"] = "must be a later step (branches go forward, so a journey always ends)"
-    variants = step.variants or []
-    if not isinstance(variants, list):
-        errors["variants"] = "must be a list"
-    else:
-        names = set()
-        for i, v in enumerate(variants):
-            if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not v["name"]:
-                errors["variants"] = f"variant {i} needs a name"
-                break
-            if v["name"] in names:
-                errors["variants"] = f"variant name '{v['name']}' is used twice"
-                break
-            names.add(v["name"])
-            weight = v.get("weight", 1)
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-                errors["variants"] = f"variant '{v['name']}': weight must be a number >= 0"
-                break
-        else:
-            if variants and not any(v.get("weight", 1) for v in variants):
-                errors["variants"] = "at least one variant needs a weight above 0"
-    if errors:
-        raise ValidationError(errors)
 
 
 # --- contacts -----------------------------------------------------------------------------------
@@ -161,10 +116,17 @@ def playbook_get(tenant, key) -> CRMPlaybook | None:
 
 # --- starting -----------------------------------------------------------------------------------
 
-def _json_safe(value: Any) -> Any:
-    from automation.events import json_safe
-
-    return json_safe(value)
+def schedule_step(execution: CRMPlaybookExecution, step: CRMStep) -> CRMStepExecution:
+    """The step execution row of the step that runs next, ``scheduled`` at ``execution.next_step_at``
+    (so the API shows what comes when, and cancelling has a pending step to cancel)."""
+    row, created = CRMStepExecution.objects.get_or_create(
+        execution=execution, step_order=step.order,
+        defaults={"tenant_id": execution.tenant_id, "step": step, "channel": step.channel,
+                  "scheduled_for": execution.next_step_at})
+    if not created and row.status == StepStatus.SCHEDULED and row.scheduled_for != execution.next_step_at:
+        row.scheduled_for = execution.next_step_at
+        row.save(update_fields=["scheduled_for", "updated_at"])
+    return row
 
 
 def start_journey(contact: Contact, playbook: CRMPlaybook | str, context: dict | None = None, *,
@@ -209,7 +171,7 @@ def start_journey(contact: Contact, playbook: CRMPlaybook | str, context: dict |
         tenant_id=tenant_id, playbook=journey, contact=contact, account_id=contact.account_id,
         status=ExecStatus.ACTIVE, current_step=first.order,
         next_step_at=now + datetime.timedelta(hours=float(first.delay_hours)),
-        context=_json_safe(context or {}), source=source, started_by=started_by, started_at=now,
+        context=json_safe(context or {}), source=source, started_by=started_by, started_at=now,
     )
     try:
         with transaction.atomic():  # a savepoint: the caller's transaction survives a lost race
@@ -217,8 +179,6 @@ def start_journey(contact: Contact, playbook: CRMPlaybook | str, context: dict |
     except IntegrityError:
         winner = earlier.filter(status=ExecStatus.ACTIVE).first()
         raise JourneyRefused("already_active", f"{contact} is already in journey '{journey.name}'.", winner) from None
-    from .scheduler import schedule_step
-
     schedule_step(execution, first)
     metrics.count(metrics.PLAYBOOK_FIRED, name=journey.name)
     _emit(execution, "crm_journey_started")
@@ -232,20 +192,15 @@ def start_journey(contact: Contact, playbook: CRMPlaybook | str, context: dict |
 def _kick(execution: CRMPlaybookExecution) -> None:
     """Run a just-started execution's first step now instead of at the next tick (best effort: the
     periodic scheduler picks it up anyway if this fails)."""
-    from .tasks import run_execution_steps
-
     try:
-        run_execution_steps.delay(str(execution.tenant_id), execution.pk)
+        # By name: the tasks module imports the scheduler, which imports this one.
+        task_named("crm.tasks.run_execution_steps").delay(str(execution.tenant_id), execution.pk)
     except Exception:
         log.exception("could not run the first step of crm execution %s now; the scheduler will", execution.pk)
 
 
 def _emit(execution: CRMPlaybookExecution, event_type: str, extra: dict | None = None) -> None:
     """Tell the automation engine (rules may listen to crm_journey_started / crm_journey_converted)."""
-    try:
-        from automation.events import emit
-    except ImportError:  # pragma: no cover
-        return
     emit(tenant_id=execution.tenant_id, type=event_type, object_id=execution.account_id,
          account=execution.account, payload=lambda: {
              "journey": execution.playbook.name, "execution_id": execution.pk, "contact_id": execution.contact_id,
@@ -319,3 +274,22 @@ def execution_cancel(*, execution: CRMPlaybookExecution, now: datetime.datetime 
     for name in ("status", "cancelled_at", "next_step_at"):
         setattr(execution, name, getattr(row, name))
     return row
+
+
+CONVERT_WITHIN = datetime.timedelta(days=30)
+
+
+def journey_convert_open(*, journey: CRMPlaybook, account: Account, value=None, reason: str = "",
+                         now: datetime.datetime | None = None) -> list[CRMPlaybookExecution]:
+    """Convert ``account``'s open executions of ``journey`` with ``value``: the active ones, and the ones
+    completed in the last 30 days (a payment after the owner's call still counts). Returns those converted."""
+    now = now or timezone.now()
+    converted = []
+    for execution in CRMPlaybookExecution.objects.for_tenant(account.tenant_id).filter(
+            account=account, playbook=journey).filter(
+            Q(status=ExecStatus.ACTIVE) | Q(status=ExecStatus.COMPLETED, completed_at__gte=now - CONVERT_WITHIN)):
+        try:
+            converted.append(execution_convert(execution=execution, value=value, now=now, reason=reason))
+        except ConversionError:  # converted or cancelled meanwhile
+            continue
+    return converted

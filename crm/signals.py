@@ -1,35 +1,43 @@
-"""Thin receivers: accounts' domain signals start journeys (``crm.triggers``); a new tenant gets the
-default journeys."""
+"""Thin receivers. No journey matching here: a journey starts when the automation engine processes an event
+and the journey's managed rule matches it (``crm.rules``).
 
-from django.db.models.signals import post_save
+* a new tenant gets the default journeys (and with them their rules);
+* a saved journey brings its rules in line (trigger, active); a deleted one takes them along;
+* the delivery layer's final outcome of a CRM message is recorded on its step (``crm.channels``).
+"""
+
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from accounts import signals as domain
 from accounts.models import Tenant
 from csplatform.tenancy import tenant_context
+from delivery.signals import outbox_message_finished
 
-from . import triggers
+from . import channels
+from .models import CRMPlaybook
+from .rules import journey_rules_delete, journey_rules_sync
+from .services import crm_journeys_ensure
 
 
 @receiver(post_save, sender=Tenant, dispatch_uid="crm.tenant_journeys")
 def tenant_saved(sender, instance, created, raw=False, **kwargs):
-    if created and not raw:
-        from .services import crm_journeys_ensure
-
+    if created and not raw and settings.CRM_DEFAULT_JOURNEYS:
         with tenant_context(instance):
             crm_journeys_ensure(instance)
 
 
-@receiver(domain.status_changed, dispatch_uid="crm.status_changed")
-def status_changed(sender, account, from_status, to_status, created, **kwargs):
-    triggers.on_status_changed(account, from_status, to_status, created)
+@receiver(post_save, sender=CRMPlaybook, dispatch_uid="crm.journey_rules")
+def journey_saved(sender, instance, created, raw=False, **kwargs):
+    if not raw:
+        journey_rules_sync(instance, created=created)
 
 
-@receiver(domain.health_score_recorded, dispatch_uid="crm.health_score_recorded")
-def health_score_recorded(sender, score, previous, **kwargs):
-    triggers.on_health_score_recorded(score, previous)
+@receiver(post_delete, sender=CRMPlaybook, dispatch_uid="crm.journey_rules_deleted")
+def journey_deleted(sender, instance, **kwargs):
+    journey_rules_delete(instance)
 
 
-@receiver(domain.goal_status_changed, dispatch_uid="crm.goal_status_changed")
-def goal_status_changed(sender, goal, from_status, to_status, created, **kwargs):
-    triggers.on_goal_status_changed(goal, from_status, to_status, created)
+@receiver(outbox_message_finished, dispatch_uid="crm.channels.delivery_feedback")
+def delivery_finished(sender, message, status, **kwargs):
+    return channels.on_outbox_message_finished(sender, message, status, **kwargs)

@@ -1,158 +1,74 @@
-"""What starts a journey: the accounts' domain signals, payment events and the daily scan.
+"""The events crm produces for its journeys: payment events and the daily scan.
 
-A trigger starts every *active* journey of the tenant whose ``trigger_event`` is the event (the
-defaults: one each), for the account's recipient contact (primary, else first). Each also goes
-through automation's ``emit()`` so rules can react to the same event (``event`` trigger).
+A journey starts when the automation engine processes one of these events and its managed rule
+(``crm.rules``) matches: the Run records why it started, or why not. Here they are only raised, through
+automation's ``emit()`` (written only when a live rule of the tenant listens, handed to a worker on commit):
 
-* ``status_changed`` to churned / cancelled -> ``cancellation`` (winback; its first step waits 24 h)
-* ``health_score_recorded`` whose risk level *becomes* at_risk / critical -> ``churn_risk``
-* ``goal_status_changed`` to achieved -> ``milestone``
-* ``payment_failed(account)`` -> ``payment_failed`` (rescue); ``payment_succeeded(account)`` converts
-  the account's open rescue (``crm_rescue_recovered_total``)
-* daily (``daily_scan``): ``trial_ending`` for trial accounts whose trial ends within 3 days
-  (the account's ``renewal_date`` is its trial end) and ``inactivity`` for accounts without a login for
-  14 days (``UsageMetric.logins``); each one queryset per tenant, not a loop over accounts.
+* ``payment_failed(account, amount=, invoice_id=, reason=)`` -> ``payment_failed`` (the rescue);
+  ``payment_succeeded(account, amount=, invoice_id=)`` -> ``payment_succeeded`` (the rescue's conversion rule
+  converts the account's open rescues: ``crm_rescue_recovered_total``);
+* daily (``daily_scan``, once per tenant and day): ``trial_ending`` for trial accounts whose trial ends within
+  3 days (the account's ``renewal_date`` is its trial end) and ``inactivity`` for live accounts with usage
+  data but no login (``UsageMetric.logins``) for 14 days; each one queryset per tenant, not a loop over
+  accounts. Accounts whose contacts are in the event's journeys, or may not enter them again yet (re-entry
+  rule), are left out in the same queryset, so a daily scan does not pile up refused runs.
 
-A trigger never breaks the change that caused it: a refused start (already active, re-entry rule) is
-logged, an error is logged and swallowed inside a savepoint.
+The accounts' own domain changes (status churned/cancelled, risk level becoming at risk, goal achieved) need
+nothing from crm: automation turns them into events, and the journeys' rules match them.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
-from accounts.models import Account, Contact, RiskLevel, Tenant, UsageMetric
+from accounts.models import Account, Tenant, UsageMetric
+from automation.events import emit
+from automation.models import Event
 from csplatform.tenancy import system_context, tenant_context
 
 from .models import CRMPlaybook, CRMPlaybookExecution, CRMSettings, TriggerEvent
-from .services import (
-    ConversionError, JourneyRefused, crm_journeys_ensure, crm_settings_for, execution_convert, recipient_contact,
-    start_journey,
-)
+from .services import crm_journeys_ensure, crm_settings_for
 
 log = logging.getLogger("crm.triggers")
 
-RISKY = (RiskLevel.AT_RISK, RiskLevel.CRITICAL)
-CANCELLED = (Account.Status.CHURNED, Account.Status.CANCELLED)
 TRIAL_ENDING_DAYS = 3
 INACTIVITY_DAYS = 14
+PAYMENT_SUCCEEDED = "payment_succeeded"
 
 
-@dataclass
-class TriggerResult:
-    started: list = field(default_factory=list)
-    refused: dict = field(default_factory=dict)  # journey name -> reason
-
-    def as_dict(self) -> dict:
-        return {"started": [e.pk for e in self.started], "refused": self.refused}
+def emit_for(event: str, account: Account, context: dict | None = None) -> Event | None:
+    """Raise ``event`` for ``account`` (payload: the account's id and ``context``) in the account's tenant; None
+    when no live rule of the tenant listens (e.g. the journeys listening to it are inactive)."""
+    with tenant_context(account.tenant):
+        return _emit(event, account, context)
 
 
-def _playbooks_for(tenant_id, event: str) -> list[CRMPlaybook]:
-    playbooks = list(CRMPlaybook.objects.for_tenant(tenant_id).filter(trigger_event=event, active=True))
-    if not playbooks and crm_journeys_ensure(tenant_id):
-        playbooks = list(CRMPlaybook.objects.for_tenant(tenant_id).filter(trigger_event=event, active=True))
-    return playbooks
-
-
-def fire(event: str, account: Account, *, contact: Contact | None = None, context: dict | None = None,
-         now: datetime.datetime | None = None, emit_event: bool = True) -> TriggerResult:
-    """Start the journeys listening to ``event`` for ``account`` (its recipient contact unless given)."""
-    result = TriggerResult()
-    tenant = account.tenant
-    with tenant_context(tenant):
-        if emit_event:
-            _emit(event, account, context)
-        contact = contact or recipient_contact(account)
-        if contact is None:
-            log.info("crm %s for account %s: no contact to reach, no journey started", event, account.pk)
-            result.refused["*"] = "no_contact"
-            return result
-        for playbook in _playbooks_for(account.tenant_id, event):
-            try:
-                result.started.append(start_journey(contact, playbook, {"trigger": event, **(context or {})}, now=now))
-            except JourneyRefused as refused:
-                log.info("crm %s: journey %s not started for contact %s: %s", event, playbook.name, contact.pk,
-                         refused.message)
-                result.refused[playbook.name] = refused.reason
-    return result
-
-
-def _emit(event: str, account: Account, context: dict | None) -> None:
-    from automation.events import emit
-
-    emit(tenant_id=account.tenant_id, type=event, object_id=account.pk, account=account,
-         payload=lambda: {"account_id": str(account.pk), **(context or {})})
-
-
-def _safely(event: str, account: Account, **kwargs) -> None:
-    """For signal receivers: the account change must commit even if the journey cannot start."""
-    try:
-        with transaction.atomic():
-            fire(event, account, **kwargs)
-    except Exception:
-        log.exception("crm trigger %s failed for account %s (the change itself is kept)", event, account.pk)
-
-
-# --- signal receivers (connected in crm.signals) ------------------------------------------------
-
-def on_status_changed(account: Account, from_status, to_status, created: bool) -> None:
-    if created or to_status not in CANCELLED or from_status in CANCELLED:
-        return
-    _safely(TriggerEvent.CANCELLATION, account, context={"from_status": from_status, "to_status": to_status})
-
-
-def on_health_score_recorded(score, previous) -> None:
-    if score.risk_level not in RISKY or (previous is not None and previous.risk_level in RISKY):
-        return
-    account = Account.objects.for_tenant(score.tenant_id).select_related("tenant").get(pk=score.account_id)
-    if account.risk_level != score.risk_level:  # a backdated score is history, not a change of risk
-        return
-    _safely(TriggerEvent.CHURN_RISK, account, context={
-        "risk_level": score.risk_level, "health_score": float(score.overall_score),
-        "previous_score": float(previous.overall_score) if previous is not None else None})
-
-
-def on_goal_status_changed(goal, from_status, to_status, created: bool) -> None:
-    if to_status != "achieved" or from_status == "achieved":
-        return
-    _safely(TriggerEvent.MILESTONE, goal.account, context={
-        "goal_id": goal.pk, "goal_title": goal.title, "goal_type": goal.goal_type})
+def _emit(event: str, account: Account, context: dict | None) -> Event | None:
+    return emit(tenant_id=account.tenant_id, type=event, object_id=account.pk, account=account,
+                payload=lambda: {"account_id": str(account.pk), **(context or {})})
 
 
 # --- payment events -----------------------------------------------------------------------------
 
-def payment_failed(account: Account, *, amount=None, invoice_id: str = "", reason: str = "",
-                   now: datetime.datetime | None = None) -> TriggerResult:
-    """A payment of ``account`` failed: start the rescue journey."""
-    context = {"amount": str(amount) if amount is not None else None, "invoice_id": invoice_id, "reason": reason}
-    return fire(TriggerEvent.PAYMENT_FAILED, account, context={k: v for k, v in context.items() if v}, now=now)
+def _present(**values) -> dict:
+    return {key: str(value) for key, value in values.items() if value not in (None, "")}
 
 
-def payment_succeeded(account: Account, *, amount=None, invoice_id: str = "",
-                      now: datetime.datetime | None = None) -> list[CRMPlaybookExecution]:
-    """A payment of ``account`` succeeded: every open rescue of its contacts converts with ``amount``
-    (active, or completed in the last 30 days: a payment after the owner's call still counts)."""
-    now = now or timezone.now()
-    converted = []
-    with tenant_context(account.tenant):
-        _emit("payment_succeeded", account, {"amount": str(amount) if amount is not None else None})
-        rescues = CRMPlaybookExecution.objects.for_tenant(account.tenant_id).filter(
-            account=account, playbook__trigger_event=TriggerEvent.PAYMENT_FAILED).filter(
-            Q(status=CRMPlaybookExecution.Status.ACTIVE)
-            | Q(status=CRMPlaybookExecution.Status.COMPLETED, completed_at__gte=now - datetime.timedelta(days=30)))
-        for execution in rescues:
-            try:
-                converted.append(execution_convert(execution=execution, value=amount, now=now,
-                                                   reason=f"payment succeeded {invoice_id}".strip()))
-            except ConversionError:
-                continue
-    return converted
+def payment_failed(account: Account, *, amount=None, invoice_id: str = "", reason: str = "") -> Event | None:
+    """A payment of ``account`` failed: the ``payment_failed`` event (its journeys' rules start the rescue)."""
+    return emit_for(TriggerEvent.PAYMENT_FAILED, account, _present(amount=amount, invoice_id=invoice_id, reason=reason))
+
+
+def payment_succeeded(account: Account, *, amount=None, invoice_id: str = "") -> Event | None:
+    """A payment of ``account`` succeeded: the ``payment_succeeded`` event (the rescues' conversion rules
+    convert the account's open rescues with ``amount``)."""
+    return emit_for(PAYMENT_SUCCEEDED, account, _present(amount=amount, invoice_id=invoice_id))
 
 
 # --- the daily scan -----------------------------------------------------------------------------
@@ -175,36 +91,47 @@ def inactive_accounts(tenant, today: datetime.date):
             .annotate(last_login=Max("usage_metrics__date", filter=Q(usage_metrics__logins__gt=0))))
 
 
-def _without_open_execution(accounts, tenant, event: str, now):
-    """Drop accounts whose contacts are in (or, by the re-entry rule, recently left) the event's journeys:
-    one subquery instead of a refused start per account."""
-    playbooks = CRMPlaybook.objects.for_tenant(tenant).filter(trigger_event=event, active=True)
-    cooldown = max([p.reentry_cooldown_hours for p in playbooks] or [0])
-    recent = CRMPlaybookExecution.objects.filter(account=OuterRef("pk"), playbook__in=playbooks).filter(
-        Q(status=CRMPlaybookExecution.Status.ACTIVE) | Q(started_at__gte=now - datetime.timedelta(hours=cooldown)))
-    return accounts.filter(~Exists(recent))
+def _refused_by(journey: CRMPlaybook, now) -> Q:
+    """Accounts whose contacts ``journey`` would turn away now: in it, inside its re-entry cooldown, or at its
+    maximum of entries."""
+    executions = CRMPlaybookExecution.objects.filter(account=OuterRef("pk"), playbook=journey)
+    busy = Q(status=CRMPlaybookExecution.Status.ACTIVE)
+    if journey.reentry_cooldown_hours:
+        busy |= Q(started_at__gte=now - datetime.timedelta(hours=journey.reentry_cooldown_hours))
+    refused = Q(Exists(executions.filter(busy)))
+    if journey.max_entries:
+        full = executions.values("contact").annotate(entries=Count("pk")).filter(entries__gte=journey.max_entries)
+        refused |= Q(Exists(full))
+    return refused
+
+
+def scan_candidates(accounts, tenant, event: str, now):
+    """``accounts`` less those every active journey listening to ``event`` would refuse (one query in all)."""
+    journeys = list(CRMPlaybook.objects.for_tenant(tenant).filter(trigger_event=event, active=True))
+    if not journeys:
+        return accounts.none()
+    # dropped only when every journey refuses it
+    return accounts.exclude(Q(*[_refused_by(journey, now) for journey in journeys]))
 
 
 def scan_tenant(tenant: Tenant, now: datetime.datetime | None = None) -> dict:
-    """Trial-ending and inactivity triggers of one tenant, for the tenant's current day."""
+    """Raise the trial-ending and inactivity events of one tenant for its current day; returns how many of
+    each were raised (each becomes a Run of the listening journeys' rules)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
-    counts = {"trial_ending": 0, "inactivity": 0}
+    counts = {TriggerEvent.TRIAL_ENDING.value: 0, TriggerEvent.INACTIVITY.value: 0}
     with tenant_context(tenant):
-        crm_journeys_ensure(tenant)
+        if settings.CRM_DEFAULT_JOURNEYS:
+            crm_journeys_ensure(tenant)
         for event, accounts in ((TriggerEvent.TRIAL_ENDING, trial_ending_accounts(tenant, today)),
                                 (TriggerEvent.INACTIVITY, inactive_accounts(tenant, today))):
-            for account in _without_open_execution(accounts, tenant, event, now).select_related("tenant"):
-                context = {}
+            for account in scan_candidates(accounts, tenant, event, now):
                 if event == TriggerEvent.TRIAL_ENDING:
-                    context["trial_ends_on"] = account.renewal_date.isoformat()
+                    context = {"trial_ends_on": account.renewal_date.isoformat()}
                 else:
-                    context["last_login"] = account.last_login.isoformat() if account.last_login else None
-                try:
-                    with transaction.atomic():
-                        counts[event] += len(fire(event, account, context=context, now=now).started)
-                except Exception:  # one broken account must not stop the scan of the others
-                    log.exception("crm daily scan: %s failed for account %s", event, account.pk)
+                    context = {"last_login": account.last_login.isoformat() if account.last_login else None}
+                if _emit(event, account, context) is not None:  # already in the tenant's context
+                    counts[event] += 1
     return counts
 
 

@@ -26,6 +26,7 @@ from django.db import router
 from django.db.models import UniqueConstraint
 from django.forms.models import BaseInlineFormSet, InlineForeignKeyField
 
+from accounts.audit import audit_record, audit_snapshot
 from accounts.models import Membership, Tenant
 
 from .permissions import EVERYONE, MANAGERS
@@ -458,8 +459,6 @@ class AuditedAdminMixin:
     subclass may add its inline rows to ``audit_values``; ``save_audited`` is where a service saves."""
 
     def audit_values(self, obj) -> dict:
-        from accounts.audit import audit_snapshot
-
         return audit_snapshot(obj)
 
     def save_audited(self, request, obj, form, change) -> None:
@@ -470,16 +469,12 @@ class AuditedAdminMixin:
         self.save_audited(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
-        from accounts.audit import audit_record
-
         super().save_related(request, form, formsets, change)
         obj = form.instance
         audit_record(tenant=obj.tenant_id, actor=request.user, action="update" if change else "create", obj=obj,
                      before=getattr(request, "_audit_before", None), after=self.audit_values(obj))
 
     def delete_model(self, request, obj):
-        from accounts.audit import audit_record
-
         audit_record(tenant=obj.tenant_id, actor=request.user, action="delete", obj=obj, before=self.audit_values(obj))
         super().delete_model(request, obj)
 

@@ -8,7 +8,7 @@ class CSPlatformConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self):
-        from . import rls
+        from . import rls, tenancy  # ready(): rls reads the models of every app
 
-        connection_created.connect(rls.on_connection_created, dispatch_uid="csplatform.rls.connection")
+        connection_created.connect(tenancy.on_connection_created, dispatch_uid="csplatform.rls.connection")
         post_migrate.connect(rls.on_post_migrate, dispatch_uid="csplatform.rls.post_migrate")

@@ -9,3 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csplatform.settings")
 app = Celery("csplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def task_named(name: str):
+    """A registered task, by its name. Lets a service hand work to a task whose module imports that service
+    (``tasks`` -> ``services``), without importing it back: the apps' ``ready()`` import their tasks."""
+    return app.tasks[name]

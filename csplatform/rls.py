@@ -7,8 +7,8 @@ RESTRICTIVE policy (seed 004) keyed on two settings of the database session:
 * ``app.tenant_ids``: comma-separated tenant ids the code may see (one for API requests and tasks);
 * ``app.bypass_rls``: ``on`` only inside ``tenancy.system_context`` (the audited bypass).
 
-The settings follow the tenancy context variables without any view or task doing it by hand: an
-execute wrapper on every PostgreSQL connection compares the wanted scope with the one last applied
+The settings follow the tenancy context variables without any view or task doing it by hand
+(``csplatform.tenancy``, below this module): an execute wrapper on every PostgreSQL connection compares the wanted scope with the one last applied
 on that connection and, when they differ, runs one ``set_config`` before the query. Entering or
 leaving a tenancy context forgets the applied state, because a rolled-back transaction also rolls
 back ``set_config``. The application must connect as a role without SUPERUSER or BYPASSRLS.
@@ -18,6 +18,8 @@ SQLite (embedded mode) has no RLS: there the application-level scoping is the on
 from __future__ import annotations
 
 from django.db import connections
+
+from .tenancy import TenantOwnedModel
 
 POLICY = "tenant_isolation"
 ALLOW = "tenant_rows"
@@ -31,9 +33,7 @@ SCOPE_SQL = (
 
 
 def tenant_owned_tables() -> list[str]:
-    from django.apps import apps
-
-    from .tenancy import TenantOwnedModel
+    from django.apps import apps  # the app registry: every model, once Django is ready
 
     tables = set()
     for model in apps.get_models():
@@ -71,32 +71,3 @@ def on_post_migrate(sender, using="default", **kwargs) -> None:
     # post_migrate is sent once per app after all migrations ran; one pass over all tables is enough.
     if sender.name == "csplatform":
         enable_policies(connections[using])
-
-
-# --- keeping the session settings in step with the tenancy context ---------------------------------
-
-def _apply_scope(execute, sql, params, many, context):
-    from .tenancy import database_scope
-
-    connection = context["connection"]
-    wanted = database_scope()
-    if getattr(connection, "_cs_rls_applied", None) != wanted:
-        tenant_ids, bypass = wanted
-        with connection.connection.cursor() as cursor:  # the raw cursor: no wrappers, no recursion
-            cursor.execute(
-                "SELECT set_config('app.tenant_ids', %s, false), set_config('app.bypass_rls', %s, false)",
-                [",".join(tenant_ids), "on" if bypass else "off"],
-            )
-        connection._cs_rls_applied = wanted
-    return execute(sql, params, many, context)
-
-
-def on_connection_created(sender, connection, **kwargs) -> None:
-    if connection.vendor == "postgresql" and _apply_scope not in connection.execute_wrappers:
-        connection.execute_wrappers.append(_apply_scope)
-    connection._cs_rls_applied = None
-
-
-def forget_applied_state() -> None:
-    for connection in connections.all(initialized_only=True):
-        connection._cs_rls_applied = None

@@ -252,3 +252,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"})
 # --- end scheduling -------------------------------------------------------------------------------
+
+# --- crm (crm/, docs/crm.md) ------------------------------------------------------------------------
+# Give a new tenant seed 002's default journeys (each started by a managed automation rule) when it is
+# created and at the daily scan. Off: journeys appear only when someone opens them (API, admin) or runs
+# ``crm_ensure_journeys``; the test suite turns it off outside tests/crm so other tests see only their rules.
+CRM_DEFAULT_JOURNEYS = env.bool("CRM_DEFAULT_JOURNEYS", default=True)
+# --- end crm --------------------------------------------------------------------------------------

@@ -14,9 +14,7 @@ import logging
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
-from django.db import models
-
-from . import rls
+from django.db import connections, models
 
 if TYPE_CHECKING:  # pragma: no cover
     from accounts.models import Tenant
@@ -43,10 +41,6 @@ class TenantOwnedModel(models.Model):
         abstract = True
 
 
-def get_current_tenant() -> "Tenant | None":
-    return _current_tenant.get()
-
-
 # Admin pages show the rows of every tenant the staff user belongs to.
 _visible_tenant_ids: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("visible_tenants", default=())
 _system: contextvars.ContextVar[str | None] = contextvars.ContextVar("system_context", default=None)
@@ -56,14 +50,14 @@ log = logging.getLogger("csplatform.tenancy")
 @contextmanager
 def _scope(tenant, tenant_ids: tuple[str, ...], system: str | None) -> Iterator[None]:
     tokens = (_current_tenant.set(tenant), _visible_tenant_ids.set(tenant_ids), _system.set(system))
-    rls.forget_applied_state()
+    forget_applied_state()
     try:
         yield
     finally:
         _current_tenant.reset(tokens[0])
         _visible_tenant_ids.reset(tokens[1])
         _system.reset(tokens[2])
-        rls.forget_applied_state()
+        forget_applied_state()
 
 
 @contextmanager
@@ -99,3 +93,30 @@ def database_scope() -> tuple[tuple[str, ...], bool]:
     if _system.get() is not None:
         return (), True
     return _visible_tenant_ids.get(), False
+
+
+# --- keeping the database session's RLS settings (csplatform.rls) in step with the context -------
+
+def _apply_scope(execute, sql, params, many, context):
+    connection = context["connection"]
+    wanted = database_scope()
+    if getattr(connection, "_cs_rls_applied", None) != wanted:
+        tenant_ids, bypass = wanted
+        with connection.connection.cursor() as cursor:  # the raw cursor: no wrappers, no recursion
+            cursor.execute(
+                "SELECT set_config('app.tenant_ids', %s, false), set_config('app.bypass_rls', %s, false)",
+                [",".join(tenant_ids), "on" if bypass else "off"],
+            )
+        connection._cs_rls_applied = wanted
+    return execute(sql, params, many, context)
+
+
+def on_connection_created(sender, connection, **kwargs) -> None:
+    if connection.vendor == "postgresql" and _apply_scope not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_apply_scope)
+    connection._cs_rls_applied = None
+
+
+def forget_applied_state() -> None:
+    for connection in connections.all(initialized_only=True):
+        connection._cs_rls_applied = None

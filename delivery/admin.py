@@ -34,7 +34,9 @@ from .email import email_template_save
 from .masking import masked_headers, masked_payload
 from .models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
 from .previews import PreviewError, render_preview
-from .services import outbox_requeue, webhook_secret_rotate
+from .secrets import webhook_secret_rotate
+from .services import outbox_requeue
+
 
 @admin.register(Outbox)
 class OutboxAdmin(ReadOnlyAdmin):

@@ -32,10 +32,10 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from delivery.models import Outbox
-from delivery.models import WebhookEndpoint
+from accounts.models import Membership, Role, Task
 from csplatform.tenancy import system_context
 
+from .models import Outbox, WebhookEndpoint
 from .transports import Result
 
 log = logging.getLogger("delivery")
@@ -80,7 +80,7 @@ def blocked(message, cache: EndpointCache) -> Result | None:
     return Result(False, error=(
         f"{DISABLED_ERROR}: {message.target} has been disabled since {endpoint.disabled_at:%Y-%m-%d %H:%M} UTC "
         f"({endpoint.disabled_reason}); nothing was sent. Re-enable it with "
-        f"delivery.health.webhook_endpoint_enable, then re-queue this message"), permanent=True)
+        f"delivery.services.webhook_endpoint_enable, then re-queue this message"), permanent=True)
 
 
 def observe(message, result: Result, cache: EndpointCache, *, now=None) -> None:
@@ -122,9 +122,6 @@ def observe(message, result: Result, cache: EndpointCache, *, now=None) -> None:
 
 def _notify_admins(endpoint: WebhookEndpoint, now) -> list:
     """One high-priority task per Tenant Admin (in the transaction that disabled the endpoint)."""
-    from accounts.models import Membership, Task
-    from accounts.models.tenants import Role
-
     host = urlsplit(endpoint.url).hostname or endpoint.url[:60]
     description = (
         f"Webhooks to {endpoint.url} have all failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
@@ -145,26 +142,3 @@ def _notify_admins(endpoint: WebhookEndpoint, now) -> list:
 
 def webhook_endpoint_get(tenant, url: str) -> WebhookEndpoint | None:
     return WebhookEndpoint.objects.for_tenant(getattr(tenant, "pk", tenant)).filter(url_hash=url_hash(url)).first()
-
-
-def webhook_endpoint_enable(tenant, url: str, *, requeue_dead: bool = False) -> WebhookEndpoint | None:
-    """Turn a disabled endpoint back on (its failing streak starts afresh); with ``requeue_dead`` also
-    re-queue the messages to it that died because it was disabled. Returns the endpoint (None if the
-    URL never failed)."""
-    from .services import outbox_requeue
-
-    tenant_id = getattr(tenant, "pk", tenant)
-    with transaction.atomic():
-        endpoint = (WebhookEndpoint.objects.for_tenant(tenant_id).select_for_update()
-                    .filter(url_hash=url_hash(url)).first())
-        if endpoint is None:
-            return None
-        endpoint.disabled_at, endpoint.disabled_reason = None, ""
-        endpoint.failing_since, endpoint.failures = None, 0
-        endpoint.save(update_fields=["disabled_at", "disabled_reason", "failing_since", "failures", "updated_at"])
-        if requeue_dead:
-            for message in (Outbox.objects.for_tenant(tenant_id)
-                            .filter(channel=Outbox.Channel.WEBHOOK, target=url, status=Outbox.Status.DEAD,
-                                    error__startswith=DISABLED_ERROR)):
-                outbox_requeue(message)
-    return endpoint

@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from csplatform.tenancy import TenantOwnedModel
 
+from .template_checks import email_template_validate
+
 
 def new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
@@ -182,8 +184,6 @@ class EmailTemplate(TenantOwnedModel):
         return self.name
 
     def clean(self):
-        from delivery.email import email_template_validate
-
         email_template_validate(self)
 
 

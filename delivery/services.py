@@ -36,20 +36,24 @@ from typing import Callable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from accounts.audit import audit_record, audit_snapshot
 from accounts.models import Tenant
+from csplatform.celery import task_named
 from csplatform.tenancy import system_context, tenant_context
 
-from . import health, retry
-from .models import EmailTemplate, Outbox, WebhookSecret
+from . import health, retry, secrets
+from .models import EmailTemplate, Outbox, WebhookEndpoint
 from .signals import send_finished
 from .transports import Result, transports
 
 log = logging.getLogger("delivery")
 S = Outbox.Status
+# Task names predate the delivery app: beat schedules and queued tasks stored under them keep working. The
+# services hand work to them by name (the tasks module imports this one).
+DELIVER_MESSAGES_TASK = "automation.delivery.deliver_messages"
+DELIVER_OUTBOX_TASK = "automation.delivery.deliver_outbox"
 DUE = (S.PENDING, S.FAILED)
 
 # --- enqueue ------------------------------------------------------------------------------------
@@ -105,10 +109,8 @@ def dispatch_on_commit(ids: list[int]) -> None:
 
 def dispatch(ids: list[int]) -> None:
     """Hand message ids to celery. A broker outage only delays them: the periodic pass picks them up."""
-    from .tasks import deliver_messages  # the tasks module imports this one
-
     try:
-        deliver_messages.delay(ids)
+        task_named(DELIVER_MESSAGES_TASK).delay(ids)
     except Exception:
         log.exception("could not hand outbox messages %s to celery; the periodic pass will deliver them", ids)
 
@@ -245,7 +247,7 @@ def deliver(*, ids=None, limit: int | None = None, now=None, budget: float | Non
         missing = {r.tenant_id for r in rows} - tenants.keys()
         if missing:
             tenants.update(Tenant.objects.in_bulk(list(missing)))
-        _prefetch_secrets(rows)
+        secrets.prefetch(rows)
         endpoints = health.EndpointCache(rows)
         by_tenant: dict = {}
         for message in rows:  # one tenant context per tenant of the batch, messages in claim order
@@ -280,10 +282,8 @@ def schedule_retry(message: Outbox) -> None:
         return
     delay = (message.next_attempt_at - timezone.now()).total_seconds()
     if delay <= settings.OUTBOX_SHORT_RETRY:
-        from .tasks import deliver_messages  # the tasks module imports this one
-
         try:
-            deliver_messages.apply_async(([message.pk],), countdown=max(0.0, delay) + 0.05)
+            task_named(DELIVER_MESSAGES_TASK).apply_async(([message.pk],), countdown=max(0.0, delay) + 0.05)
         except Exception:
             log.warning("could not schedule the retry of %s; the periodic pass will", message.message_id)
 
@@ -334,49 +334,22 @@ def outbox_requeue(message: Outbox) -> Outbox:
     return row
 
 
-# --- webhook secrets ----------------------------------------------------------------------------
-
-def _prefetch_secrets(rows: list[Outbox]) -> None:
-    """One query for the signing secrets of a batch's webhooks (instead of one per message)."""
-    tenant_ids = {r.tenant_id for r in rows if r.channel == Outbox.Channel.WEBHOOK}
-    if not tenant_ids:
-        return
-    now = timezone.now()
-    found: dict = {t: [] for t in tenant_ids}
-    with system_context("outbox: signing secrets of a batch"):
-        for tenant_id, secret in (WebhookSecret.objects.filter(tenant_id__in=tenant_ids)
-                                  .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-                                  .order_by("-created_at", "-id").values_list("tenant_id", "secret")):
-            found[tenant_id].append(secret)
-    for row in rows:
-        if found.get(row.tenant_id):
-            row.signing_secrets = found[row.tenant_id]
-
-
-def active_webhook_secrets(tenant_id) -> list[str]:
-    """The secrets that sign the tenant's webhooks now (newest first); the first is created on demand."""
-    now = timezone.now()
-    secrets = list(WebhookSecret.objects.for_tenant(tenant_id).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-                   .order_by("-created_at", "-id").values_list("secret", flat=True))
-    if not secrets:
-        secrets = [WebhookSecret.objects.create(tenant_id=tenant_id).secret]
-    return secrets
-
-
-def webhook_secret_rotate(tenant, *, overlap: timedelta = timedelta(hours=24), actor=None) -> WebhookSecret:
-    """A new secret; the current ones keep signing (alongside it) for ``overlap``, then expire. The new
-    secret and the old ones' expiry go to the audit trail with ``actor``."""
+def webhook_endpoint_enable(tenant, url: str, *, requeue_dead: bool = False) -> WebhookEndpoint | None:
+    """Turn a disabled endpoint back on (its failing streak starts afresh); with ``requeue_dead`` also
+    re-queue the messages to it that died because it was disabled. Returns the endpoint (None if the
+    URL never failed)."""
     tenant_id = getattr(tenant, "pk", tenant)
-    now = timezone.now()
-    secrets = WebhookSecret.objects.for_tenant(tenant_id)
     with transaction.atomic():
-        before = {row.pk: (row, audit_snapshot(row)) for row in secrets.select_for_update()}
-        secrets.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now + overlap)).update(expires_at=now + overlap)
-        new = WebhookSecret.objects.create(tenant_id=tenant_id)
-        audit_record(tenant=tenant_id, actor=actor, action="create", obj=new, object_repr=f"webhook secret {new.fingerprint}",
-                     after=audit_snapshot(new))
-        for row in secrets.filter(pk__in=list(before)):
-            old, snapshot = before[row.pk]
-            audit_record(tenant=tenant_id, actor=actor, action="update", obj=row, object_repr=f"webhook secret {row.fingerprint}",
-                         before=snapshot, after=audit_snapshot(row))
-    return new
+        endpoint = (WebhookEndpoint.objects.for_tenant(tenant_id).select_for_update()
+                    .filter(url_hash=health.url_hash(url)).first())
+        if endpoint is None:
+            return None
+        endpoint.disabled_at, endpoint.disabled_reason = None, ""
+        endpoint.failing_since, endpoint.failures = None, 0
+        endpoint.save(update_fields=["disabled_at", "disabled_reason", "failing_since", "failures", "updated_at"])
+        if requeue_dead:
+            for message in (Outbox.objects.for_tenant(tenant_id)
+                            .filter(channel=Outbox.Channel.WEBHOOK, target=url, status=Outbox.Status.DEAD,
+                                    error__startswith=health.DISABLED_ERROR)):
+                outbox_requeue(message)
+    return endpoint

@@ -18,6 +18,8 @@ import logging
 from django.db import transaction
 from django.dispatch import Signal
 
+from .models import Outbox
+
 log = logging.getLogger("delivery")
 
 outbox_message_finished = Signal()
@@ -25,8 +27,6 @@ outbox_message_finished = Signal()
 
 def send_finished(message) -> None:
     """Call the receivers of ``outbox_message_finished`` for ``message`` (in a savepoint)."""
-    from delivery.models import Outbox
-
     if not outbox_message_finished.has_listeners(Outbox):
         return
     try:

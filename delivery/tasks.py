@@ -4,10 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import services
-
-# Task names predate the delivery app: beat schedules and queued tasks stored under them keep working.
-DELIVER_MESSAGES_TASK = "automation.delivery.deliver_messages"
-DELIVER_OUTBOX_TASK = "automation.delivery.deliver_outbox"
+from .services import DELIVER_MESSAGES_TASK, DELIVER_OUTBOX_TASK
 
 
 @shared_task(name=DELIVER_MESSAGES_TASK, acks_late=True, ignore_result=True)

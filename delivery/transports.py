@@ -31,7 +31,12 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone
 
+from accounts.models import Contact
+from csplatform.registry import Registry
+
 from . import policy, signing
+from .secrets import active_webhook_secrets
+from .models import IntegrationCredential
 from .retry import parse_retry_after
 
 USER_AGENT = "csplatform-delivery/1.0"
@@ -157,13 +162,12 @@ class Transport:
         raise NotImplementedError
 
 
-transports: dict[str, Transport] = {}
+#: ``transports.get(channel)`` is None for a channel nobody registered (``services.send`` says so).
+transports: Registry[Transport] = Registry("transport", strict=False)
 
 
 def register(cls):
-    if cls.channel in transports:
-        raise ValueError(f"transport '{cls.channel}' is already registered")
-    transports[cls.channel] = cls()
+    transports.register(cls.channel)(cls())
     return cls
 
 
@@ -174,8 +178,6 @@ class WebhookTransport(Transport):
     channel = "webhook"
 
     def send(self, message) -> Result:
-        from .services import active_webhook_secrets
-
         body = encode_body(message.payload)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         headers.update({k: str(v) for k, v in (message.headers or {}).items() if k.lower() not in RESERVED_HEADERS})
@@ -191,8 +193,6 @@ class EmailTransport(Transport):
     channel = "email"
 
     def send(self, message) -> Result:
-        from accounts.models import Contact
-
         data = message.payload or {}
         if data.get("contact_id"):
             contact = Contact.objects.for_tenant(message.tenant_id).filter(pk=data["contact_id"]).first()
@@ -222,8 +222,6 @@ class IntegrationTransport(Transport):
     setting = ""
 
     def credential(self, message):
-        from delivery.models import IntegrationCredential
-
         return IntegrationCredential.objects.for_tenant(message.tenant_id).filter(integration=self.channel).first()
 
     def call(self, message, method: str, path: str, body: dict) -> Result:

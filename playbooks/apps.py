@@ -6,7 +6,7 @@ class PlaybooksConfig(AppConfig):
     name = 'playbooks'
 
     def ready(self):
-        from . import engine_hooks, signals  # noqa: F401  (receivers: tenant defaults, demo)
+        from . import engine_hooks, signals  # noqa: F401  (receivers: tenant defaults, demo); ready(): app registry loaded
 
         engine_hooks.register()  # the playbook_trigger trigger and the record_playbook_execution action
         self._register_schedule()
@@ -15,13 +15,12 @@ class PlaybooksConfig(AppConfig):
     @staticmethod
     def _register_rule_owner() -> None:
         """A play's rule is compiled from the play: the generic rule API and admin must not edit it."""
-        from automation.managed import Owner, register_owner
+        from automation.managed import Owner, register_owner  # ready(): app registry loaded
 
-        from .services import PLAYBOOK_SOURCE
+        from .models import Playbook  # ready(): app registry loaded
+        from .services import PLAYBOOK_SOURCE  # ready(): app registry loaded
 
         def locate(rule):
-            from .models import Playbook
-
             return Playbook.objects.filter(workflow_id=rule.pk).values_list("pk", "name").first()
 
         register_owner(Owner(source=PLAYBOOK_SOURCE, kind="SuccessPlay", locate=locate,
@@ -29,10 +28,10 @@ class PlaybooksConfig(AppConfig):
 
     @staticmethod
     def _register_schedule() -> None:
-        from automation.periodic import register_periodic_task
-        from automation.scheduling import register_due_work
+        from automation.periodic import register_periodic_task  # ready(): app registry loaded
+        from automation.scheduling import register_due_work  # ready(): app registry loaded
 
-        from .scheduling import evaluate_due_tenants
+        from .scheduling import evaluate_due_tenants  # ready(): app registry loaded
 
         register_due_work("playbooks.daily_evaluation")(lambda *, now: evaluate_due_tenants(now=now))
         register_periodic_task(

@@ -10,6 +10,9 @@ import logging
 
 from django.db import transaction
 
+from .models import Playbook, PlaybookSchedule
+from .services import playbook_catch_up, playbook_create_draft, playbook_save, playbook_triggers_ensure
+
 log = logging.getLogger("playbooks")
 
 HEALTH_ALERT = "Health Score Alert - Critical"
@@ -43,9 +46,6 @@ DEFAULT_PLAYS = [
 @transaction.atomic
 def playbook_defaults_ensure(tenant) -> list:
     """Create what is missing (idempotent; call inside the tenant's context)."""
-    from .models import Playbook, PlaybookSchedule
-    from .services import playbook_create_draft, playbook_triggers_ensure
-
     playbook_triggers_ensure(tenant)
     PlaybookSchedule.objects.get_or_create(tenant=tenant)
     existing = set(Playbook.objects.for_tenant(tenant).values_list("name", flat=True))
@@ -59,9 +59,6 @@ def playbook_defaults_ensure(tenant) -> list:
 def enable_demo_plays(tenant) -> list:
     """Switch seed 004's two plays on and let them catch up on the accounts already in their trigger state
     (the demo's TechStart Solutions is at 35 and At Risk when the plays go live)."""
-    from .models import Playbook
-    from .services import playbook_catch_up, playbook_save
-
     plays = list(Playbook.objects.for_tenant(tenant).filter(name__in=[HEALTH_ALERT, STAGE_ALERT]))
     for play in plays:
         if not play.is_active:

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from automation.actions import Action, ActionContext, ActionError
-from automation.triggers import ConfigError, Trigger
+from accounts.models.customers import RiskLevel
+from automation.actions import Action, ActionContext, ActionError, actions
+from automation.models import RunStep
+from automation.triggers import ConfigError, Trigger, triggers
+
+from .models import Playbook, PlaybookExecution, PlaybookType
 
 FIRED_EVENT = "playbook_trigger_fired"
 RECORD_ACTION = "record_playbook_execution"
@@ -29,8 +33,6 @@ class PlaybookTriggerFired(Trigger):
     event_types = (FIRED_EVENT,)
 
     def validate_config(self, config, model_type=""):
-        from .models import PlaybookType
-
         config = dict(config or {})
         unknown = sorted(set(config) - {"playbook_types"})
         if unknown:
@@ -60,10 +62,6 @@ def _num(value) -> str:
 
 def describe_trigger(trigger_data: dict, rule) -> str:
     """Why the play fired, readable by a CSM, from what the engine recorded on the Run."""
-    from accounts.models.customers import RiskLevel
-
-    from .models import PlaybookType
-
     kind = (trigger_data or {}).get("type") or ""
     payload = (trigger_data or {}).get("payload") or {}
     if kind == "health_score_change":
@@ -108,10 +106,6 @@ class RecordPlaybookExecution(Action):
         return {}
 
     def run(self, config, ctx: ActionContext):
-        from automation.models import RunStep
-
-        from .models import Playbook, PlaybookExecution
-
         play = Playbook.objects.for_tenant(ctx.tenant).filter(workflow_id=ctx.workflow.pk).first()
         if play is None:
             raise ActionError("record_playbook_execution: this rule is not a SuccessPlay")
@@ -161,9 +155,6 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from automation.actions import actions
-    from automation.triggers import triggers
-
     triggers.register(PLAYBOOK_TRIGGER)(PlaybookTriggerFired())
     actions.register(RECORD_ACTION)(RecordPlaybookExecution())
     _registered = True

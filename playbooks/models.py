@@ -23,6 +23,8 @@ from django.utils import timezone
 
 from csplatform.tenancy import TenantOwnedModel
 
+from .evaluators import SettingsError, get_evaluator
+
 
 class PlaybookType(models.TextChoices):
     VOC = "voc", "VoC Sprint"
@@ -57,11 +59,8 @@ class PlaybookTrigger(TenantOwnedModel):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        from .evaluators import SettingsError
-        from .services import playbook_trigger_validate_config
-
-        try:
-            self.trigger_config = playbook_trigger_validate_config(self.playbook_type, self.trigger_config or {})
+        try:  # what ``services.playbook_trigger_validate_config`` does (services imports this module)
+            self.trigger_config = get_evaluator(self.playbook_type).validate(self.trigger_config or {}, None)
         except SettingsError as exc:
             raise ValidationError({"trigger_config": [f"{k}: {' '.join(v)}" for k, v in exc.errors.items()]})
 

@@ -21,6 +21,9 @@ from django.utils import timezone
 from accounts.models import Tenant
 from csplatform.tenancy import system_context, tenant_context
 
+from .models import PlaybookExecution, PlaybookSchedule, PlaybookTrigger
+from .services import playbook_triggers_evaluate_all
+
 log = logging.getLogger("playbooks.scheduling")
 
 
@@ -40,9 +43,6 @@ def is_due(schedule, tenant, now: datetime.datetime) -> bool:
 
 def evaluate_due_tenants(now: datetime.datetime | None = None) -> dict:
     """Evaluate every tenant whose daily time has come and that was not evaluated today (local date)."""
-    from .models import PlaybookExecution, PlaybookSchedule, PlaybookTrigger
-    from .services import playbook_triggers_evaluate_all
-
     now = now or timezone.now()
     with system_context("playbooks: list tenants due for the daily evaluation"):
         enabled = set(PlaybookTrigger.objects.filter(auto_trigger_enabled=True).values_list("tenant_id", flat=True))

@@ -24,12 +24,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum
 
 from accounts.models import Account, HealthScore, Note, RiskLevel, SupportTicket, SurveyResponse, UsageMetric
-
-from .models import PlaybookExecution, PlaybookTriggerEvaluation
 
 # Accounts that left are not evaluated: no play can save or grow them.
 INACTIVE_STATUSES = (Account.Status.CHURNED, Account.Status.CANCELLED)
@@ -424,23 +421,3 @@ def add_tickets(signals: AccountSignals, now: datetime, since: datetime, first_r
                          ("resolution_breaches", "n_resolution_late"), ("sla_breaches", "n_breaches"),
                          ("open_urgent", "n_open_urgent")):
         signals.define(name, f"COALESCE({{{column}}}, 0)")
-
-
-# --- executions and history ----------------------------------------------------------------------
-
-def executions_for_tenant(tenant) -> QuerySet[PlaybookExecution]:
-    return PlaybookExecution.objects.for_tenant(tenant).select_related("account", "started_by")
-
-
-def recent_evaluations(tenant, trigger_ids, limit: int = 10) -> dict:
-    """The latest ``limit`` evaluations of each trigger, ``{trigger_id: [evaluation, ...]}`` (one query)."""
-    rows = (
-        PlaybookTriggerEvaluation.objects.for_tenant(tenant).filter(trigger_id__in=trigger_ids)
-        .annotate(_rank=Window(RowNumber(), partition_by=[F("trigger_id")],
-                               order_by=[F("evaluated_at").desc(), F("id").desc()]))
-        .filter(_rank__lte=limit).order_by("trigger_id", "-evaluated_at", "-id")
-    )
-    found: dict = {}
-    for row in rows:
-        found.setdefault(row.trigger_id, []).append(row)
-    return found

@@ -23,10 +23,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.audit import audit_record, audit_snapshot
-from accounts.models import Account
+from accounts.models import Account, HealthScore, JourneyHistory
+from automation import engine, rule_index
+from automation.events import emit
+from automation.models import Run, Workflow
+from automation.services import workflow_delete, workflow_save, workflow_validate
 
+from .engine_hooks import RECORD_ACTION
 from .evaluators import EVALUATORS, SettingsError, get_evaluator
-from .models import PlaybookExecution, PlaybookTrigger, PlaybookTriggerEvaluation, PlaybookType
+from .models import Playbook, PlaybookExecution, PlaybookTrigger, PlaybookTriggerEvaluation, PlaybookType
 
 log = logging.getLogger("playbooks")
 
@@ -190,9 +195,6 @@ def _emit_fired(trigger: PlaybookTrigger, executions: list[PlaybookExecution]) -
     """``playbook_trigger_fired`` per new execution, only when a live automation rule listens."""
     if not executions:
         return
-    from automation import rule_index
-    from automation.events import emit
-
     if not rule_index.interested(trigger.tenant_id, FIRED_EVENT, "account"):
         return
     for execution in executions:
@@ -264,8 +266,6 @@ def _check_playbook_fields(playbook) -> None:
     if not isinstance(playbook.actions, list):
         errors["actions"] = "must be a list of {type, config}"
     else:
-        from .engine_hooks import RECORD_ACTION
-
         for index, spec in enumerate(playbook.actions):
             if isinstance(spec, dict) and spec.get("type") == RECORD_ACTION:
                 errors[f"actions[{index}].type"] = f"{RECORD_ACTION} is added by the SuccessPlay itself"
@@ -277,10 +277,6 @@ def _check_playbook_fields(playbook) -> None:
 
 def _rule_data(playbook) -> dict:
     """The automation rule a SuccessPlay stands for."""
-    from automation.models import Workflow
-
-    from .engine_hooks import RECORD_ACTION
-
     steps = [{"type": "webhook", "config": {"url": playbook.webhook_url.strip(), "method": "POST"}}] \
         if playbook.webhook_url else []
     return {
@@ -311,13 +307,10 @@ def _playbook_error(exc, playbook):
     return ValidationError(errors)
 
 
-def playbook_validate(*, playbook, data) -> "Playbook":  # noqa: F821
+def playbook_validate(*, playbook, data) -> Playbook:
     """Apply ``data`` to ``playbook`` in memory and validate it like the engine validates rules (every
     trigger, condition and action checked and normalised); raises ValidationError naming the field."""
     from django.core.exceptions import ValidationError
-
-    from automation.models import Workflow
-    from automation.services import workflow_validate
 
     unknown = sorted(set(data) - set(PLAYBOOK_FIELDS))
     if unknown:
@@ -325,8 +318,6 @@ def playbook_validate(*, playbook, data) -> "Playbook":  # noqa: F821
     for name, value in data.items():
         setattr(playbook, name, value)
     _check_playbook_fields(playbook)
-    from .models import Playbook
-
     clash = Playbook.objects.for_tenant(playbook.tenant_id).filter(name=playbook.name.strip())
     if playbook.pk:
         clash = clash.exclude(pk=playbook.pk)
@@ -350,9 +341,6 @@ def playbook_validate(*, playbook, data) -> "Playbook":  # noqa: F821
 def playbook_save(*, playbook, data, actor=None):
     """Create or update a SuccessPlay and the automation rule it stands for (through ``workflow_save``,
     so the rule is validated, audited and the tenant's rule index refreshed)."""
-    from automation.models import Workflow
-    from automation.services import workflow_save
-
     playbook_validate(playbook=playbook, data=data)
     if playbook.workflow_id:
         rule = Workflow.objects.for_tenant(playbook.tenant_id).select_related("tenant").get(pk=playbook.workflow_id)
@@ -369,8 +357,6 @@ def playbook_save(*, playbook, data, actor=None):
 
 def playbook_create_draft(*, tenant, data):
     """A validated inactive draft whose rule is compiled on its first save (tenant defaults)."""
-    from .models import Playbook
-
     playbook = playbook_validate(playbook=Playbook(tenant=tenant), data={**data, "is_active": False})
     playbook.save()
     return playbook
@@ -386,8 +372,6 @@ def playbook_rule(playbook):
 @transaction.atomic
 def playbook_delete(*, playbook, actor=None) -> None:
     """Delete a SuccessPlay with its rule; its executions stay as history (``playbook`` emptied)."""
-    from automation.services import workflow_delete
-
     if playbook.workflow_id is None:
         playbook.delete()
         return
@@ -400,9 +384,6 @@ def trigger_playbook_manually(playbook, account, reason: str = "", *, user=None,
     applies unless ``force`` (which needs a ``reason``). Returns the ``PlaybookExecution``; raises
     ``PlaybookCooldown`` or ValidationError."""
     from django.core.exceptions import ValidationError
-
-    from automation import engine
-    from automation.models import Run, Workflow
 
     reason = (reason or "").strip() if isinstance(reason, str) else reason
     if not isinstance(reason, str):
@@ -446,10 +427,6 @@ def playbook_catch_up(playbook) -> list:
     in its target stage) and never ran it: what happens when a play is switched on after the fact (the
     demo). Each goes through the engine like the live event would (conditions, cooldown, Run, delivery),
     with the same trigger data. Other trigger types have nothing to catch up on."""
-    from accounts.models import Account, HealthScore, JourneyHistory
-    from automation import engine
-    from automation.models import Workflow
-
     if playbook.workflow_id is None:
         return []  # an untouched draft
     rule = Workflow.objects.for_tenant(playbook.tenant_id).select_related("tenant").get(pk=playbook.workflow_id)

@@ -7,20 +7,18 @@ from accounts import signals as domain
 from accounts.models import Tenant
 from csplatform.tenancy import tenant_context
 
+from .defaults import enable_demo_plays, playbook_defaults_ensure
+
 
 @receiver(post_save, sender=Tenant, dispatch_uid="playbooks.tenant_defaults")
 def tenant_created(sender, instance, created, raw=False, **kwargs):
     if created and not raw:
-        from .defaults import playbook_defaults_ensure
-
         with tenant_context(instance):
             playbook_defaults_ensure(instance)
 
 
 @receiver(domain.demo_seeded, dispatch_uid="playbooks.demo_seeded")
 def demo_seeded(sender, tenant, **kwargs):
-    from .defaults import enable_demo_plays, playbook_defaults_ensure
-
     with tenant_context(tenant):
         playbook_defaults_ensure(tenant)  # a demo tenant created before playbooks had defaults
         enable_demo_plays(tenant)

@@ -2,7 +2,6 @@
 
 import django_filters
 from django import forms
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.authtoken.models import Token
@@ -140,16 +139,8 @@ class HealthScoreViewSet(TenantModelViewSet):
             account=account, components=data, calculated_at=data.get("calculated_at")
         )
 
-    @transaction.atomic
     def perform_destroy(self, instance):
-        # The account mirrors its latest score: deleting that score must bring the next one back.
-        # TODO: belongs in accounts.services (health_score_delete) next to health_score_record.
-        account = Account.objects.select_for_update().get(pk=instance.account_id)
-        instance.delete()
-        latest = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id").first()
-        Account.objects.filter(pk=account.pk).update(
-            health_score=latest.overall_score if latest else None, risk_level=latest.risk_level if latest else "",
-        )
+        services.health_score_delete(score=instance)
 
 
 class UsageMetricViewSet(TenantModelViewSet):

@@ -9,7 +9,6 @@ keeps (``automation.managed``) are read-only here.
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -19,18 +18,16 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.models import Role
-from automation import services
-from automation.models import Run, RunStep, Workflow
+from automation import running, services
+from automation.models import Run, Workflow
+from automation.selectors import automation_stats, backtest, runs_of, with_run_figures
 from csplatform.api import TenantFilterSet, TenantModelViewSet
 from csplatform.pagination import Pagination
 from csplatform.permissions import ADMINS, MANAGERS, resolve_membership
 
-from . import running
-from .backtest import backtest
 from . import serializers as s
 from .drafts import DraftActions, write_schemas
 from .pages import SeedPagination, WorkflowPagination
-from .stats import automation_stats, with_run_figures
 
 # Seed 003 reports a successful execution as "completed" (and a waiting one as "pending").
 RUN_STATUS_ALIASES = {"completed": Run.Status.SUCCESS, "pending": Run.Status.QUEUED}
@@ -62,11 +59,6 @@ class RunFilter(TenantFilterSet):
         if value not in Run.Status.values:
             raise ValidationError({"status": [f"'{value}' is not one of {', '.join(Run.Status.values)}."]})
         return queryset.filter(status=value)
-
-
-def runs_of(tenant):
-    return (Run.objects.for_tenant(tenant).select_related("workflow")
-            .prefetch_related(Prefetch("steps", queryset=RunStep.objects.order_by("position"))))
 
 
 class RuleViewSet(DraftActions, TenantModelViewSet):

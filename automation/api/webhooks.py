@@ -9,7 +9,6 @@ the endpoint tells a guesser nothing.
 from __future__ import annotations
 
 import json
-import re
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -21,22 +20,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from automation.models import Workflow
-from csplatform.tenancy import system_context, tenant_context
+from automation import running
+from automation.selectors import live_webhook_rule
+from csplatform.tenancy import tenant_context
 
-from . import running
 from .serializers import WebhookAcceptedSerializer
-
-TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
-
-
-def live_rule(token: str) -> Workflow | None:
-    if not TOKEN.fullmatch(token):  # not one of ours: no query at all
-        return None
-    with system_context("inbound webhook: find the rule by its token"):
-        return (Workflow.objects.select_related("tenant")
-                .filter(webhook_token=token, trigger_type="webhook", status=Workflow.Status.ACTIVE, enabled=True)
-                .first())
 
 
 class WebhookThrottle(SimpleRateThrottle):
@@ -63,7 +51,7 @@ class InboundWebhookView(APIView):
                    400: OpenApiResponse(description="The body is not a JSON object."),
                    404: OpenApiResponse(description="No live webhook rule has this token.")})
     def post(self, request, token: str):
-        rule = live_rule(token)
+        rule = live_webhook_rule(token)
         if rule is None:
             return Response({"detail": "No live webhook rule has this token."}, status=status.HTTP_404_NOT_FOUND)
         try:

@@ -28,12 +28,12 @@ from .query import to_q
 from .syntax import normalize
 from .tree import MAX_DEPTH, MAX_LEAVES, NOW_FIELD, OPERATOR_ALIASES, OPERATORS, TIME_WINDOW
 from .typed import (
-    CONDITION_TYPES, ENGAGEMENT_COUNT, ENGAGEMENT_LAST_DAYS, SIZE_ALIASES, register_condition_type,
+    ENGAGEMENT_COUNT, ENGAGEMENT_LAST_DAYS, SIZE_ALIASES, condition_types, register_condition_type,
 )
 from .validation import validate
 
 __all__ = [
-    "BUSINESS_HOURS", "CONDITION_TYPES", "ENGAGEMENT_COUNT", "ENGAGEMENT_LAST_DAYS", "FIELD_ALIASES", "MAX_DEPTH",
-    "MAX_LEAVES", "NOW_FIELD", "OPERATORS", "OPERATOR_ALIASES", "SIZE_ALIASES", "TIME_WINDOW", "USER_FIELDS",
-    "ConditionError", "NotCompilable", "evaluate", "normalize", "register_condition_type", "to_q", "validate",
+    "BUSINESS_HOURS", "ENGAGEMENT_COUNT", "ENGAGEMENT_LAST_DAYS", "FIELD_ALIASES", "MAX_DEPTH", "MAX_LEAVES",
+    "NOW_FIELD", "OPERATORS", "OPERATOR_ALIASES", "SIZE_ALIASES", "TIME_WINDOW", "USER_FIELDS", "ConditionError",
+    "NotCompilable", "condition_types", "evaluate", "normalize", "register_condition_type", "to_q", "validate",
 ]

@@ -25,7 +25,7 @@ from .tree import (
     GROUP_OPS, LIST_OPERATORS, MAX_DEPTH, MAX_LEAVES, MAX_LIST_ITEMS, NO_VALUE_OPERATORS, NOW_FIELD, OPERATOR_ALIASES,
     OPERATORS, TIME_WINDOW, group, is_group, leaf,
 )
-from .typed import CONDITION_TYPES, ENGAGEMENT_FIELDS, engagement_options
+from .typed import ENGAGEMENT_FIELDS, condition_types, engagement_options
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _LOGIC = {"and": "all", "all": "all", "or": "any", "any": "any", "none": "none", "not": "none"}
@@ -164,7 +164,7 @@ class _Parser:
             raise ConditionError(path, "The config of a condition must be an object.")
         if name == "custom":
             return self.leaf(config, path)
-        children = [self.mark(node, join_path(path, key)) for key, node in CONDITION_TYPES[name](config, path)]
+        children = [self.mark(node, join_path(path, key)) for key, node in condition_types.get(name)(config, path)]
         return self.origins.mark(_simplify(group("all", children)), path)
 
     def leaf(self, raw: dict, path: str) -> dict:
@@ -241,7 +241,7 @@ def _only(raw: dict, allowed: set[str], path: str) -> None:
 
 
 def _type_names() -> set[str]:
-    return set(CONDITION_TYPES) | {"custom"}
+    return set(condition_types.keys()) | {"custom"}
 
 
 def _unwrap(node: dict) -> dict:

@@ -1,13 +1,16 @@
 """Seed 001's typed conditions ``{"type": ..., "config": {...}}``, each compiled to plain leaves.
 
-A type is one function in ``CONDITION_TYPES``: ``(config, path) -> [(config key, node), ...]``; the
-key says which setting produced the node, so later errors can name it. ``custom`` and ``group`` are
+A type is one function in the ``condition_types`` registry (``csplatform.registry.Registry``, as
+triggers, actions and transports): ``(config, path) -> [(config key, node), ...]``; the key says which
+setting produced the node, so later errors can name it. ``custom`` and ``group`` are
 handled by the parser itself because they contain conditions.
 """
 
 import math
 from collections.abc import Callable
 from numbers import Real
+
+from csplatform.registry import Registry
 
 from . import clock
 from .errors import ConditionError, join_path
@@ -22,15 +25,10 @@ SIZE_ALIASES = {"small": "smb", "medium": "mid_market", "mid-market": "mid_marke
                 "large": "enterprise"}
 
 TypeCompiler = Callable[[dict, str], list[tuple[str, dict]]]
-CONDITION_TYPES: dict[str, TypeCompiler] = {}
-
-
-def register_condition_type(name: str):
-    """Decorator: make ``{"type": name, "config": {...}}`` a condition compiled by the function."""
-    def decorate(fn: TypeCompiler) -> TypeCompiler:
-        CONDITION_TYPES[name] = fn
-        return fn
-    return decorate
+condition_types: Registry[TypeCompiler] = Registry("condition type")
+#: Decorator: ``@register_condition_type(name)`` makes ``{"type": name, "config": {...}}`` a condition
+#: compiled by the function.
+register_condition_type = condition_types.register
 
 
 @register_condition_type("account_filter")

@@ -27,7 +27,9 @@ class CRMPlaybookSerializer(serializers.ModelSerializer):
     class Meta:
         model = CRMPlaybook
         fields = ["id", "name", "title", "description", "trigger_event", "active", "reentry_cooldown_hours",
-                  "max_entries", "steps", "created_at", "updated_at"]
+                  "max_entries", "workflow", "conversion_workflow", "steps", "created_at", "updated_at"]
+        # The journey's managed automation rules (their runs say why each journey started or did not).
+        read_only_fields = ["workflow", "conversion_workflow"]
 
 
 class CRMStepExecutionSerializer(serializers.ModelSerializer):

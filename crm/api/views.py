@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Prefetch
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
@@ -142,8 +143,6 @@ class DiscountCodeFilter(TenantFilterSet):
         fields = ["contact", "execution", "percent"]
 
     def filter_state(self, queryset, name, value):
-        from django.utils import timezone
-
         now = timezone.now()
         if value == "used":
             return queryset.filter(used_at__isnull=False)

@@ -36,7 +36,8 @@ from .. import policy
 from ..masking import masked_headers, masked_payload
 from ..models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
 from ..previews import PreviewError, render_preview
-from ..services import outbox_requeue, webhook_secret_rotate
+from ..secrets import webhook_secret_rotate
+from ..services import outbox_requeue
 
 def _tenant(request):
     return resolve_membership(request).tenant

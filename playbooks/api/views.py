@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import django_filters
 from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers, status
@@ -16,12 +18,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import Account
 from csplatform.api import TenantFilterSet, TenantModelViewSet
-from csplatform.permissions import ADMINS, MANAGERS, resolve_membership
+from csplatform.permissions import ADMINS, MANAGERS, django_validation_error_detail, resolve_membership
 
-from .. import selectors, services
+from .. import services
 from ..evaluators import SettingsError
-from ..models import Playbook, PlaybookExecution, PlaybookType
+from ..models import Playbook, PlaybookExecution, PlaybookTriggerEvaluation, PlaybookType
 from . import serializers as s
 
 _datetime = serializers.DateTimeField()
@@ -147,6 +150,20 @@ class PlaybookTriggerEvaluateAllView(APIView):
         })
 
 
+def _recent_evaluations(tenant, trigger_ids, limit: int = 10) -> dict:
+    """The latest ``limit`` evaluations of each trigger, ``{trigger_id: [evaluation, ...]}`` (one query)."""
+    rows = (
+        PlaybookTriggerEvaluation.objects.for_tenant(tenant).filter(trigger_id__in=trigger_ids)
+        .annotate(_rank=Window(RowNumber(), partition_by=[F("trigger_id")],
+                               order_by=[F("evaluated_at").desc(), F("id").desc()]))
+        .filter(_rank__lte=limit).order_by("trigger_id", "-evaluated_at", "-id")
+    )
+    found: dict = {}
+    for row in rows:
+        found.setdefault(row.trigger_id, []).append(row)
+    return found
+
+
 class PlaybookTriggerHistoryView(APIView):
     """Counters and timestamps of the tenant's triggers (``?playbook_type=`` for one) and their
     latest evaluations (``?limit=``, default 10, at most 100)."""
@@ -169,7 +186,7 @@ class PlaybookTriggerHistoryView(APIView):
             return _error(errors)
         triggers = services.playbook_triggers_ensure(tenant)
         chosen = [t for t in triggers.values() if playbook_type in (None, t.playbook_type)]
-        evaluations = selectors.recent_evaluations(tenant, [t.pk for t in chosen], int(limit))
+        evaluations = _recent_evaluations(tenant, [t.pk for t in chosen], int(limit))
         history = []
         for trigger in chosen:
             history.append({
@@ -246,8 +263,6 @@ class PlaybookViewSet(TenantModelViewSet):
         try:
             playbook = services.playbook_save(playbook=playbook, data=data, actor=self.request.user)
         except DjangoValidationError as exc:
-            from csplatform.permissions import django_validation_error_detail
-
             raise serializers.ValidationError(django_validation_error_detail(exc)) from None
         return Response(self.get_serializer(playbook).data, status=status_code)
 
@@ -272,8 +287,6 @@ class PlaybookViewSet(TenantModelViewSet):
     def trigger(self, request, pk=None):
         """Seed 004's ``trigger_playbook_manually``: run the play for ``account_id`` now. Inside the
         play's cooldown for that account it is a 409, unless ``force`` is true and a ``reason`` is given."""
-        from accounts.models import Account
-
         playbook = self.get_object()
         body = s.PlaybookTriggerRequest(data=request.data)
         body.is_valid(raise_exception=True)
@@ -288,8 +301,6 @@ class PlaybookViewSet(TenantModelViewSet):
             return Response({"status": "error", "message": exc.message, "cooldown_until": _time(exc.until)},
                             status=status.HTTP_409_CONFLICT)
         except DjangoValidationError as exc:
-            from csplatform.permissions import django_validation_error_detail
-
             raise serializers.ValidationError(django_validation_error_detail(exc)) from None
         execution = PlaybookExecution.objects.select_related("account", "playbook", "started_by").get(pk=execution.pk)
         return Response(s.SuccessPlayExecutionSerializer(execution, context=self.get_serializer_context()).data,

@@ -15,8 +15,7 @@ from automation import engine
 from automation.admin import rule_summary
 from automation.models import Event, Run, RunStep, Workflow
 from delivery.models import Outbox
-from automation.services import workflow_save
-from tests.factories import AccountFactory, MembershipFactory
+from tests.factories import AccountFactory, EventFactory, MembershipFactory, RunFactory, WorkflowFactory, staff
 
 pytestmark = pytest.mark.django_db
 
@@ -24,21 +23,8 @@ TASK = {"type": "create_task", "config": {"title": "Call {{ account.name }}", "d
 NOTE = {"type": "create_note", "config": {"body": "Looked at {{ account.name }}"}}
 
 
-def staff(tenant, role=Role.TENANT_ADMIN):
-    return MembershipFactory(tenant=tenant, role=role, user__is_staff=True).user
-
-
 def url(model: str, view: str, *args) -> str:
     return reverse(f"admin:automation_{model}_{view}", args=args)
-
-
-def rule(tenant, **data):
-    data = {"name": "Rule", "status": "active", "trigger_type": "manual", "actions": [NOTE], **data}
-    return workflow_save(rule=Workflow(tenant=tenant), data=data)
-
-
-def run_of(workflow, account, **fields):
-    return Run.objects.create(tenant=workflow.tenant, workflow=workflow, account=account, **fields)
 
 
 def form_data(**fields) -> dict:
@@ -88,11 +74,12 @@ class Queries(CaptureQueriesContext):
 # --- tenant scoping ------------------------------------------------------------------------------
 
 def test_it_shows_a_staff_user_only_their_tenants_rules_runs_and_events(client, tenant, other_tenant):
-    mine, theirs = rule(tenant, name="Mine"), rule(other_tenant, name="Theirs")
+    mine, theirs = WorkflowFactory(tenant=tenant, name="Mine"), WorkflowFactory(tenant=other_tenant, name="Theirs")
     my_account, their_account = AccountFactory(tenant=tenant), AccountFactory(tenant=other_tenant)
-    my_run, their_run = run_of(mine, my_account), run_of(theirs, their_account)
-    Event.objects.create(tenant=tenant, type="mine_happened")
-    Event.objects.create(tenant=other_tenant, type="theirs_happened")
+    my_run = RunFactory(workflow=mine, account=my_account)
+    their_run = RunFactory(workflow=theirs, account=their_account)
+    EventFactory(tenant=tenant, type="mine_happened")
+    EventFactory(tenant=other_tenant, type="theirs_happened")
     client.force_login(staff(tenant, Role.VIEWER))
 
     assert names(client.get(url("workflow", "changelist"))) == {"Mine"}
@@ -110,10 +97,12 @@ def test_it_lists_rules_and_runs_with_a_query_count_that_does_not_grow_with_rows
 
     def make(n):
         for i in range(n):
-            workflow = rule(tenant, name=f"Rule {Workflow.objects.count()}", actions=[TASK, NOTE],
-                            trigger_type="health_score_change", trigger_config={"threshold": 40})
-            run_of(workflow, account, status=Run.Status.SUCCESS)
-            run_of(workflow, account, status=Run.Status.SKIPPED, skip_reason=Run.SkipReason.COOLDOWN)
+            workflow = WorkflowFactory(tenant=tenant, name=f"Rule {Workflow.objects.count()}",
+                                       actions=[TASK, NOTE], trigger_type="health_score_change",
+                                       trigger_config={"threshold": 40})
+            RunFactory(workflow=workflow, account=account, status=Run.Status.SUCCESS)
+            RunFactory(workflow=workflow, account=account, status=Run.Status.SKIPPED,
+                       skip_reason=Run.SkipReason.COOLDOWN)
 
     def queries(model):
         with Queries() as captured:
@@ -148,11 +137,12 @@ def test_it_summarises_a_rule_as_trigger_conditions_and_actions():
 
 def test_it_shows_last_week_runs_and_success_rate_in_the_rule_list(client, tenant):
     account = AccountFactory(tenant=tenant)
-    workflow = rule(tenant, name="Busy")
-    rule(tenant, name="Idle")
+    workflow = WorkflowFactory(tenant=tenant, name="Busy", actions=[NOTE])
+    WorkflowFactory(tenant=tenant, name="Idle", actions=[NOTE])
     for status in ("success", "success", "success", "failed", "skipped"):
-        run_of(workflow, account, status=status)
-    run_of(workflow, account, status="failed", created_at=timezone.now() - timezone.timedelta(days=8))
+        RunFactory(workflow=workflow, account=account, status=status)
+    RunFactory(workflow=workflow, account=account, status="failed",
+               created_at=timezone.now() - timezone.timedelta(days=8))
     client.force_login(staff(tenant))
 
     response = client.get(url("workflow", "changelist"))
@@ -165,9 +155,9 @@ def test_it_shows_last_week_runs_and_success_rate_in_the_rule_list(client, tenan
 
 
 def test_it_filters_rules_by_status_trigger_and_source_and_searches_by_name(client, tenant):
-    rule(tenant, name="Live alert", status="active", trigger_type="health_score_change",
-         trigger_config={"threshold": 40})
-    rule(tenant, name="Paused hook", status="paused", trigger_type="webhook", source="event_trigger")
+    WorkflowFactory(tenant=tenant, name="Live alert", status="active", trigger_type="health_score_change",
+                    trigger_config={"threshold": 40})
+    WorkflowFactory(tenant=tenant, name="Paused hook", status="paused", trigger_type="webhook", source="event_trigger")
     client.force_login(staff(tenant))
     changelist = url("workflow", "changelist")
 
@@ -204,7 +194,8 @@ def test_it_shows_an_unknown_action_as_a_form_error_and_stores_nothing(client, t
 
 
 def test_it_shows_a_bad_trigger_setting_on_the_trigger_config_field(client, tenant):
-    workflow = rule(tenant, name="Alert", trigger_type="health_score_change", trigger_config={"threshold": 40})
+    workflow = WorkflowFactory(tenant=tenant, name="Alert", trigger_type="health_score_change",
+                               trigger_config={"threshold": 40})
     client.force_login(staff(tenant))
 
     response = client.post(url("workflow", "change", workflow.pk),
@@ -242,7 +233,7 @@ def test_it_shows_the_services_complaint_on_the_field_it_names(client, tenant, f
 
 
 def test_it_edits_json_settings_as_pretty_printed_text(client, tenant):
-    workflow = rule(tenant, actions=[TASK])
+    workflow = WorkflowFactory(tenant=tenant, actions=[TASK])
     client.force_login(staff(tenant))
 
     page = client.get(url("workflow", "change", workflow.pk))
@@ -252,7 +243,7 @@ def test_it_edits_json_settings_as_pretty_printed_text(client, tenant):
 
 
 def test_it_pauses_and_activates_rules(client, tenant):
-    first, second = rule(tenant, name="One"), rule(tenant, name="Two")
+    first, second = WorkflowFactory(tenant=tenant, name="One"), WorkflowFactory(tenant=tenant, name="Two")
     client.force_login(staff(tenant))
 
     act(client, "workflow", "pause", first, second)
@@ -263,8 +254,8 @@ def test_it_pauses_and_activates_rules(client, tenant):
 
 
 def test_it_deletes_a_rule_with_its_runs(client, tenant):
-    workflow = rule(tenant)
-    run_of(workflow, AccountFactory(tenant=tenant))
+    workflow = WorkflowFactory(tenant=tenant)
+    RunFactory(workflow=workflow, account=AccountFactory(tenant=tenant))
     client.force_login(staff(tenant))
 
     response = client.post(url("workflow", "delete", workflow.pk), {"post": "yes"})
@@ -280,7 +271,7 @@ def test_it_tests_a_rule_now_without_writing_or_sending_anything(
     AccountFactory(tenant=tenant, name="Zeta Corp")
     AccountFactory(tenant=tenant, name="Acme Corp")
     hook = {"type": "webhook", "config": {"url": "https://hooks.example.test/cs"}}
-    workflow = rule(tenant, actions=[TASK, NOTE, hook])
+    workflow = WorkflowFactory(tenant=tenant, actions=[TASK, NOTE, hook])
     client.force_login(staff(tenant))
     before = counts()
 
@@ -298,7 +289,8 @@ def test_it_tests_a_rule_now_without_writing_or_sending_anything(
 
 def test_it_tests_a_rule_and_says_which_condition_failed(client, tenant):
     AccountFactory(tenant=tenant, industry="Retail")
-    workflow = rule(tenant, conditions={"all": [{"field": "industry", "operator": "equals", "value": "Software"}]})
+    workflow = WorkflowFactory(tenant=tenant, actions=[NOTE], conditions={
+        "all": [{"field": "industry", "operator": "equals", "value": "Software"}]})
     client.force_login(staff(tenant, Role.PRACTITIONER))
 
     [message] = messages_of(act(client, "workflow", "test_now", workflow))
@@ -310,7 +302,7 @@ def test_it_tests_a_rule_and_says_which_condition_failed(client, tenant):
 def test_it_runs_a_rule_now_for_a_chosen_account(client, tenant):
     AccountFactory(tenant=tenant, name="Acme Corp")
     chosen = AccountFactory(tenant=tenant, name="Beta Corp")
-    workflow = rule(tenant, actions=[NOTE])
+    workflow = WorkflowFactory(tenant=tenant, actions=[NOTE])
     client.force_login(staff(tenant, Role.PRACTITIONER))
 
     redirect = act(client, "workflow", "run_now_for_account", workflow)
@@ -335,9 +327,9 @@ def tenant_accounts(tenant):
 
 def test_it_replays_a_finished_run_for_the_same_event_and_account(client, tenant):
     account = AccountFactory(tenant=tenant)
-    workflow = rule(tenant, trigger_type="event", trigger_config={"event_type": "payment_failed"}, actions=[NOTE])
-    event = Event.objects.create(tenant=tenant, type="payment_failed", model="account", object_id=str(account.pk),
-                                 account=account)
+    workflow = WorkflowFactory(tenant=tenant, trigger_type="event", trigger_config={"event_type": "payment_failed"},
+                               actions=[NOTE])
+    event = EventFactory(account=account, type="payment_failed")
     original = engine.fire(workflow, event=event)
     client.force_login(staff(tenant, Role.PRACTITIONER))
 
@@ -353,9 +345,10 @@ def test_it_replays_a_finished_run_for_the_same_event_and_account(client, tenant
 
 def test_it_shows_a_run_with_its_steps_and_trace(client, tenant):
     account = AccountFactory(tenant=tenant, industry="Software")
-    workflow = rule(tenant, debug_mode=True, continue_on_error=True,
-                    conditions={"all": [{"field": "industry", "operator": "equals", "value": "Software"}]},
-                    actions=[NOTE, {"type": "assign_to_user", "config": {"user": "stranger@example.test"}}])
+    workflow = WorkflowFactory(
+        tenant=tenant, debug_mode=True, continue_on_error=True,
+        conditions={"all": [{"field": "industry", "operator": "equals", "value": "Software"}]},
+        actions=[NOTE, {"type": "assign_to_user", "config": {"user": "stranger@example.test"}}])
     run = engine.fire(workflow, subject=account, account=account, manual=True)
     client.force_login(staff(tenant, Role.VIEWER))
 
@@ -372,7 +365,8 @@ def test_it_shows_a_run_with_its_steps_and_trace(client, tenant):
 
 
 def test_it_keeps_runs_read_only_and_lets_only_tenant_admins_delete_them(client, tenant):
-    run = run_of(rule(tenant), AccountFactory(tenant=tenant), status=Run.Status.SUCCESS)
+    run = RunFactory(workflow=WorkflowFactory(tenant=tenant), account=AccountFactory(tenant=tenant),
+                     status=Run.Status.SUCCESS)
     client.force_login(staff(tenant, Role.PRACTITIONER))
     assert client.get(url("run", "add")).status_code == 403
     assert client.post(url("run", "change", run.pk), {"status": "failed"}).status_code == 403
@@ -384,8 +378,8 @@ def test_it_keeps_runs_read_only_and_lets_only_tenant_admins_delete_them(client,
 
 
 def test_it_lists_events_read_only_with_a_processed_filter(client, tenant):
-    Event.objects.create(tenant=tenant, type="done", processed_at=timezone.now())
-    pending = Event.objects.create(tenant=tenant, type="waiting")
+    EventFactory(tenant=tenant, type="done", processed_at=timezone.now())
+    pending = EventFactory(tenant=tenant, type="waiting")
     client.force_login(staff(tenant))
     changelist = url("event", "changelist")
 
@@ -398,7 +392,7 @@ def test_it_lists_events_read_only_with_a_processed_filter(client, tenant):
 # --- roles ---------------------------------------------------------------------------------------
 
 def test_it_lets_a_viewer_read_but_not_add_or_test_rules(client, tenant):
-    workflow = rule(tenant)
+    workflow = WorkflowFactory(tenant=tenant)
     AccountFactory(tenant=tenant)
     client.force_login(staff(tenant, Role.VIEWER))
 
@@ -413,7 +407,7 @@ def test_it_lets_a_viewer_read_but_not_add_or_test_rules(client, tenant):
 
 
 def test_it_lets_a_practitioner_view_and_test_but_not_edit_rules(client, tenant):
-    workflow = rule(tenant, name="Alert")
+    workflow = WorkflowFactory(tenant=tenant, name="Alert", actions=[NOTE])
     AccountFactory(tenant=tenant)
     client.force_login(staff(tenant, Role.PRACTITIONER))
 
@@ -432,7 +426,7 @@ def test_it_lets_a_practitioner_view_and_test_but_not_edit_rules(client, tenant)
 
 
 def test_it_shows_the_inbound_webhook_url_only_to_tenant_admins(client, tenant):
-    hook = rule(tenant, trigger_type="webhook")
+    hook = WorkflowFactory(tenant=tenant, trigger_type="webhook")
     address = f"/api/hooks/{hook.webhook_token}/"
 
     client.force_login(staff(tenant, Role.TENANT_ADMIN))
@@ -467,8 +461,9 @@ def test_it_tests_webhook_and_contact_rules_on_a_fitting_subject(client, tenant)
 
     account = AccountFactory(tenant=tenant, name="Acme Corp")
     ContactFactory(account=account, name="Dana Champion")
-    hook = rule(tenant, name="Hook", trigger_type="webhook", actions=[NOTE])
-    contacts = rule(tenant, name="New contact", trigger_type="model_created", model_type="contact", actions=[NOTE])
+    hook = WorkflowFactory(tenant=tenant, name="Hook", trigger_type="webhook", actions=[NOTE])
+    contacts = WorkflowFactory(tenant=tenant, name="New contact", trigger_type="model_created", model_type="contact",
+                               actions=[NOTE])
     client.force_login(staff(tenant, Role.PRACTITIONER))
     before = counts()
 
@@ -482,10 +477,10 @@ def test_it_tests_webhook_and_contact_rules_on_a_fitting_subject(client, tenant)
 def test_a_failed_event_is_listed_and_can_be_processed_again(tenant, client, settings,
                                                              django_capture_on_commit_callbacks):
     settings.AUTOMATION_EVENT_MAX_ATTEMPTS = 1
-    rule(tenant, trigger_type="model_updated", model_type="account")
+    WorkflowFactory(tenant=tenant, trigger_type="model_updated", model_type="account", actions=[NOTE])
     account = AccountFactory(tenant=tenant)
-    broken = Event.objects.create(tenant=tenant, type="model_updated", model="account", object_id="not-an-id")
-    fine = Event.objects.create(tenant=tenant, type="model_updated", model="account", object_id=str(account.pk))
+    broken = EventFactory(tenant=tenant, model="account", object_id="not-an-id")
+    fine = EventFactory(account=account)
     engine.process_event(tenant.pk, broken.pk)
     broken.refresh_from_db()
     assert broken.failed_at is not None
@@ -503,8 +498,7 @@ def test_a_failed_event_is_listed_and_can_be_processed_again(tenant, client, set
 
 
 def test_a_contributor_cannot_process_failed_events_again(tenant, client):
-    broken = Event.objects.create(tenant=tenant, type="model_updated", model="account", object_id="x",
-                                  failed_at=timezone.now(), attempts=5)
+    broken = EventFactory(tenant=tenant, model="account", object_id="x", failed_at=timezone.now(), attempts=5)
     client.force_login(staff(tenant, Role.CONTRIBUTOR))
     act(client, "event", "process_again", broken)
     broken.refresh_from_db()
@@ -512,9 +506,10 @@ def test_a_contributor_cannot_process_failed_events_again(tenant, client):
 
 
 def test_rule_and_run_pages_show_their_json_settings_readably(tenant, client):
-    workflow = rule(tenant, trigger_type="health_score_change", trigger_config={"threshold": 40, "direction": "decrease"})
-    run = run_of(workflow, AccountFactory(tenant=tenant), trigger_data={"type": "manual", "payload": {"seats": 12}},
-                 status="success")
+    workflow = WorkflowFactory(tenant=tenant, trigger_type="health_score_change",
+                               trigger_config={"threshold": 40, "direction": "decrease"})
+    run = RunFactory(workflow=workflow, account=AccountFactory(tenant=tenant), status="success",
+                     trigger_data={"type": "manual", "payload": {"seats": 12}})
     client.force_login(staff(tenant))
 
     rule_page = client.get(url("workflow", "change", workflow.pk)).content.decode()

@@ -12,8 +12,7 @@ from rest_framework.test import APIClient
 from accounts import services as account_services
 from accounts.models import Account, Note, Role, Tag, Task
 from automation.models import Event, Run, RunStep, Workflow
-from automation.services import workflow_save
-from tests.factories import AccountFactory, ContactFactory, MembershipFactory
+from tests.factories import AccountFactory, ContactFactory, MembershipFactory, RunFactory, WorkflowFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -57,13 +56,9 @@ SEED_003_BODY = {
 }
 
 
-def rule(tenant, **data) -> Workflow:
-    data = {"name": "Rule", "status": "active", "trigger_type": "manual", **data}
-    return workflow_save(rule=Workflow(tenant=tenant), data=data)
-
-
 def note_rule(tenant, **data) -> Workflow:
-    return rule(tenant, actions=[{"type": "create_note", "config": {"body": "ran for {{ account.name }}"}}], **data)
+    note = {"type": "create_note", "config": {"body": "ran for {{ account.name }}"}}
+    return WorkflowFactory(tenant=tenant, actions=[note], **data)
 
 
 def counts() -> dict:
@@ -173,10 +168,11 @@ def test_it_fires_a_rule_created_through_the_api_from_a_real_model_change(
 
 def test_it_tests_a_rule_and_reports_what_it_would_do_without_writing_anything(api, tenant):
     account = AccountFactory(tenant=tenant, industry="Software", name="GlobalTech")
-    workflow = rule(tenant, status="draft", conditions={"account_filter": {"industry": ["Software"]}},
-                    actions=[{"type": "create_task", "config": {"title": "Call {{ account.name }}"}},
-                             {"type": "add_tag", "config": {"tag": "tested"}},
-                             {"type": "change_status", "config": {"new_status": "at_risk", "reason": "test"}}])
+    workflow = WorkflowFactory(
+        tenant=tenant, status="draft", conditions={"account_filter": {"industry": ["Software"]}},
+        actions=[{"type": "create_task", "config": {"title": "Call {{ account.name }}"}},
+                 {"type": "add_tag", "config": {"tag": "tested"}},
+                 {"type": "change_status", "config": {"new_status": "at_risk", "reason": "test"}}])
     before = counts()
 
     response = api.post(f"{WORKFLOWS}/{workflow.pk}/test", {"account_id": str(account.pk)})
@@ -272,9 +268,9 @@ def test_it_executes_a_workflow_now_and_returns_the_run(api, tenant):
 
 def test_it_executes_an_event_trigger_for_an_entity(api, tenant):
     contact = ContactFactory(account=AccountFactory(tenant=tenant), role="Champion", name="Grace")
-    trigger = rule(tenant, trigger_type="model_created", model_type="contact",
-                   conditions=[{"field": "role", "operator": "equals", "value": "champion"}],
-                   actions=[{"type": "create_task", "config": {"title": "Meet {{ entity.name }}"}}])
+    trigger = WorkflowFactory(tenant=tenant, trigger_type="model_created", model_type="contact",
+                              conditions=[{"field": "role", "operator": "equals", "value": "champion"}],
+                              actions=[{"type": "create_task", "config": {"title": "Meet {{ entity.name }}"}}])
 
     response = api.post(f"{TRIGGERS}/{trigger.pk}/execute",
                         {"entity_type": "Contact", "entity_id": str(contact.pk), "context": {"source": "api"}})
@@ -292,7 +288,7 @@ def test_it_executes_an_event_trigger_for_an_entity(api, tenant):
     ({"entity_type": "contact"}, "entity_id"),
 ])
 def test_it_refuses_to_execute_for_an_entity_it_cannot_find(api, tenant, body, field):
-    trigger = rule(tenant, trigger_type="model_created", model_type="contact")
+    trigger = WorkflowFactory(tenant=tenant, trigger_type="model_created", model_type="contact")
     response = api.post(f"{TRIGGERS}/{trigger.pk}/execute", body)
     assert response.status_code == 400
     assert field in response.json()
@@ -305,8 +301,9 @@ def test_it_lists_runs_and_stats_whose_numbers_match(api, tenant):
     software = AccountFactory(tenant=tenant, industry="Software")
     retail = AccountFactory(tenant=tenant, industry="Retail")
     good = note_rule(tenant, name="good", conditions=[{"field": "industry", "operator": "equals", "value": "Software"}])
-    bad = rule(tenant, name="bad", actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
-    rule(tenant, name="idle", status="draft")
+    bad = WorkflowFactory(tenant=tenant, name="bad",
+                          actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+    WorkflowFactory(tenant=tenant, name="idle", status="draft")
     for workflow, account in ((good, software), (good, software), (good, retail), (bad, software)):
         assert api.post(f"{WORKFLOWS}/execute", {"workflow_id": workflow.pk,
                                                  "account_id": str(account.pk)}).status_code == 201
@@ -349,7 +346,7 @@ def test_it_computes_stats_with_a_fixed_number_of_queries(api, tenant, django_as
 # --- inbound webhooks ------------------------------------------------------------------------------------
 
 def webhook_rule(tenant, **data) -> Workflow:
-    return rule(tenant, trigger_type="webhook", conditions=[
+    return WorkflowFactory(tenant=tenant, trigger_type="webhook", conditions=[
         {"field": "score", "operator": "greater_than", "value": 80},
         {"field": "source", "operator": "equals", "value": "marketing_automation"}],
         actions=[{"type": "create_note", "config": {"body": "MQL {{ entity.email }} scored {{ entity.score }}"}}],
@@ -459,7 +456,7 @@ def test_it_answers_400_naming_the_field_for_bad_input(api, url, body, field):
 
 def test_it_refuses_a_trigger_workflow_cycle(api, tenant):
     first = note_rule(tenant)
-    second = rule(tenant, actions=[{"type": "trigger_workflow", "config": {"workflow_id": first.pk}}])
+    second = WorkflowFactory(tenant=tenant, actions=[{"type": "trigger_workflow", "config": {"workflow_id": first.pk}}])
     response = api.patch(f"{WORKFLOWS}/{first.pk}", {"actions": [{"type": "trigger_workflow",
                                                                   "workflow_id": second.pk}]})
     assert response.status_code == 400 and "actions" in response.json()
@@ -573,7 +570,7 @@ def test_it_refuses_another_tenants_rows_named_in_a_body(api, tenant, other_tena
     account = api.post(f"{WORKFLOWS}/execute", {"workflow_id": my_rule.pk, "account_id": str(theirs.pk)})
     assert account.status_code == 400 and "account_id" in account.json()
     contact = ContactFactory(account=theirs)
-    trigger = rule(tenant, trigger_type="model_created", model_type="contact")
+    trigger = WorkflowFactory(tenant=tenant, trigger_type="model_created", model_type="contact")
     entity = api.post(f"{TRIGGERS}/{trigger.pk}/execute", {"entity_type": "contact", "entity_id": str(contact.pk)})
     assert entity.status_code == 400 and "entity_id" in entity.json()
     assert api.get(f"{WORKFLOWS}/runs", {"account": str(theirs.pk)}).status_code == 400
@@ -583,7 +580,7 @@ def test_it_refuses_another_tenants_rows_named_in_a_body(api, tenant, other_tena
 def test_it_lists_only_the_tenants_own_rules_and_runs(api, tenant, other_tenant):
     note_rule(tenant, name="mine")
     theirs = note_rule(other_tenant, name="theirs")
-    Run.objects.create(tenant=other_tenant, workflow=theirs, status="success")
+    RunFactory(workflow=theirs, status="success")
     assert [w["name"] for w in api.get(WORKFLOWS).json()["workflows"]] == ["mine"]
     assert api.get(TRIGGERS).json()["count"] == 1
     assert api.get(f"{WORKFLOWS}/runs").json()["total"] == 0
@@ -603,7 +600,7 @@ def test_it_stores_scope_accounts_of_the_tenant(api, tenant):
 def test_it_paginates_and_filters_workflows_in_seed_001_shape(api, tenant):
     for name in ("a", "b", "c"):
         note_rule(tenant, name=name)
-    rule(tenant, name="d", status="paused", trigger_type="health_score_change")
+    WorkflowFactory(tenant=tenant, name="d", status="paused", trigger_type="health_score_change")
 
     page = api.get(WORKFLOWS, {"limit": 2, "page": 2}).json()
     assert set(page) == {"workflows", "total", "page", "limit"}
@@ -633,7 +630,7 @@ def test_it_lists_workflows_with_a_fixed_number_of_queries(api, tenant, django_a
     account = AccountFactory(tenant=tenant)
     for index in range(6):
         workflow = note_rule(tenant, name=f"rule {index}", scope_all_accounts=False, scope_accounts=[account])
-        Run.objects.create(tenant=tenant, workflow=workflow, status="success")
+        RunFactory(workflow=workflow, status="success")
     with django_assert_max_num_queries(10):
         assert len(api.get(WORKFLOWS).json()["workflows"]) == 6
 

@@ -14,7 +14,7 @@ from accounts.models import AuditLog, Note, Role
 from automation import rule_index
 from automation.models import Run, Workflow, WorkflowVersion
 from automation.services import workflow_discard_draft, workflow_publish, workflow_save
-from tests.factories import AccountFactory, MembershipFactory
+from tests.factories import AccountFactory, MembershipFactory, WorkflowFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -191,11 +191,10 @@ def test_a_retry_of_a_version_since_replaced_starts_from_the_first_action(tenant
 
     actor = MembershipFactory(tenant=tenant).user
     account = AccountFactory(tenant=tenant)
-    rule = workflow_save(rule=Workflow(tenant=tenant), data={
-        "name": "Flaky", "status": "active", "trigger_type": "manual", "failure_threshold": 0, "allow_retries": True,
-        "retry_configuration": {"max_retries": 1, "delay_minutes": 1},
-        "actions": [{"type": "create_note", "config": {"body": "v1 note"}},
-                    {"type": "assign_to_user", "config": {"user": "nobody@example.com"}}]})
+    rule = WorkflowFactory(tenant=tenant, name="Flaky", failure_threshold=0, allow_retries=True,
+                           retry_configuration={"max_retries": 1, "delay_minutes": 1},
+                           actions=[{"type": "create_note", "config": {"body": "v1 note"}},
+                                    {"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
     engine.fire(rule, account=account)
     retry = Run.objects.get(status="queued")
     assert (retry.start_position, retry.workflow_version) == (1, 1)
@@ -263,9 +262,8 @@ def test_a_bad_draft_is_a_400_naming_the_field_and_changes_nothing(api, live, ur
 
 
 def test_a_draft_closing_a_trigger_workflow_loop_is_refused(api, tenant, live):
-    other = workflow_save(rule=Workflow(tenant=tenant), data={
-        "name": "Chained", "status": "active", "trigger_type": "manual",
-        "actions": [{"type": "trigger_workflow", "config": {"workflow_id": live["id"]}}]})
+    other = WorkflowFactory(tenant=tenant, name="Chained",
+                            actions=[{"type": "trigger_workflow", "config": {"workflow_id": live["id"]}}])
     response = api.patch(f"{WORKFLOWS}/{live['id']}", {"actions": [
         {"type": "trigger_workflow", "workflow_id": other.pk}]})
     assert response.status_code == 400 and "actions" in response.json()

@@ -12,14 +12,9 @@ from automation import engine
 from automation.models import Event, Run, Workflow
 from automation.services import workflow_save
 from csplatform.tenancy import tenant_context
-from tests.factories import AccountFactory, MembershipFactory, health_score
+from tests.factories import AccountFactory, MembershipFactory, WorkflowFactory, health_score
 
 pytestmark = pytest.mark.django_db
-
-
-def rule(tenant, **data):
-    data = {"name": "Rule", "status": "active", **data}
-    return workflow_save(rule=Workflow(tenant=tenant), data=data)
 
 
 @pytest.fixture
@@ -38,8 +33,8 @@ def run_events(django_capture_on_commit_callbacks):
 
 
 def test_it_writes_no_event_when_no_live_rule_listens(tenant):
-    rule(tenant, trigger_type="model_created", model_type="contact", status="draft",
-         actions=[{"type": "create_note", "config": {"body": "x"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="model_created", model_type="contact", status="draft",
+                    actions=[{"type": "create_note", "config": {"body": "x"}}])
     account = AccountFactory(tenant=tenant)
     account.industry = "Retail"
     account.save()
@@ -49,10 +44,10 @@ def test_it_writes_no_event_when_no_live_rule_listens(tenant):
 def test_it_creates_a_task_for_the_owner_when_a_status_changes(tenant, run_events):
     owner = MembershipFactory(tenant=tenant).user
     account = AccountFactory(tenant=tenant, owner=owner, name="TechStart Solutions")
-    rule(tenant, trigger_type="field_changed", model_type="account",
-         trigger_config={"field": "status", "to": "at_risk"},
-         actions=[{"type": "create_task", "config": {"title": "Call {{ account.name }}", "assignee": "auto",
-                                                     "due_date_offset": "+3d", "priority": "high"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="field_changed", model_type="account",
+                    trigger_config={"field": "status", "to": "at_risk"},
+                    actions=[{"type": "create_task", "config": {"title": "Call {{ account.name }}", "assignee": "auto",
+                                                                "due_date_offset": "+3d", "priority": "high"}}])
     with run_events():
         account.status = Account.Status.AT_RISK
         account.save()
@@ -67,8 +62,9 @@ def test_it_creates_a_task_for_the_owner_when_a_status_changes(tenant, run_event
 def test_it_fires_a_health_drop_once_and_holds_the_second_inside_the_cooldown(tenant, run_events):
     account = AccountFactory(tenant=tenant)
     health_score(account, usage_score=65)
-    rule(tenant, trigger_type="health_score_change", trigger_config={"threshold": 40, "direction": "decrease"},
-         cooldown_minutes=60, actions=[{"type": "create_note", "config": {"body": "Dropped to {{ event.current_score }}"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="health_score_change",
+                    trigger_config={"threshold": 40, "direction": "decrease"}, cooldown_minutes=60,
+                    actions=[{"type": "create_note", "config": {"body": "Dropped to {{ event.current_score }}"}}])
     with run_events():
         health_score(account, usage_score=35)
     with run_events():
@@ -80,8 +76,8 @@ def test_it_fires_a_health_drop_once_and_holds_the_second_inside_the_cooldown(te
 
 def test_it_reacts_to_a_stage_transition_to_at_risk(tenant, run_events):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, trigger_type="stage_change", trigger_config={"to_stage": "At Risk"},
-         actions=[{"type": "add_tag", "config": {"tag": "at-risk"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="stage_change", trigger_config={"to_stage": "At Risk"},
+                    actions=[{"type": "add_tag", "config": {"tag": "at-risk"}}])
     stages = JourneyStage.objects.for_tenant(tenant)
     with run_events():
         account_services.journey_move_to_stage(account=account, stage=stages.get(name="Adoption"))
@@ -96,10 +92,10 @@ def test_it_reacts_to_a_stage_transition_to_at_risk(tenant, run_events):
 ])
 def test_it_records_a_failed_step_and_follows_continue_on_error(tenant, run_events, continue_on_error, expected_steps):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, trigger_type="status_change", trigger_config={"to_status": "churned"},
-         continue_on_error=continue_on_error,
-         actions=[{"type": "assign_to_user", "config": {"user": "stranger@example.com"}},
-                  {"type": "create_note", "config": {"body": "churned"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="status_change", trigger_config={"to_status": "churned"},
+                    continue_on_error=continue_on_error,
+                    actions=[{"type": "assign_to_user", "config": {"user": "stranger@example.com"}},
+                             {"type": "create_note", "config": {"body": "churned"}}])
     with run_events():
         account_services.account_save(account=account, changes={"status": "churned"})
     run = Run.objects.get()
@@ -111,10 +107,10 @@ def test_it_records_a_failed_step_and_follows_continue_on_error(tenant, run_even
 
 def test_it_stops_a_rule_chain_at_the_recursion_limit(tenant, run_events):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, name="note makes task", trigger_type="model_created", model_type="note",
-         actions=[{"type": "create_task", "config": {"title": "follow up {{ entity.id }}"}}])
-    rule(tenant, name="task makes note", trigger_type="model_created", model_type="task",
-         actions=[{"type": "create_note", "config": {"body": "task {{ entity.id }} created"}}])
+    WorkflowFactory(tenant=tenant, name="note makes task", trigger_type="model_created", model_type="note",
+                    actions=[{"type": "create_task", "config": {"title": "follow up {{ entity.id }}"}}])
+    WorkflowFactory(tenant=tenant, name="task makes note", trigger_type="model_created", model_type="task",
+                    actions=[{"type": "create_note", "config": {"body": "task {{ entity.id }} created"}}])
     with run_events():
         Note.objects.create(tenant=tenant, account=account, body="start")
     skipped = Run.objects.filter(status="skipped", skip_reason="recursion_limit")
@@ -124,8 +120,9 @@ def test_it_stops_a_rule_chain_at_the_recursion_limit(tenant, run_events):
 
 def test_it_skips_runs_beyond_the_rate_limit(tenant, run_events):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, trigger_type="model_updated", model_type="account", rate_limiting={"limit": 2, "period": "hour"},
-         actions=[{"type": "create_note", "config": {"body": "changed"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="model_updated", model_type="account",
+                    rate_limiting={"limit": 2, "period": "hour"},
+                    actions=[{"type": "create_note", "config": {"body": "changed"}}])
     for industry in ("A", "B", "C"):
         with run_events():
             account.industry = industry
@@ -145,14 +142,15 @@ def test_it_skips_runs_beyond_the_rate_limit(tenant, run_events):
 ])
 def test_it_refuses_a_bad_rule_naming_the_field(tenant, data, field):
     with pytest.raises(ValidationError) as info:
-        rule(tenant, **data)
+        WorkflowFactory(tenant=tenant, **data)
     assert field in info.value.message_dict
     assert not Workflow.objects.exists()
 
 
 def test_it_refuses_a_trigger_workflow_cycle_at_save_time(tenant):
-    first = rule(tenant, trigger_type="manual")
-    second = rule(tenant, trigger_type="manual", actions=[{"type": "trigger_workflow", "config": {"workflow_id": first.pk}}])
+    first = WorkflowFactory(tenant=tenant, trigger_type="manual")
+    second = WorkflowFactory(tenant=tenant, trigger_type="manual",
+                             actions=[{"type": "trigger_workflow", "config": {"workflow_id": first.pk}}])
     with pytest.raises(ValidationError) as info:
         workflow_save(rule=first, data={"actions": [{"type": "trigger_workflow", "config": {"workflow_id": second.pk}}]})
     assert "actions" in info.value.message_dict
@@ -162,8 +160,8 @@ def test_it_refuses_a_trigger_workflow_cycle_at_save_time(tenant):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 def test_it_holds_the_cooldown_under_concurrent_workers(tenant):
     account = AccountFactory(tenant=tenant)
-    cooled = rule(tenant, trigger_type="manual", cooldown_minutes=60,
-                  actions=[{"type": "create_note", "config": {"body": "once"}}])
+    cooled = WorkflowFactory(tenant=tenant, trigger_type="manual", cooldown_minutes=60,
+                             actions=[{"type": "create_note", "config": {"body": "once"}}])
     barrier = threading.Barrier(4)
 
     def worker():
@@ -196,8 +194,8 @@ def _later(minutes):
 
 def test_it_waits_delay_minutes_before_running_the_actions(tenant, run_events):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, trigger_type="model_updated", model_type="account", delay_minutes=5,
-         actions=[{"type": "create_note", "config": {"body": "later"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="model_updated", model_type="account", delay_minutes=5,
+                    actions=[{"type": "create_note", "config": {"body": "later"}}])
     with run_events():
         account.industry = "Retail"
         account.save()
@@ -212,10 +210,10 @@ def test_it_waits_delay_minutes_before_running_the_actions(tenant, run_events):
 
 def test_it_retries_a_failed_action_with_backoff_and_resumes_where_it_failed(tenant, run_events):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, trigger_type="manual", allow_retries=True,
-         retry_configuration={"max_retries": 3, "delay_minutes": 10, "backoff_multiplier": 2},
-         actions=[{"type": "create_note", "config": {"body": "first"}},
-                  {"type": "assign_to_user", "config": {"user": "late@example.com"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="manual", allow_retries=True,
+                    retry_configuration={"max_retries": 3, "delay_minutes": 10, "backoff_multiplier": 2},
+                    actions=[{"type": "create_note", "config": {"body": "first"}},
+                             {"type": "assign_to_user", "config": {"user": "late@example.com"}}])
     first = engine.fire(Workflow.objects.get(), account=account, manual=True)
     assert first.status == "failed"
     retry = Run.objects.get(retry_of=first)
@@ -231,9 +229,9 @@ def test_it_retries_a_failed_action_with_backoff_and_resumes_where_it_failed(ten
 
 def test_it_gives_up_after_max_retries(tenant):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, trigger_type="manual", allow_retries=True, failure_threshold=0,
-         retry_configuration={"max_retries": 2, "delay_minutes": 1, "backoff_multiplier": 1},
-         actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="manual", allow_retries=True, failure_threshold=0,
+                    retry_configuration={"max_retries": 2, "delay_minutes": 1, "backoff_multiplier": 1},
+                    actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
     engine.fire(Workflow.objects.get(), account=account, manual=True)
     for minutes in (2, 4, 6, 8):
         engine.run_due_runs(tenant.pk, now=_later(minutes))
@@ -244,8 +242,8 @@ def test_it_gives_up_after_max_retries(tenant):
 def test_it_pauses_a_rule_that_keeps_failing_and_tells_the_tenant_admins(tenant):
     admin = MembershipFactory(tenant=tenant).user
     account = AccountFactory(tenant=tenant)
-    broken = rule(tenant, trigger_type="manual", failure_threshold=3,
-                  actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+    broken = WorkflowFactory(tenant=tenant, trigger_type="manual", failure_threshold=3,
+                             actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
     for _ in range(3):
         engine.fire(Workflow.objects.get(), account=account)
     broken.refresh_from_db()
@@ -256,9 +254,9 @@ def test_it_pauses_a_rule_that_keeps_failing_and_tells_the_tenant_admins(tenant)
 
 def test_it_debounces_an_autosave_storm_into_one_run(tenant, run_events):
     account = AccountFactory(tenant=tenant)
-    rule(tenant, trigger_type="field_changed", model_type="account",
-         trigger_config={"field": "industry", "debounce_seconds": 60},
-         actions=[{"type": "create_note", "config": {"body": "industry is now {{ entity.industry }}"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="field_changed", model_type="account",
+                    trigger_config={"field": "industry", "debounce_seconds": 60},
+                    actions=[{"type": "create_note", "config": {"body": "industry is now {{ entity.industry }}"}}])
     for industry in ("R", "Re", "Ret", "Retail"):
         with run_events():
             account.industry = industry

@@ -1,6 +1,7 @@
 """A worker drains a tenant's backlog in batches: fewer writes per run, same outcome, and one broken event
 cannot hold back the others."""
 
+import factory
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -8,18 +9,20 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Account, Note
 from automation import engine, scheduling, tasks
 from automation.actions import Action, ActionError, DeliveryAction, actions
-from automation.models import Event, Run, RunStep, Workflow
+from automation.models import Event, Run, RunStep
 from delivery.models import Outbox
-from automation.services import workflow_save
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, EventFactory, WorkflowFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def rule(tenant, **data):
-    data = {"name": "Note on update", "status": "active", "trigger_type": "model_updated", "model_type": "account",
-            "actions": [{"type": "create_note", "config": {"body": "{{ account.name }} changed"}}], **data}
-    return workflow_save(rule=Workflow(tenant=tenant), data=data)
+class UpdateRuleFactory(WorkflowFactory):
+    """The rule these tests batch: one on every account update, noting it (unless given other actions)."""
+
+    name = "Note on update"
+    trigger_type = "model_updated"
+    model_type = "account"
+    actions = factory.LazyFunction(lambda: [{"type": "create_note", "config": {"body": "{{ account.name }} changed"}}])
 
 
 def change(accounts, industry="Retail"):
@@ -33,7 +36,7 @@ def change(accounts, industry="Retail"):
 
 def test_one_task_drains_the_tenants_backlog_in_one_batch(tenant, settings, django_capture_on_commit_callbacks):
     settings.AUTOMATION_EVENT_BATCH = 50
-    live = rule(tenant)
+    live = UpdateRuleFactory(tenant=tenant)
     accounts = AccountFactory.create_batch(5, tenant=tenant)
     events = change(accounts)
 
@@ -54,7 +57,7 @@ def test_one_task_drains_the_tenants_backlog_in_one_batch(tenant, settings, djan
 
 def test_a_batch_of_one_processes_only_the_event_it_was_handed(tenant, settings):
     settings.AUTOMATION_EVENT_BATCH = 1
-    rule(tenant)
+    UpdateRuleFactory(tenant=tenant)
     events = change(AccountFactory.create_batch(3, tenant=tenant))
     assert tasks.process_event(str(tenant.pk), events[1].pk) == 1
     assert list(Event.objects.filter(processed_at__isnull=False).values_list("pk", flat=True)) == [events[1].pk]
@@ -62,7 +65,7 @@ def test_a_batch_of_one_processes_only_the_event_it_was_handed(tenant, settings)
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="run ids are reserved from a PostgreSQL sequence")
 def test_a_batch_writes_its_bookkeeping_once_not_per_run(tenant):
-    rule(tenant)
+    UpdateRuleFactory(tenant=tenant)
     change(AccountFactory.create_batch(20, tenant=tenant))
     with CaptureQueriesContext(connection) as queries:
         runs = engine.process_pending(tenant.pk, limit=50)
@@ -75,7 +78,7 @@ def test_a_batch_writes_its_bookkeeping_once_not_per_run(tenant):
 
 
 def test_a_cooldown_holds_between_events_of_the_same_batch(tenant):
-    rule(tenant, cooldown_minutes=60)
+    UpdateRuleFactory(tenant=tenant, cooldown_minutes=60)
     account = AccountFactory(tenant=tenant)
     change([account], "Retail")
     change([account], "Software")
@@ -86,8 +89,8 @@ def test_a_cooldown_holds_between_events_of_the_same_batch(tenant):
 
 
 def test_the_breaker_counts_failures_made_within_one_batch(tenant):
-    broken = rule(tenant, failure_threshold=3,
-                  actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+    broken = UpdateRuleFactory(tenant=tenant, failure_threshold=3,
+                               actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
     change(AccountFactory.create_batch(4, tenant=tenant))
     runs = engine.process_pending(tenant.pk, limit=50)
     assert [r.status for r in runs] == ["failed"] * 3  # paused after the third: the fourth event finds no live rule
@@ -97,8 +100,8 @@ def test_the_breaker_counts_failures_made_within_one_batch(tenant):
 
 
 def test_messages_are_linked_to_the_step_that_wrote_them_in_a_batch(tenant):
-    rule(tenant, actions=[{"type": "create_note", "config": {"body": "first"}},
-                          {"type": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}}])
+    UpdateRuleFactory(tenant=tenant, actions=[{"type": "create_note", "config": {"body": "first"}},
+                                              {"type": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}}])
     change(AccountFactory.create_batch(3, tenant=tenant))
     engine.process_pending(tenant.pk, limit=50)
     messages = list(Outbox.objects.all())
@@ -110,11 +113,11 @@ def test_messages_are_linked_to_the_step_that_wrote_them_in_a_batch(tenant):
 
 def broken_event(tenant):
     """An event naming an object id that is not one (a hand-raised domain event gone wrong)."""
-    return Event.objects.create(tenant=tenant, type="model_updated", model="account", object_id="not-an-id")
+    return EventFactory(tenant=tenant, model="account", object_id="not-an-id")
 
 
 def test_one_broken_event_does_not_hold_back_the_rest_of_its_batch(tenant):
-    rule(tenant)
+    UpdateRuleFactory(tenant=tenant)
     accounts = AccountFactory.create_batch(2, tenant=tenant)
     change(accounts[:1])
     bad = broken_event(tenant)
@@ -132,7 +135,7 @@ def test_one_broken_event_does_not_hold_back_the_rest_of_its_batch(tenant):
 
 def test_an_event_that_keeps_failing_is_set_aside_and_no_longer_swept(tenant, settings):
     settings.AUTOMATION_EVENT_MAX_ATTEMPTS = 3
-    rule(tenant)
+    UpdateRuleFactory(tenant=tenant)
     bad = broken_event(tenant)
     for _ in range(3):
         assert engine.process_event(tenant.pk, bad.pk) == []
@@ -146,7 +149,7 @@ def test_an_event_that_keeps_failing_is_set_aside_and_no_longer_swept(tenant, se
 
 def test_a_task_handed_the_newest_event_processes_the_older_ones_first(tenant, settings):
     settings.AUTOMATION_EVENT_BATCH = 50
-    rule(tenant, actions=[{"type": "create_note", "config": {"body": "{{ event.industry }}"}}])
+    UpdateRuleFactory(tenant=tenant, actions=[{"type": "create_note", "config": {"body": "{{ event.industry }}"}}])
     account = AccountFactory(tenant=tenant)
     for industry in ("Retail", "Software", "Banking"):
         change([account], industry)
@@ -158,11 +161,11 @@ def test_a_task_handed_the_newest_event_processes_the_older_ones_first(tenant, s
 
 
 def test_a_run_whose_chained_rule_fails_is_stored_as_it_was_answered(tenant):
-    inner = rule(tenant, name="Inner", trigger_type="manual", model_type="", failure_threshold=0,
-                 actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
-    outer = rule(tenant, name="Outer", trigger_type="manual", model_type="",
-                 actions=[{"type": "trigger_workflow", "config": {"workflow_id": inner.pk}},
-                          {"type": "create_note", "config": {"body": "after"}}])
+    inner = WorkflowFactory(tenant=tenant, name="Inner", trigger_type="manual", failure_threshold=0,
+                            actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+    outer = WorkflowFactory(tenant=tenant, name="Outer", trigger_type="manual",
+                            actions=[{"type": "trigger_workflow", "config": {"workflow_id": inner.pk}},
+                                     {"type": "create_note", "config": {"body": "after"}}])
     account = AccountFactory(tenant=tenant)
 
     run = engine.fire(outer, account=account, manual=True)
@@ -194,9 +197,9 @@ def test_two_workers_draining_one_backlog_share_it_and_hold_the_limits(tenant):
 
     from csplatform.tenancy import tenant_context
 
-    rule(tenant, name="First", cooldown_minutes=60)
-    rule(tenant, name="Second", cooldown_minutes=60,
-         actions=[{"type": "create_note", "config": {"body": "second"}}])
+    UpdateRuleFactory(tenant=tenant, name="First", cooldown_minutes=60)
+    UpdateRuleFactory(tenant=tenant, name="Second", cooldown_minutes=60,
+                      actions=[{"type": "create_note", "config": {"body": "second"}}])
     accounts = AccountFactory.create_batch(10, tenant=tenant)
     for industry in ("Retail", "Software", "Banking"):
         change(accounts, industry)
@@ -262,12 +265,12 @@ def test_an_action_failing_after_its_writes_leaves_none_of_them_and_only_its_eve
         tenant, failing_actions, django_capture_on_commit_callbacks):
     from delivery import services as delivery
 
-    rule(tenant, continue_on_error=True, failure_threshold=0, conditions={"all": [
-        {"field": "name", "operator": "equals", "value": "Fails"}]}, name="Fails for one account",
-         actions=[{"type": "webhook", "config": {"url": "https://hooks.example.com/a"}},
-                  {"type": "note_then_fail", "config": {}}, {"type": "hook_then_fail", "config": {}},
-                  {"type": "create_note", "config": {"body": "ok"}}])
-    rule(tenant, name="Works", actions=[{"type": "create_note", "config": {"body": "works"}}])
+    UpdateRuleFactory(tenant=tenant, name="Fails for one account", continue_on_error=True, failure_threshold=0,
+                      conditions={"all": [{"field": "name", "operator": "equals", "value": "Fails"}]},
+                      actions=[{"type": "webhook", "config": {"url": "https://hooks.example.com/a"}},
+                               {"type": "note_then_fail", "config": {}}, {"type": "hook_then_fail", "config": {}},
+                               {"type": "create_note", "config": {"body": "ok"}}])
+    UpdateRuleFactory(tenant=tenant, name="Works", actions=[{"type": "create_note", "config": {"body": "works"}}])
     accounts = [*AccountFactory.create_batch(2, tenant=tenant), AccountFactory(tenant=tenant, name="Fails")]
     change(accounts)
 
@@ -297,10 +300,10 @@ def test_an_action_failing_after_its_writes_leaves_none_of_them_and_only_its_eve
 def test_a_failing_action_in_a_batch_leaves_only_what_the_careful_run_wrote(tenant):
     """A batch runs its actions without savepoints; when one fails, the batch is rolled back and done again
     with them: the notes of the first attempt are gone, the failures are recorded once."""
-    rule(tenant, continue_on_error=True, failure_threshold=0,
-         actions=[{"type": "create_note", "config": {"body": "noted"}},
-                  {"type": "assign_to_user", "config": {"user": "nobody@example.com"}},
-                  {"type": "add_tag", "config": {"tag": "seen"}}])
+    UpdateRuleFactory(tenant=tenant, continue_on_error=True, failure_threshold=0,
+                      actions=[{"type": "create_note", "config": {"body": "noted"}},
+                               {"type": "assign_to_user", "config": {"user": "nobody@example.com"}},
+                               {"type": "add_tag", "config": {"tag": "seen"}}])
     accounts = AccountFactory.create_batch(3, tenant=tenant)
     change(accounts)
 
@@ -321,9 +324,10 @@ def test_webhook_payloads_in_a_batch_carry_each_accounts_latest_score_even_one_r
     for n, account in enumerate(scored):
         health_score(account, usage_score=40 + 10 * n, engagement_score=40 + 10 * n)
     unscored = AccountFactory(tenant=tenant)
-    rule(tenant, actions=[{"type": "webhook", "config": {"url": "https://hooks.example.com/a"}},
-                          {"type": "update_health_score", "config": {"adjustment": -20, "reason": "bench"}},
-                          {"type": "webhook", "config": {"url": "https://hooks.example.com/b"}}])
+    UpdateRuleFactory(tenant=tenant, actions=[
+        {"type": "webhook", "config": {"url": "https://hooks.example.com/a"}},
+        {"type": "update_health_score", "config": {"adjustment": -20, "reason": "bench"}},
+        {"type": "webhook", "config": {"url": "https://hooks.example.com/b"}}])
     change([*scored, unscored])
 
     engine.process_pending(tenant.pk, limit=50)
@@ -345,7 +349,7 @@ def test_a_batch_reads_its_accounts_latest_scores_in_one_query(tenant):
     accounts = AccountFactory.create_batch(5, tenant=tenant)
     for account in accounts:
         health_score(account, usage_score=70)
-    rule(tenant, actions=[{"type": "webhook", "config": {"url": "https://hooks.example.com/a"}}])
+    UpdateRuleFactory(tenant=tenant, actions=[{"type": "webhook", "config": {"url": "https://hooks.example.com/a"}}])
     change(accounts)
     with CaptureQueriesContext(connection) as queries:
         engine.process_pending(tenant.pk, limit=50)

@@ -13,9 +13,8 @@ from accounts.models import Account, HealthScore, Note, RiskLevel
 from automation import engine, health_adjustments, scheduling
 from automation.models import Run, Workflow
 from automation.periodic import periodic_specs
-from automation.services import workflow_save
 from csplatform.tenancy import tenant_context
-from tests.factories import AccountFactory, health_score
+from tests.factories import AccountFactory, WorkflowFactory, health_score
 
 pytestmark = pytest.mark.django_db
 
@@ -33,10 +32,6 @@ def flat(account, value):
 def adjust(account, adjustment, reason="manual", duration=None, **kwargs):
     return account_services.health_score_adjust(account=account, adjustment=adjustment, reason=reason,
                                                  duration=duration, **kwargs)
-
-
-def rule(tenant, **data):
-    return workflow_save(rule=Workflow(tenant=tenant), data={"name": "Rule", "status": "active", **data})
 
 
 @pytest.fixture
@@ -218,13 +213,14 @@ def test_a_valid_action_config_is_saved(api):
 def test_a_rule_adjusts_the_score_through_the_engine_and_the_adjustment_expires(tenant, run_events):
     account = AccountFactory(tenant=tenant, name="TechStart Solutions")
     flat(account, 70)
-    rule(tenant, trigger_type="health_score_change", trigger_config={"threshold": 40, "direction": "decrease"},
-         cooldown_minutes=240, actions=[{"type": "update_health_score", "config": {
-             "adjustment": 15, "reason": "Fell to {{ event.current_score }}: grace while the CSM calls",
-             "temporary": True, "duration": "2h"}}])
-    watcher = rule(tenant, name="Watcher", trigger_type="health_score_change",
-                   trigger_config={"direction": "increase", "minimum_change": 10},
-                   actions=[{"type": "create_note", "config": {"body": "Up to {{ event.current_score }}"}}])
+    WorkflowFactory(tenant=tenant, trigger_type="health_score_change",
+                    trigger_config={"threshold": 40, "direction": "decrease"},
+                    cooldown_minutes=240, actions=[{"type": "update_health_score", "config": {
+                        "adjustment": 15, "reason": "Fell to {{ event.current_score }}: grace while the CSM calls",
+                        "temporary": True, "duration": "2h"}}])
+    watcher = WorkflowFactory(tenant=tenant, name="Watcher", trigger_type="health_score_change",
+                              trigger_config={"direction": "increase", "minimum_change": 10},
+                              actions=[{"type": "create_note", "config": {"body": "Up to {{ event.current_score }}"}}])
     with run_events():
         flat(account, 30)
 
@@ -257,7 +253,7 @@ def test_a_rule_adjusts_the_score_through_the_engine_and_the_adjustment_expires(
 
 def test_the_action_fails_clearly_without_a_score_to_adjust(tenant, run_events):
     account = AccountFactory(tenant=tenant)
-    workflow = rule(tenant, trigger_type="manual", actions=[{"type": "update_health_score", "config": {
+    workflow = WorkflowFactory(tenant=tenant, actions=[{"type": "update_health_score", "config": {
         "adjustment": 5, "reason": "x"}}])
     with tenant_context(tenant):
         run = engine.fire(workflow, subject=account, account=account, manual=True)

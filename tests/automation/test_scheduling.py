@@ -18,9 +18,8 @@ from accounts.models import Account, Note
 from automation import engine, scheduling
 from automation.models import Event, Run, ScheduledSlot, Workflow
 from automation.periodic import ensure_periodic_tasks, periodic_specs
-from automation.services import workflow_save
 from csplatform.tenancy import tenant_context
-from tests.factories import AccountFactory, ContactFactory
+from tests.factories import AccountFactory, ContactFactory, EventFactory, WorkflowFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -29,14 +28,10 @@ NOTE = [{"type": "create_note", "config": {"body": "Weekly check-in for {{ accou
 STALE = [{"field": "updated_at", "operator": "less_than", "value": "7 days ago"}]
 
 
-def rule(tenant, **data):
-    data = {"name": "Rule", "status": "active", "actions": NOTE, **data}
-    return workflow_save(rule=Workflow(tenant=tenant), data=data)
-
-
 def morning_rule(tenant, **data):
     config = {"schedule": "daily", "time": "09:00", "timezone": "America/New_York", **data.pop("config", {})}
-    return rule(tenant, name="NY morning", trigger_type="scheduled", trigger_config=config, **data)
+    return WorkflowFactory(tenant=tenant, name="NY morning", trigger_type="scheduled", trigger_config=config,
+                           **{"actions": NOTE, **data})
 
 
 def at(text: str) -> datetime.datetime:
@@ -210,7 +205,8 @@ def test_it_fires_a_time_based_rule_for_exactly_the_stale_accounts(tenant):
     quiet = [AccountFactory(tenant=tenant, name=name) for name in ("Quiet 1", "Quiet 2")]
     AccountFactory(tenant=tenant, name="Busy")
     make_stale(*quiet)
-    stale = rule(tenant, name="Stale", trigger_type="time_based", trigger_config={"check_every": "1h"}, conditions=STALE)
+    stale = WorkflowFactory(tenant=tenant, name="Stale", trigger_type="time_based",
+                            trigger_config={"check_every": "1h"}, conditions=STALE, actions=NOTE)
     now = timezone.now()
 
     assert scheduling.run_scheduled_rules(now).runs == 2
@@ -225,7 +221,8 @@ def test_it_fires_a_time_based_rule_for_exactly_the_stale_accounts(tenant):
 def test_it_lets_a_time_based_rule_refire_after_its_cooldown(tenant):
     quiet = AccountFactory(tenant=tenant)
     make_stale(quiet)
-    rule(tenant, trigger_type="time_based", trigger_config={"check_every": "1h"}, conditions=STALE, cooldown_minutes=60)
+    WorkflowFactory(tenant=tenant, trigger_type="time_based", trigger_config={"check_every": "1h"}, conditions=STALE,
+                    cooldown_minutes=60, actions=NOTE)
     now = timezone.now()
     assert scheduling.run_scheduled_rules(now).runs == 1
     Run.objects.update(created_at=now - datetime.timedelta(hours=2))  # the first run is now past the cooldown
@@ -235,8 +232,8 @@ def test_it_lets_a_time_based_rule_refire_after_its_cooldown(tenant):
 def test_it_does_not_queue_a_delayed_time_based_run_twice(tenant):
     quiet = AccountFactory(tenant=tenant)
     make_stale(quiet)
-    rule(tenant, trigger_type="time_based", trigger_config={"check_every": "15m"}, conditions=STALE,
-         cooldown_minutes=5, delay_minutes=240)
+    WorkflowFactory(tenant=tenant, trigger_type="time_based", trigger_config={"check_every": "15m"}, conditions=STALE,
+                    cooldown_minutes=5, delay_minutes=240, actions=NOTE)
     now = timezone.now()
     scheduling.run_scheduled_rules(now)
     scheduling.run_scheduled_rules(now + datetime.timedelta(hours=1))  # past the cooldown, still queued
@@ -247,8 +244,8 @@ def test_it_runs_time_based_rules_over_other_models(tenant):
     old = ContactFactory(account__tenant=tenant, name="Old")
     ContactFactory(account__tenant=tenant, name="New")
     type(old).objects.filter(pk=old.pk).update(updated_at=timezone.now() - datetime.timedelta(days=30))
-    rule(tenant, trigger_type="time_based", model_type="contact", trigger_config={"check_every": "1d"},
-                    conditions=STALE)
+    WorkflowFactory(tenant=tenant, trigger_type="time_based", model_type="contact",
+                    trigger_config={"check_every": "1d"}, conditions=STALE, actions=NOTE)
     now = timezone.now()
     assert scheduling.run_scheduled_rules(now).runs == 1
     assert list(Run.objects.values_list("subject_model", "subject_id", "account")) == [
@@ -260,7 +257,8 @@ def test_it_runs_time_based_rules_over_other_models(tenant):
 def test_it_finds_time_based_matches_with_one_query_whatever_the_number_of_accounts(tenant, accounts):
     created = [AccountFactory(tenant=tenant) for _ in range(accounts)]
     make_stale(*created[::3])
-    stale = rule(tenant, trigger_type="time_based", trigger_config={"check_every": "1h"}, conditions=STALE)
+    stale = WorkflowFactory(tenant=tenant, trigger_type="time_based", trigger_config={"check_every": "1h"},
+                            conditions=STALE, actions=NOTE)
     with tenant_context(tenant), CaptureQueriesContext(connection) as queries:
         qs, remainder = scheduling.candidates(stale, timezone.now())
         matched = list(qs.values_list("pk", flat=True))
@@ -272,7 +270,8 @@ def test_it_finds_time_based_matches_with_one_query_whatever_the_number_of_accou
 def test_it_costs_the_same_queries_for_10_or_100_non_matching_accounts(tenant):
     quiet = AccountFactory(tenant=tenant)
     make_stale(quiet)
-    rule(tenant, trigger_type="time_based", trigger_config={"check_every": "1h"}, conditions=STALE)
+    WorkflowFactory(tenant=tenant, trigger_type="time_based", trigger_config={"check_every": "1h"}, conditions=STALE,
+                    actions=NOTE)
     counts = []
     for hour, busy in ((0, 10), (25, 90)):  # a day apart, so the quiet account fires again
         for _ in range(busy):
@@ -288,7 +287,8 @@ def test_it_costs_the_same_queries_for_10_or_100_non_matching_accounts(tenant):
 
 def test_it_sweeps_an_event_whose_dispatch_was_lost(tenant):
     account = AccountFactory(tenant=tenant, name="TechStart")
-    changed = rule(tenant, trigger_type="field_changed", model_type="account", trigger_config={"field": "status"})
+    changed = WorkflowFactory(tenant=tenant, trigger_type="field_changed", model_type="account",
+                              trigger_config={"field": "status"}, actions=NOTE)
     account.status = Account.Status.AT_RISK
     account.save()  # no commit in this test, so the on-commit dispatch never happens: as if the broker were down
     event = Event.objects.get()
@@ -308,7 +308,7 @@ def test_it_does_not_hand_the_same_pending_event_on_again_within_five_minutes(te
 
     sent = []
     monkeypatch.setattr(tasks.process_event, "delay", lambda *args: sent.append(args))
-    Event.objects.create(tenant=tenant, type="payment_failed", created_at=timezone.now() - datetime.timedelta(minutes=2))
+    EventFactory(tenant=tenant, type="payment_failed", created_at=timezone.now() - datetime.timedelta(minutes=2))
     assert scheduling.sweep_events() == 1
     assert scheduling.sweep_events() == 0
     assert len(sent) == 1
@@ -319,7 +319,7 @@ def test_it_does_not_hand_the_same_pending_event_on_again_within_five_minutes(te
 def test_it_executes_delayed_runs_once_they_are_due(tenant, other_tenant):
     for owner in (tenant, other_tenant):
         AccountFactory(tenant=owner)
-        delayed = rule(owner, trigger_type="manual", delay_minutes=5)
+        delayed = WorkflowFactory(tenant=owner, trigger_type="manual", delay_minutes=5, actions=NOTE)
         with tenant_context(owner):
             engine.fire(delayed, account=Account.objects.for_tenant(owner).get())
     assert set(Run.objects.values_list("status", flat=True)) == {"queued"}
@@ -366,7 +366,8 @@ def test_it_sets_up_periodic_tasks_from_the_command():
 def test_it_runs_all_due_work_with_the_tick_command(tenant, monkeypatch):
     AccountFactory(tenant=tenant, name="Acme")
     minute_ago = timezone.now() - datetime.timedelta(minutes=1)
-    daily = rule(tenant, trigger_type="scheduled", trigger_config={"time": minute_ago.strftime("%H:%M")})
+    daily = WorkflowFactory(tenant=tenant, trigger_type="scheduled",
+                            trigger_config={"time": minute_ago.strftime("%H:%M")}, actions=NOTE)
     Workflow.objects.filter(pk=daily.pk).update(created_at=minute_ago - datetime.timedelta(hours=1))
     seen = []
     monkeypatch.setitem(scheduling._due_work, "tests.extra", lambda *, now: seen.append(now) or "done")
@@ -406,7 +407,7 @@ def test_it_runs_the_periodic_tasks_as_celery_tasks(tenant):
 
     AccountFactory(tenant=tenant)
     make_stale(*Account.objects.all())
-    rule(tenant, trigger_type="time_based", conditions=STALE)
+    WorkflowFactory(tenant=tenant, trigger_type="time_based", conditions=STALE, actions=NOTE)
     assert tasks.run_scheduled_rules_task.delay().get() == {"tenants": 1, "slots": 1, "runs": 1, "errors": 0}
     assert tasks.sweep_events_task.delay().get() == 0
     assert tasks.run_due_runs_task.delay().get() == 0

@@ -9,19 +9,17 @@ from django.db import transaction
 
 from accounts import services as account_services
 from automation import engine
-from delivery import services
+from delivery import secrets
 from automation.models import Event, Run, RunStep
 from delivery.models import Outbox
-from tests.factories import AccountFactory, MembershipFactory, health_score
-
-from .conftest import make_rule
+from tests.factories import AccountFactory, MembershipFactory, WorkflowFactory, health_score
 
 pytestmark = pytest.mark.django_db
 
 
 def churn_rule(tenant, *actions, **data):
-    return make_rule(tenant, trigger_type="status_change", trigger_config={"to_status": "churned"},
-                     actions=list(actions), **data)
+    return WorkflowFactory(tenant=tenant, trigger_type="status_change", trigger_config={"to_status": "churned"},
+                           actions=list(actions), **data)
 
 
 def test_it_sends_seed_004s_payload_when_a_health_score_drops(tenant, receiver, on_commit):
@@ -30,9 +28,10 @@ def test_it_sends_seed_004s_payload_when_a_health_score_drops(tenant, receiver, 
     account = AccountFactory(tenant=tenant, owner=owner, name="TechStart Solutions", arr=Decimal("85000"),
                              renewal_date=datetime.date(2025, 3, 1))
     health_score(account, usage_score=65, engagement_score=65, support_sentiment_score=65, adoption_score=65)
-    make_rule(tenant, trigger_type="health_score_change", trigger_config={"threshold": 40, "direction": "decrease"},
-              actions=[{"type": "webhook", "config": {"url": receiver.url + "/webhook/health-alert"}}])
-    receiver.secrets = services.active_webhook_secrets(tenant.pk)
+    WorkflowFactory(tenant=tenant, trigger_type="health_score_change",
+                    trigger_config={"threshold": 40, "direction": "decrease"},
+                    actions=[{"type": "webhook", "config": {"url": receiver.url + "/webhook/health-alert"}}])
+    receiver.secrets = secrets.active_webhook_secrets(tenant.pk)
     with on_commit():
         health_score(account, usage_score=25, engagement_score=30, support_sentiment_score=40, adoption_score=35)
     [request] = receiver.requests

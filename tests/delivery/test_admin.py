@@ -9,26 +9,19 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from accounts.models import AuditLog, Role
-from automation.models import Run, RunStep, Workflow
+from automation.models import RunStep
 from delivery.models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
-from tests.factories import AccountFactory, ContactFactory, MembershipFactory
+from tests.factories import (
+    AccountFactory, ContactFactory, EmailTemplateFactory, IntegrationCredentialFactory, OutboxFactory, RunFactory,
+    staff,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def staff(tenant, role=Role.TENANT_ADMIN):
-    return MembershipFactory(tenant=tenant, role=role, user__is_staff=True).user
 
 
 def url(model: str, view: str, *args) -> str:
     app = "automation" if model in ("run", "workflow") else "delivery"
     return reverse(f"admin:{app}_{model}_{view}", args=args)
-
-
-def message(tenant, n=1, **fields) -> Outbox:
-    data = {"channel": "webhook", "target": f"https://hooks.example.com/{n}", "payload": {"n": n},
-            "idempotency_key": f"test:{n}", "headers": {"Authorization": "Bearer s3cr3t-value"}, **fields}
-    return Outbox.objects.create(tenant=tenant, **data)
 
 
 def listed(response) -> set:
@@ -48,9 +41,9 @@ def act(client, model: str, action: str, *objects, follow=False):
 # --- outbox --------------------------------------------------------------------------------------
 
 def test_it_lists_only_the_users_tenants_messages_filtered_and_searched(client, tenant, other_tenant):
-    dead = message(tenant, 1, status=Outbox.Status.DEAD)
-    email = message(tenant, 2, channel="email", target="dana@customer.test")
-    theirs = message(other_tenant, 3, status=Outbox.Status.DEAD)
+    dead = OutboxFactory(tenant=tenant, status=Outbox.Status.DEAD)
+    email = OutboxFactory(tenant=tenant, channel="email", target="dana@customer.test")
+    theirs = OutboxFactory(tenant=other_tenant, status=Outbox.Status.DEAD)
     client.force_login(staff(tenant, Role.VIEWER))
     assert listed(client.get(url("outbox", "changelist"))) == {dead.pk, email.pk}
     assert listed(client.get(url("outbox", "changelist"), {"status__exact": "dead"})) == {dead.pk}
@@ -61,8 +54,9 @@ def test_it_lists_only_the_users_tenants_messages_filtered_and_searched(client, 
 
 
 def test_it_shows_a_read_only_detail_with_attempts_response_and_masked_headers(client, tenant):
-    row = message(tenant, status=Outbox.Status.DEAD, attempts=8, last_status_code=500,
-                  last_response="upstream exploded", error="gave up after 8 attempts: HTTP 500")
+    row = OutboxFactory(tenant=tenant, status=Outbox.Status.DEAD, attempts=8, last_status_code=500,
+                        last_response="upstream exploded", error="gave up after 8 attempts: HTTP 500",
+                        headers={"Authorization": "Bearer s3cr3t-value"})
     client.force_login(staff(tenant))
     response = client.get(url("outbox", "change", row.pk))
     assert response.status_code == 200
@@ -74,8 +68,8 @@ def test_it_shows_a_read_only_detail_with_attempts_response_and_masked_headers(c
 
 
 def test_it_requeues_dead_messages_from_the_list_keeping_their_id(client, tenant):
-    dead = message(tenant, 1, status=Outbox.Status.DEAD, attempts=8)
-    delivered = message(tenant, 2, status=Outbox.Status.DELIVERED)
+    dead = OutboxFactory(tenant=tenant, status=Outbox.Status.DEAD, attempts=8)
+    delivered = OutboxFactory(tenant=tenant, status=Outbox.Status.DELIVERED)
     client.force_login(staff(tenant, Role.PRACTITIONER))
     response = act(client, "outbox", "requeue", dead, delivered, follow=True)
     dead.refresh_from_db()
@@ -87,7 +81,7 @@ def test_it_requeues_dead_messages_from_the_list_keeping_their_id(client, tenant
 
 
 def test_it_does_not_let_viewers_requeue(client, tenant):
-    dead = message(tenant, status=Outbox.Status.DEAD)
+    dead = OutboxFactory(tenant=tenant, status=Outbox.Status.DEAD)
     client.force_login(staff(tenant, Role.VIEWER))
     act(client, "outbox", "requeue", dead)
     dead.refresh_from_db()
@@ -95,10 +89,10 @@ def test_it_does_not_let_viewers_requeue(client, tenant):
 
 
 def test_it_shows_each_steps_outbox_messages_on_the_run_page(client, tenant):
-    rule = Workflow.objects.create(tenant=tenant, name="Alert", trigger_type="manual")
-    run = Run.objects.create(tenant=tenant, workflow=rule)
+    run = RunFactory(workflow__tenant=tenant)
     step = RunStep.objects.create(tenant=tenant, run=run, position=0, action_type="webhook")
-    message(tenant, run_id=run.pk, run_step_id=step.pk, status=Outbox.Status.FAILED, error="HTTP 503", attempts=2)
+    OutboxFactory(tenant=tenant, target="https://hooks.example.com/1", run_id=run.pk, run_step_id=step.pk,
+                  status=Outbox.Status.FAILED, error="HTTP 503", attempts=2)
     client.force_login(staff(tenant, Role.VIEWER))
     page = client.get(url("run", "change", run.pk)).content.decode()
     assert "Outbox messages" in page and "https://hooks.example.com/1" in page and "HTTP 503" in page
@@ -131,7 +125,7 @@ def test_it_shows_an_unknown_variable_on_its_field(client, tenant):
 
 
 def test_it_lets_only_tenant_admins_change_templates(client, tenant):
-    row = EmailTemplate.objects.create(tenant=tenant, name="Hello", subject="Hi", html="<p>Hi</p>")
+    row = EmailTemplateFactory(tenant=tenant, subject="Hi")
     client.force_login(staff(tenant, Role.PRACTITIONER))
     assert client.get(url("emailtemplate", "change", row.pk)).status_code == 200
     client.post(url("emailtemplate", "change", row.pk), template_form(subject="Changed"))
@@ -142,9 +136,8 @@ def test_it_lets_only_tenant_admins_change_templates(client, tenant):
 def test_it_previews_a_template_for_an_account_or_with_sample_data(client, tenant, other_tenant):
     account = AccountFactory(tenant=tenant, name="GlobalTech")
     contact = ContactFactory(account=account, name="Dana Smith")
-    row = EmailTemplate.objects.create(tenant=tenant, name="Hello", subject="Hi {{ account.name }}",
-                                       html="<p>Dear {{ contact.first_name }} <script>x()</script></p>")
-    theirs = EmailTemplate.objects.create(tenant=other_tenant, name="Theirs", subject="x", html="<p>x</p>")
+    row = EmailTemplateFactory(tenant=tenant, html="<p>Dear {{ contact.first_name }} <script>x()</script></p>")
+    theirs = EmailTemplateFactory(tenant=other_tenant)
     client.force_login(staff(tenant, Role.VIEWER))
     sample = client.get(url("emailtemplate", "preview", row.pk))
     assert sample.status_code == 200 and "Hi Sample Account" in sample.content.decode()
@@ -233,8 +226,8 @@ def test_it_requires_a_token_and_refuses_metadata_base_urls(client, tenant):
 
 
 def test_it_shows_credentials_only_to_tenant_admins_of_their_tenant(client, tenant, other_tenant):
-    mine = IntegrationCredential.objects.create(tenant=tenant, integration="slack", token="x")
-    theirs = IntegrationCredential.objects.create(tenant=other_tenant, integration="slack", token="y")
+    mine = IntegrationCredentialFactory(tenant=tenant)
+    theirs = IntegrationCredentialFactory(tenant=other_tenant)
     client.force_login(staff(tenant, Role.PRACTITIONER))
     assert client.get(url("integrationcredential", "changelist")).status_code == 403
     client.force_login(staff(tenant))

@@ -7,10 +7,8 @@ import pytest
 from accounts import services as account_services
 from delivery import services
 from automation.models import RunStep
-from delivery.models import IntegrationCredential, Outbox
-from tests.factories import AccountFactory, ContactFactory
-
-from .conftest import make_rule
+from delivery.models import Outbox
+from tests.factories import AccountFactory, ContactFactory, IntegrationCredentialFactory, WorkflowFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,13 +22,9 @@ def providers(settings, receiver):
     return receiver
 
 
-def connect(tenant, integration, **fields):
-    return IntegrationCredential.objects.create(tenant=tenant, integration=integration, token=f"{integration}-token",
-                                                **fields)
-
-
 def fire_on_churn(tenant, account, *actions, on_commit):
-    make_rule(tenant, trigger_type="status_change", trigger_config={"to_status": "churned"}, actions=list(actions))
+    WorkflowFactory(tenant=tenant, trigger_type="status_change", trigger_config={"to_status": "churned"},
+                    actions=list(actions))
     with on_commit():
         account_services.account_save(account=account, changes={"status": "churned"})
 
@@ -40,7 +34,7 @@ def body(request):
 
 
 def test_it_posts_a_slack_message_through_the_slack_api(tenant, providers, on_commit):
-    connect(tenant, "slack")
+    IntegrationCredentialFactory(tenant=tenant, integration="slack")
     account = AccountFactory(tenant=tenant, name="TechStart Solutions")
     fire_on_churn(tenant, account, {"type": "integration_action", "config": {
         "integration": "slack", "action": "post_message",
@@ -54,7 +48,7 @@ def test_it_posts_a_slack_message_through_the_slack_api(tenant, providers, on_co
 
 
 def test_it_marks_a_slack_error_dead_and_retries_a_rate_limit(tenant, providers):
-    connect(tenant, "slack")
+    IntegrationCredentialFactory(tenant=tenant, integration="slack")
     providers.respond((200, {}, b'{"ok": false, "error": "channel_not_found"}'),
                       (200, {}, b'{"ok": false, "error": "ratelimited"}'))
     lost = services.outbox_enqueue(tenant=tenant, channel="slack", target="#nope", payload={"text": "x"})
@@ -67,7 +61,7 @@ def test_it_marks_a_slack_error_dead_and_retries_a_rate_limit(tenant, providers)
 
 
 def test_it_sends_an_sms_through_the_configured_provider(tenant, providers, on_commit):
-    connect(tenant, "sms", config={"from": "+15550100"})
+    IntegrationCredentialFactory(tenant=tenant, integration="sms", config={"from": "+15550100"})
     account = AccountFactory(tenant=tenant, name="GlobalTech")
     ContactFactory(account=account, name="Dana", phone="+15550199", is_primary=True)
     fire_on_churn(tenant, account, {"type": "send_sms", "config": {
@@ -81,10 +75,10 @@ def test_it_sends_an_sms_through_the_configured_provider(tenant, providers, on_c
 
 
 def test_it_upserts_a_hubspot_contact_from_a_seed_003_mapping(tenant, providers, on_commit):
-    connect(tenant, "hubspot")
-    make_rule(tenant, trigger_type="model_created", model_type="contact", actions=[{"type": "sync_to_external", "config": {
-        "integration": "hubspot", "mapping": {"email": "{{ entity.email }}", "firstname": "{{ entity.name }}",
-                                              "company": "{{ account.name }}"}}}])
+    IntegrationCredentialFactory(tenant=tenant, integration="hubspot")
+    WorkflowFactory(tenant=tenant, trigger_type="model_created", model_type="contact", actions=[
+        {"type": "sync_to_external", "config": {"integration": "hubspot", "mapping": {
+            "email": "{{ entity.email }}", "firstname": "{{ entity.name }}", "company": "{{ account.name }}"}}}])
     account = AccountFactory(tenant=tenant, name="GlobalTech")
     with on_commit():
         ContactFactory(account=account, name="Dana", email="dana@globaltech.test")
@@ -97,9 +91,10 @@ def test_it_upserts_a_hubspot_contact_from_a_seed_003_mapping(tenant, providers,
 
 
 def test_it_upserts_a_salesforce_contact_by_external_id_on_the_tenants_instance(tenant, providers, on_commit):
-    connect(tenant, "salesforce", base_url=providers.url + "/acme-instance")
-    make_rule(tenant, trigger_type="model_created", model_type="contact", actions=[{"type": "sync_to_external", "config": {
-        "integration": "salesforce", "mapping": {"Email": "{{ entity.email }}", "LastName": "{{ entity.name }}"}}}])
+    IntegrationCredentialFactory(tenant=tenant, integration="salesforce", base_url=providers.url + "/acme-instance")
+    WorkflowFactory(tenant=tenant, trigger_type="model_created", model_type="contact", actions=[
+        {"type": "sync_to_external", "config": {"integration": "salesforce", "mapping": {
+            "Email": "{{ entity.email }}", "LastName": "{{ entity.name }}"}}}])
     with on_commit():
         ContactFactory(account=AccountFactory(tenant=tenant), name="Scully", email="dana@fbi.test")
     [request] = providers.requests
@@ -109,7 +104,7 @@ def test_it_upserts_a_salesforce_contact_by_external_id_on_the_tenants_instance(
 
 
 def test_it_creates_a_hubspot_deal_with_an_integration_action(tenant, providers, on_commit):
-    connect(tenant, "hubspot")
+    IntegrationCredentialFactory(tenant=tenant, integration="hubspot")
     account = AccountFactory(tenant=tenant, name="GlobalTech")
     fire_on_churn(tenant, account, {"type": "integration_action", "config": {
         "integration": "hubspot", "action": "create",
@@ -132,7 +127,7 @@ def test_it_fails_the_step_when_the_integration_is_not_connected(tenant, provide
 
 def test_it_checks_a_tenant_supplied_base_url_against_the_outbound_policy(tenant, providers, settings):
     settings.OUTBOUND_ALLOW_LOOPBACK = False
-    connect(tenant, "salesforce", base_url="http://169.254.169.254/")
+    IntegrationCredentialFactory(tenant=tenant, integration="salesforce", base_url="http://169.254.169.254/")
     message = services.outbox_enqueue(tenant=tenant, channel="salesforce", target="Contact",
                                       payload={"operation": "create", "fields": {"LastName": "x"}})
     services.deliver()
@@ -154,5 +149,6 @@ def test_it_rejects_bad_channel_configs_when_the_rule_is_saved(tenant, action, f
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError) as error:
-        make_rule(tenant, trigger_type="status_change", trigger_config={"to_status": "churned"}, actions=[action])
+        WorkflowFactory(tenant=tenant, trigger_type="status_change", trigger_config={"to_status": "churned"},
+                        actions=[action])
     assert f"actions[0].config.{field}" in error.value.message_dict

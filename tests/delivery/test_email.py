@@ -14,16 +14,12 @@ from delivery import email as emails
 from delivery import services
 from automation.models import RunStep
 from delivery.models import EmailTemplate, Outbox
-from tests.factories import AccountFactory, ContactFactory, EngagementFactory, GoalFactory, MembershipFactory, health_score
-
-from .conftest import make_rule
+from tests.factories import (
+    AccountFactory, ContactFactory, EmailTemplateFactory, EngagementFactory, GoalFactory, MembershipFactory,
+    WorkflowFactory, health_score,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def template(tenant, **data):
-    data = {"name": "t", "subject": "Hello {{ account.name }}", "html": "<p>{{ contact.name }}</p>", **data}
-    return emails.email_template_save(template=EmailTemplate(tenant=tenant), data=data)
 
 
 def at_risk(account):
@@ -31,8 +27,8 @@ def at_risk(account):
 
 
 def at_risk_rule(tenant, **config):
-    return make_rule(tenant, trigger_type="status_change", trigger_config={"to_status": "at_risk"},
-                     actions=[{"type": "send_email", "config": config}])
+    return WorkflowFactory(tenant=tenant, trigger_type="status_change", trigger_config={"to_status": "at_risk"},
+                           actions=[{"type": "send_email", "config": config}])
 
 
 def test_it_renders_an_email_with_variables_from_a_real_account(tenant, on_commit, mailoutbox):
@@ -47,15 +43,16 @@ def test_it_renders_an_email_with_variables_from_a_real_account(tenant, on_commi
     GoalFactory(account=account, status=Goal.Status.CREATED)
     GoalFactory(account=account, status=Goal.Status.AT_RISK)
     GoalFactory(account=account, status=Goal.Status.ACHIEVED)
-    qbr = template(tenant, name="qbr", category="renewal", variables=["product_name"],
-                   subject="{{ account.name }}: your review with {{ csm.name }}",
-                   html="<p>Hi {{ contact.first_name }}, {{ account.name }} ({{ account.industry }}) scores "
-                        "{{ account.health_score }} ({{ account.risk_level }}), ARR {{ account.arr|floatformat:0 }}, "
-                        "renews {{ account.renewal_date }}. Last meeting {{ engagement.last_meeting_date }}. "
-                        "Goals: {{ goals.active_goals }} active, {{ goals.at_risk_goals }} at risk, "
-                        "{{ goals.completed_goals }} done. {{ product_name }}</p>"
-                        "<a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>",
-                   text="Hi {{ contact.first_name }}, about {{ custom.product_name }} & {{ account.name }}.")
+    qbr = EmailTemplateFactory(
+        tenant=tenant, name="qbr", category="renewal", variables=["product_name"],
+        subject="{{ account.name }}: your review with {{ csm.name }}",
+        html="<p>Hi {{ contact.first_name }}, {{ account.name }} ({{ account.industry }}) scores "
+             "{{ account.health_score }} ({{ account.risk_level }}), ARR {{ account.arr|floatformat:0 }}, "
+             "renews {{ account.renewal_date }}. Last meeting {{ engagement.last_meeting_date }}. "
+             "Goals: {{ goals.active_goals }} active, {{ goals.at_risk_goals }} at risk, "
+             "{{ goals.completed_goals }} done. {{ product_name }}</p>"
+             "<a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>",
+        text="Hi {{ contact.first_name }}, about {{ custom.product_name }} & {{ account.name }}.")
     at_risk_rule(tenant, template_id=qbr.pk, recipients={"customer_contacts": True},
                  personalization={"product_name": "Acme & Co Analytics"})
     with on_commit():
@@ -77,10 +74,10 @@ def test_it_renders_an_email_with_variables_from_a_real_account(tenant, on_commi
 
 def test_it_reports_unknown_variables_when_a_template_is_saved(tenant):
     with pytest.raises(ValidationError) as error:
-        template(tenant, subject="Hi {{ acount.name }}", variables=["code"],
-                 html="<p>{{ contact.nickname }} {{ code }} {{ custom.code }} {{ custom.secret }}"
-                      "{% for goal in goal_list %}{{ goal.title }}{% endfor %}"
-                      "{% if account.mood == 'sad' %}x{% endif %}{{ account.name|default:fallback }}</p>")
+        EmailTemplateFactory(tenant=tenant, subject="Hi {{ acount.name }}", variables=["code"],
+                             html="<p>{{ contact.nickname }} {{ code }} {{ custom.code }} {{ custom.secret }}"
+                                  "{% for goal in goal_list %}{{ goal.title }}{% endfor %}"
+                                  "{% if account.mood == 'sad' %}x{% endif %}{{ account.name|default:fallback }}</p>")
     errors = error.value.message_dict
     assert errors["subject"] == ["unknown variable 'acount.name'; known: account, contact, csm, engagement, goals, "
                                  "tenant, unsubscribe_url, and custom variables declared in 'variables'"]
@@ -90,9 +87,10 @@ def test_it_reports_unknown_variables_when_a_template_is_saved(tenant):
 
 
 def test_it_accepts_declared_custom_variables_loops_and_filters(tenant):
-    saved = template(tenant, variables=["custom.discount_code", "items"],
-                     html="{{ discount_code }} {{ custom.discount_code|upper }} {% for i in items %}{{ i }} "
-                          "{{ forloop.counter }}{% endfor %}{% with n=account.name %}{{ n }}{% endwith %}")
+    saved = EmailTemplateFactory(
+        tenant=tenant, variables=["custom.discount_code", "items"],
+        html="{{ discount_code }} {{ custom.discount_code|upper }} {% for i in items %}{{ i }} "
+             "{{ forloop.counter }}{% endfor %}{% with n=account.name %}{{ n }}{% endwith %}")
     assert saved.pk is not None
 
 
@@ -109,7 +107,7 @@ def test_it_accepts_declared_custom_variables_loops_and_filters(tenant):
 ])
 def test_it_names_the_field_of_a_bad_template(tenant, data, field, message):
     with pytest.raises(ValidationError) as error:
-        template(tenant, **data)
+        EmailTemplateFactory(tenant=tenant, **data)
     assert message in error.value.message_dict[field][0]
 
 
@@ -124,7 +122,7 @@ def test_it_skips_contacts_who_opted_out_and_says_so(tenant, on_commit, mailoutb
     account = AccountFactory(tenant=tenant)
     ContactFactory(account=account, email="yes@c.test")
     ContactFactory(account=account, email="no@c.test", email_opt_out=True)
-    at_risk_rule(tenant, template_id=template(tenant).name, recipients={"customer_contacts": True})
+    at_risk_rule(tenant, template_id=EmailTemplateFactory(tenant=tenant).name, recipients={"customer_contacts": True})
     with on_commit():
         at_risk(account)
     assert [m.to for m in mailoutbox] == [["yes@c.test"]]
@@ -136,7 +134,7 @@ def test_it_skips_contacts_who_opted_out_and_says_so(tenant, on_commit, mailoutb
 def test_it_fails_the_step_with_the_reason_when_every_recipient_opted_out(tenant, on_commit, mailoutbox):
     account = AccountFactory(tenant=tenant)
     ContactFactory(account=account, email="no@c.test", email_opt_out=True)
-    at_risk_rule(tenant, template_id=template(tenant).pk, recipient="entity_email")
+    at_risk_rule(tenant, template_id=EmailTemplateFactory(tenant=tenant).pk, recipient="entity_email")
     with on_commit():
         at_risk(account)
     step = RunStep.objects.get()
@@ -148,7 +146,7 @@ def test_it_fails_the_step_with_the_reason_when_every_recipient_opted_out(tenant
 def test_it_does_not_send_to_a_contact_who_opted_out_after_the_message_was_queued(tenant, mailoutbox):
     account = AccountFactory(tenant=tenant)
     contact = ContactFactory(account=account, email="late@c.test")
-    at_risk_rule(tenant, template_id=template(tenant).pk)
+    at_risk_rule(tenant, template_id=EmailTemplateFactory(tenant=tenant).pk)
     at_risk(account)  # the event is processed after commit: do it by hand, without delivering
     from automation import engine
     from automation.models import Event
@@ -164,7 +162,8 @@ def test_it_does_not_send_to_a_contact_who_opted_out_after_the_message_was_queue
 def test_it_sends_to_the_owner_and_custom_addresses(tenant, on_commit, mailoutbox):
     owner = MembershipFactory(tenant=tenant, user__username="csm@acme.test").user
     account = AccountFactory(tenant=tenant, owner=owner)
-    at_risk_rule(tenant, template_id=template(tenant).pk, recipient="custom", custom_email="boss@acme.test",
+    at_risk_rule(tenant, template_id=EmailTemplateFactory(tenant=tenant).pk, recipient="custom",
+                 custom_email="boss@acme.test",
                  recipients={"internal_team": True, "specific_emails": ["ops@acme.test"]})
     with on_commit():
         at_risk(account)

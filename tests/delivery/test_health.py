@@ -140,10 +140,10 @@ def test_re_enabling_sends_again_and_requeues_what_died_meanwhile(tenant, receiv
     blocked = enqueue(tenant, url)
     services.deliver(now=t0 + 5 * DAY)
     assert reload(blocked).status == S.DEAD
-    assert health.webhook_endpoint_enable(tenant, receiver.url + "/never-failed") is None
+    assert services.webhook_endpoint_enable(tenant, receiver.url + "/never-failed") is None
 
     receiver.default = (200, {}, b"ok")
-    endpoint = health.webhook_endpoint_enable(tenant, url, requeue_dead=True)
+    endpoint = services.webhook_endpoint_enable(tenant, url, requeue_dead=True)
     assert (endpoint.is_disabled, endpoint.failing_since, endpoint.failures) == (False, None, 0)
     blocked = reload(blocked)
     assert (blocked.status, blocked.attempts, blocked.error) == (S.PENDING, 0, "")

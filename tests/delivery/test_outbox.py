@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from delivery import retry, services
+from delivery import retry, secrets, services
 from delivery.models import Outbox, WebhookSecret
 from tests.factories import TenantFactory
 
@@ -27,7 +27,7 @@ def reload(message):
 
 
 def test_it_delivers_a_webhook_after_commit_to_a_receiver_that_verifies_the_signature(tenant, receiver, on_commit):
-    receiver.secrets = services.active_webhook_secrets(tenant.pk)
+    receiver.secrets = secrets.active_webhook_secrets(tenant.pk)
     with on_commit():
         message = enqueue(tenant, receiver.url + "/hooks/health", {"event_type": "health_score_drop"})
         assert receiver.requests == []  # nothing is sent before the transaction commits
@@ -50,8 +50,8 @@ def test_it_is_rejected_by_a_receiver_holding_another_secret(tenant, receiver):
 
 
 def test_it_signs_with_the_old_and_the_new_secret_while_a_secret_is_rotated(tenant, receiver):
-    old = services.active_webhook_secrets(tenant.pk)[0]
-    new = services.webhook_secret_rotate(tenant, overlap=timedelta(hours=1)).secret
+    old = secrets.active_webhook_secrets(tenant.pk)[0]
+    new = secrets.webhook_secret_rotate(tenant, overlap=timedelta(hours=1)).secret
     receiver.secrets = [old]
     enqueue(tenant, receiver.url)
     services.deliver()
@@ -61,7 +61,7 @@ def test_it_signs_with_the_old_and_the_new_secret_while_a_secret_is_rotated(tena
     assert [r["verified"] for r in receiver.requests] == [True, True]
     assert len(receiver.requests[0]["headers"]["webhook-signature"].split(" ")) == 2
     WebhookSecret.objects.filter(secret=old).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert services.active_webhook_secrets(tenant.pk) == [new]
+    assert secrets.active_webhook_secrets(tenant.pk) == [new]
 
 
 def test_it_retries_a_500_with_backoff_then_delivers_with_the_same_message_id(tenant, receiver):

@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 
 from delivery import email as emails
 from delivery import services
-from delivery.models import EmailTemplate, Outbox
-from tests.factories import AccountFactory, ContactFactory
+from delivery.models import Outbox
+from tests.factories import AccountFactory, ContactFactory, EmailTemplateFactory, WorkflowFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,9 +20,10 @@ VARIANTS = [{"name": "control", "weight": 80},
 
 
 def template(tenant, variants=VARIANTS, **data):
-    return emails.email_template_save(template=EmailTemplate(tenant=tenant), data={
-        "name": "checkin", "subject": "Checking in on {{ account.name }}", "html": "<p>Hi {{ contact.name }}</p>",
-        "variants": variants, **data})
+    """A template with these A/B ``variants``."""
+    data = {"name": "checkin", "subject": "Checking in on {{ account.name }}", "html": "<p>Hi {{ contact.name }}</p>",
+            **data}
+    return EmailTemplateFactory(tenant=tenant, variants=variants, **data)
 
 
 @pytest.mark.parametrize("variants, field, reason", [
@@ -106,15 +107,12 @@ def test_it_records_the_variant_on_the_message_and_reports_the_split(tenant):
 
 def test_it_records_the_variant_a_rules_send_email_action_picked(tenant):
     from automation import engine
-    from automation.models import Workflow
-    from automation.services import workflow_save
 
     tpl = template(tenant)
     account = AccountFactory(tenant=tenant)
     ContactFactory(account=account, tenant=tenant, email="champion@customer.test", is_primary=True)
-    rule = workflow_save(rule=Workflow(tenant=tenant), data={
-        "name": "Mail", "status": "active", "trigger_type": "manual",
-        "actions": [{"type": "send_email", "config": {"template_id": tpl.name, "recipient": "primary_contact"}}]})
+    rule = WorkflowFactory(tenant=tenant, name="Mail", actions=[
+        {"type": "send_email", "config": {"template_id": tpl.name, "recipient": "primary_contact"}}])
     run = engine.fire(rule, account=account, manual=True)
     assert run.status == "success", run.error
     message = Outbox.objects.get(channel="email")

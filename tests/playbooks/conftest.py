@@ -6,7 +6,6 @@ from rest_framework.test import APIClient
 from accounts import services as account_services
 from accounts.demo import demo_seed
 from accounts.models import Account, Membership, Role
-from tests.delivery.conftest import receiver  # noqa: F401  (the SuccessPlay tests post to its local HTTP server)
 from tests.factories import MembershipFactory, token_for
 
 

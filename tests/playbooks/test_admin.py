@@ -10,13 +10,9 @@ from accounts.models import Account, Role
 from playbooks import services
 from playbooks.admin import PlaybookExecutionInline, attach_execution_inline_to_account_page
 from playbooks.models import PlaybookExecution, PlaybookTrigger
-from tests.factories import AccountFactory, MembershipFactory, SurveyResponseFactory
+from tests.factories import AccountFactory, SurveyResponseFactory, staff
 
 pytestmark = pytest.mark.django_db
-
-
-def staff(tenant, role):
-    return MembershipFactory(tenant=tenant, role=role, user__is_staff=True).user
 
 
 def change_url(obj):

@@ -4,7 +4,7 @@ import pytest
 
 from accounts.models import Role
 from playbooks.models import PlaybookExecution, PlaybookTrigger, PlaybookTriggerEvaluation
-from tests.factories import AccountFactory, SurveyResponseFactory
+from tests.factories import AccountFactory, SurveyResponseFactory, WorkflowFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -339,15 +339,12 @@ def test_it_evaluates_nothing_when_nothing_is_enabled(tenant, client_for):
 
 
 def test_it_emits_an_automation_event_per_new_execution_when_a_rule_listens(tenant, client_for):
-    from automation.models import Event, Workflow
+    from automation.models import Event
 
     detractor(tenant, "One")
     detractor(tenant, "Two")
-    from automation import rule_index
-
-    Workflow.objects.create(tenant=tenant, name="React to plays", status=Workflow.Status.ACTIVE, enabled=True,
-                            trigger_type="event", trigger_config={"event_type": "playbook_trigger_fired"})
-    rule_index.invalidate(tenant.pk)  # created behind the services' back: drop the cached rule index
+    WorkflowFactory(tenant=tenant, name="React to plays", trigger_type="event",
+                    trigger_config={"event_type": "playbook_trigger_fired"})
     client = client_for(tenant)
     enable(client, "voc")
 

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from accounts import services as account_services
 from accounts.models import JourneyStage, Role
+from delivery import secrets as delivery_secrets
 from delivery import services as delivery
 from automation.models import Run, Workflow
 from delivery.models import Outbox
@@ -80,7 +81,7 @@ def test_inactive_drafts_do_not_fire(tenant, techstart, api, django_capture_on_c
 def test_a_health_score_drop_below_40_through_the_api_fires_the_play_once_and_posts_seed_004s_payload(
         tenant, techstart, api, receiver, django_capture_on_commit_callbacks):
     health = play(tenant, HEALTH_ALERT, is_active=True, webhook_url=receiver.url + "/webhook/health-alert")
-    receiver.secrets = delivery.active_webhook_secrets(tenant.pk)
+    receiver.secrets = delivery_secrets.active_webhook_secrets(tenant.pk)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = post_score(api, techstart, usage_score=25, engagement_score=30, support_sentiment_score=40,

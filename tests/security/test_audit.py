@@ -15,7 +15,7 @@ from accounts import services
 from accounts.audit import MASK, audit_diff, audit_record, audit_snapshot, mask_secrets
 from accounts.models import AuditLog, Membership, Role
 from csplatform.tenancy import tenant_context
-from tests.factories import AccountFactory, MembershipFactory, UserFactory
+from tests.factories import AccountFactory, MembershipFactory, UserFactory, staff
 
 pytestmark = pytest.mark.django_db
 
@@ -151,10 +151,6 @@ def test_it_writes_no_entry_for_a_refused_settings_change(member_client, tenant)
 
 def admin_url(model: str, view: str, *args) -> str:
     return reverse(f"admin:accounts_{model}_{view}", args=args)
-
-
-def staff(tenant, role):
-    return MembershipFactory(tenant=tenant, role=role, user__is_staff=True).user
 
 
 def test_it_audits_settings_and_role_changes_made_in_the_admin(client, tenant):

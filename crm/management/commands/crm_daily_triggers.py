@@ -1,5 +1,5 @@
-"""``python manage.py crm_daily_triggers [--force]``: trial-ending and inactivity triggers (each tenant
-once a day unless ``--force``)."""
+"""``python manage.py crm_daily_triggers [--force]``: raise the trial-ending and inactivity events (each
+tenant once a day unless ``--force``); the journeys' rules start the journeys when the engine processes them."""
 
 import json
 
@@ -9,7 +9,7 @@ from crm.triggers import daily_scan
 
 
 class Command(BaseCommand):
-    help = "Start trial_ending and inactivity_nudge journeys where due (once per tenant and day)."
+    help = "Raise trial_ending and inactivity events where due (once per tenant and day); journeys start from them."
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="Scan even tenants already scanned today.")

@@ -1,4 +1,5 @@
-"""``python manage.py crm_ensure_journeys``: give every tenant the default journeys it lacks."""
+"""``python manage.py crm_ensure_journeys``: give every tenant the default journeys it lacks, and every journey
+the managed automation rules it lacks (``crm.rules``). Idempotent."""
 
 from django.core.management.base import BaseCommand
 
@@ -8,7 +9,8 @@ from csplatform.tenancy import tenant_context
 
 
 class Command(BaseCommand):
-    help = "Create the six default CRM journeys for every tenant that lacks them (never overwrites edits)."
+    help = ("Create the six default CRM journeys for every tenant that lacks them (never overwrites edits) and the "
+            "rules that start the journeys where they are missing.")
 
     def handle(self, *args, **options):
         for tenant in Tenant.objects.order_by("slug"):

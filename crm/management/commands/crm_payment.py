@@ -1,5 +1,7 @@
 """``python manage.py crm_payment failed|succeeded --tenant SLUG --account ID [--amount N] [--invoice X]``:
-report a payment event (billing integrations without a webhook, support staff, demos)."""
+report a payment event (billing integrations without a webhook, support staff, demos). It raises the
+``payment_failed`` / ``payment_succeeded`` event; the journeys' rules react when the engine processes it
+(the rescue starts, or the open rescue converts), and their Runs say what happened."""
 
 import json
 
@@ -11,7 +13,7 @@ from csplatform.tenancy import tenant_context
 
 
 class Command(BaseCommand):
-    help = "payment failed -> start the rescue journey; payment succeeded -> convert the open rescue."
+    help = "Raise payment_failed (the rescue journey starts) or payment_succeeded (the open rescue converts)."
 
     def add_arguments(self, parser):
         parser.add_argument("outcome", choices=["failed", "succeeded"])
@@ -34,8 +36,7 @@ class Command(BaseCommand):
                 acc = Account.objects.for_tenant(t).select_related("tenant").get(pk=account)
             except Exception:
                 raise CommandError(f"no account '{account}' in tenant {t.slug}") from None
-            if outcome == "failed":
-                out = triggers.payment_failed(acc, amount=amount, invoice_id=invoice).as_dict()
-            else:
-                out = {"converted": [e.pk for e in triggers.payment_succeeded(acc, amount=amount, invoice_id=invoice)]}
-        self.stdout.write(json.dumps(out, sort_keys=True))
+            report = triggers.payment_failed if outcome == "failed" else triggers.payment_succeeded
+            event = report(acc, amount=amount, invoice_id=invoice)
+        # No event: no live rule listens (the tenant's rescue journeys are inactive).
+        self.stdout.write(json.dumps({"event": f"payment_{outcome}", "event_id": event.pk if event else None}))

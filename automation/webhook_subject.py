@@ -6,7 +6,9 @@ describes the body's top-level keys that the rule's conditions name as unsaved D
 throwaway class, typed from the values (a number compares as a number, ``"2025-01-31"`` under ``less_than``
 as a date). That keeps one condition language and lets the engine record the trace and skip reasons as
 for any other rule. Only top-level keys can be read: ``check_conditions`` refuses dotted paths when the
-rule is saved. (A dict entry point in ``automation.conditions`` would remove the need for this module.)
+rule is saved. ``running`` builds the subject of every webhook run (inbound, executed, tested); the rule
+APIs check conditions with ``check_conditions``. (A dict entry point in ``automation.conditions`` would
+remove the need for this module.)
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils import timezone
 
-from automation.conditions import ConditionError
-from automation.conditions.syntax import parse
-from automation.conditions.tree import CHANGE_OPERATORS, NO_VALUE_OPERATORS, NOW_FIELD, ORDER_OPERATORS, iter_leaves
-from automation.conditions.values import coerce
+from .conditions import ConditionError
+from .conditions.syntax import parse
+from .conditions.tree import CHANGE_OPERATORS, NO_VALUE_OPERATORS, NOW_FIELD, ORDER_OPERATORS, iter_leaves
+from .conditions.values import coerce
 
 _FIELD_TYPES = {"text": models.TextField, "number": models.FloatField, "bool": models.BooleanField,
                 "datetime": models.DateTimeField, "json": models.JSONField}

@@ -1,24 +1,30 @@
-"""Starting a rule from the API: by hand (execute), as a dry run (test) or from an inbound webhook.
+"""Starting a rule outside the event path: by hand (execute, the admin's "Run now"), as a dry run (test),
+again (replay) or from an inbound webhook.
 
-Every path ends in ``engine.fire`` so runs look the same whichever door started them; these helpers only
-find the subject the rule reads and shape the answer. Errors are DRF ValidationErrors naming the field.
+Every path ends in ``engine.fire``, so runs look the same whichever door started them (the rule APIs, the
+admin, ``/api/hooks/<token>/``); these helpers find the subject the rule reads and shape a dry run's answer.
+A request naming nothing the rule can run on raises ``RunRequestError``, a Django ``ValidationError`` naming
+the field (``account_id``, ``entity_type``, ``entity_id``): the API answers it as a 400, the admin as a
+message. Callers run these in the rule's tenant context.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from accounts.models import Account
-from automation import engine
-from automation.events import json_safe
-from automation.models import Event, Run, Workflow
-from automation.subjects import account_of, model_for, model_type_name
-from automation.triggers import triggers
 
-from . import payload
+from . import conditions, engine, webhook_subject
+from .events import json_safe
+from .models import Event, Run, Workflow
+from .subjects import account_of, model_for, model_type_name
+from .triggers import triggers
+
+
+class RunRequestError(ValidationError):
+    """The run asked for names no subject the rule can read (``{field: [message]}``)."""
 
 
 def is_webhook(rule: Workflow) -> bool:
@@ -34,7 +40,7 @@ def subject_model(rule: Workflow) -> str:
 def _get(rows, pk):
     try:
         return rows.filter(pk=pk).first()
-    except (ValueError, TypeError, DjangoValidationError):  # not even a well-formed id
+    except (ValueError, TypeError, ValidationError):  # not even a well-formed id
         return None
 
 
@@ -44,20 +50,20 @@ def resolve_subject(rule: Workflow, *, tenant, account: Account | None = None, e
     tenant's first row of the rule's model, so a rule can be tried without naming anything."""
     if is_webhook(rule):  # as an inbound call would: the body may name the account
         body = body or {}
-        return payload.subject(rule.conditions, body), account or account_in(tenant, body.get("account_id"))
+        return webhook_subject.subject(rule.conditions, body), account or account_in(tenant, body.get("account_id"))
     model_name = subject_model(rule)
     if entity_type:
         try:
             named = model_type_name(entity_type)
         except ValueError as exc:
-            raise ValidationError({"entity_type": [str(exc)]}) from None
+            raise RunRequestError({"entity_type": [str(exc)]}) from None
         if named != model_name:  # the rule's conditions read fields of its own model only
-            raise ValidationError({"entity_type": [f"this rule reads {model_name} rows, not {named}"]})
+            raise RunRequestError({"entity_type": [f"this rule reads {model_name} rows, not {named}"]})
     rows = model_for(model_name).objects.for_tenant(tenant)
     if entity_id not in (None, ""):
         subject = _get(rows, entity_id)
         if subject is None:
-            raise ValidationError({"entity_id": [f"{model_name} '{entity_id}' does not exist"]})
+            raise RunRequestError({"entity_id": [f"{model_name} '{entity_id}' does not exist"]})
     elif model_name == "account" and account is not None:
         subject = account
     elif pick_first:
@@ -66,10 +72,10 @@ def resolve_subject(rule: Workflow, *, tenant, account: Account | None = None, e
         subject = rows.order_by("pk").first()
         if subject is None:
             field = "account_id" if model_name == "account" else "entity_id"
-            raise ValidationError({field: [f"there is no {model_name} to run this rule against"]})
+            raise RunRequestError({field: [f"there is no {model_name} to run this rule against"]})
     else:
         field = "account_id" if model_name == "account" else "entity_id"
-        raise ValidationError({field: [f"this rule reads {model_name} rows: name one"]})
+        raise RunRequestError({field: [f"this rule reads {model_name} rows: name one"]})
     return subject, account if account is not None else account_of(subject)
 
 
@@ -101,7 +107,35 @@ def receive(rule: Workflow, body: dict) -> Run:
     with transaction.atomic():
         account = account_in(rule.tenant_id, body.get("account_id"))
         event = webhook_event(rule, body, account)
-        return engine.fire(rule, event=event, subject=payload.subject(rule.conditions, body), account=account)
+        return engine.fire(rule, event=event, subject=webhook_subject.subject(rule.conditions, body), account=account)
+
+
+def replay(run: Run) -> tuple[Run, object]:
+    """Fire a finished run's rule again, by hand, for the same event and account; a run without an event
+    reads its subject as it is now (none if it is gone). Returns the new run and the subject it read (the
+    run's account when there is none)."""
+    rule = run.workflow
+    subject = None
+    if run.event is None and run.subject_model and run.subject_id:
+        try:
+            subject = model_for(run.subject_model).objects.for_tenant(run.tenant_id).filter(pk=run.subject_id).first()
+        except (LookupError, ValueError):
+            subject = None
+    with transaction.atomic():
+        new = engine.fire(rule, event=run.event, subject=subject, account=run.account, manual=True)
+    return new, subject or run.account
+
+
+def condition_trace(run: Run, rule: Workflow, target) -> list:
+    """Which conditions a run saw: its recorded trace (debug mode), else the rule's conditions evaluated
+    once more on ``target`` now; empty if that fails (the run already said whether they were met)."""
+    trace = run.trace or []
+    if not trace:
+        try:
+            conditions.evaluate(rule.conditions, target, trace=trace)
+        except Exception:  # the detail is a courtesy
+            trace = []
+    return trace
 
 
 class _RolledBack(Exception):

@@ -14,7 +14,7 @@ from django.db import connection
 
 from csplatform.celery import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 MARKS = [
     pytest.mark.slow,

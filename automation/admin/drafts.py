@@ -1,4 +1,4 @@
-"""The Workflow admin's drafts and kept rules (mixed into ``admin.WorkflowAdmin``).
+"""The Workflow admin's drafts and kept rules (mixed into ``rules.WorkflowAdmin``).
 
 * Editing an active rule saves a draft (``services.workflow_save`` decides): the change form then shows
   the draft's values, a message says the live version keeps running, and "Publish draft" / "Discard draft"
@@ -12,40 +12,16 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
-from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import managed, services
-from .definitions import DEFINITION_KEYS, apply_definition, definition_of
+from .. import managed, services
+from ..definitions import DEFINITION_KEYS, apply_definition, definition_of
+from .display import rule_summary
 
-def rule_page(content: str):
-    """An admin page about one rule (``rule``, ``title``, ``opts`` in its context): breadcrumbs, then ``content``."""
-    return engines["django"].from_string("""{% extends "admin/base_site.html" %}{% load i18n admin_urls %}
-{% block breadcrumbs %}<div class="breadcrumbs">
-<a href="{% url 'admin:index' %}">{% translate 'Home' %}</a>
-&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a>
-&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a>
-&rsaquo; <a href="{% url opts|admin_urlname:'change' rule.pk %}">{{ rule }}</a>
-&rsaquo; {{ title }}</div>{% endblock %}
-{% block content %}<div id="content-main">""" + content + "</div>{% endblock %}")
-
-
-CONFIRM_PAGE = rule_page("""
-<p>Live now (version {{ rule.version }}): {{ live }}</p>
-<p>Draft: {{ draft }}</p>
-<p>{{ explanation }}</p>
-<form method="post">{% csrf_token %}
-<div class="submit-row"><input type="submit" class="default" value="{{ title }}"></div></form>
-""")
-
-
-def _summary(rule) -> str:
-    from .admin import rule_summary  # admin.py imports this module: read its summary at call time
-
-    return rule_summary(rule)
+CONFIRM_PAGE = "admin/automation/workflow_draft_confirm.html"
 
 
 def draft_summary(rule) -> str:
@@ -54,11 +30,11 @@ def draft_summary(rule) -> str:
     changed = [name for name in DEFINITION_KEYS if rule.draft.get(name, live[name]) != live[name]]
     view = apply_definition(rule, rule.draft)
     named = f"'{view.name}' " if "name" in changed else ""
-    return f"changes {', '.join(changed) or 'nothing'}: {named}{_summary(view)}"
+    return f"changes {', '.join(changed) or 'nothing'}: {named}{rule_summary(view)}"
 
 
 class DraftAdminMixin:
-    """Mixed into ``admin.WorkflowAdmin`` (uses its ``_allowed`` and the ModelAdmin API)."""
+    """Mixed into ``rules.WorkflowAdmin`` (uses its ``_allowed`` and the ModelAdmin API)."""
 
     # -- kept rules: read-only, never deleted here --
 
@@ -185,7 +161,7 @@ class DraftAdminMixin:
             return HttpResponseRedirect(change_page)
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "rule": rule, "title": title,
-            "live": _summary(rule), "draft": draft_summary(rule),
+            "live": rule_summary(rule), "draft": draft_summary(rule),
             "explanation": explanation,
         }
         return TemplateResponse(request, CONFIRM_PAGE, context)

@@ -5,17 +5,17 @@ import time
 import pytest
 
 from accounts.models import Account
-from automation.models import Event, Run, Workflow
-from automation.services import workflow_save
-from tests.celery_workers import MARKS, celery_workers
-from tests.factories import AccountFactory
+from automation.models import Event, Run
+from tests.factories import AccountFactory, WorkflowFactory
+
+from .celery_workers import MARKS, celery_workers
 
 pytestmark = MARKS
 
 
 @pytest.fixture
 def worker(transactional_db):
-    """One real worker on the test database (tests.celery_workers)."""
+    """One real worker on the test database (tests.e2e.celery_workers)."""
     with celery_workers("automation") as start:
         [process] = start(1)
         yield process
@@ -32,10 +32,9 @@ def wait_for(predicate, timeout=60.0):
 
 def test_it_processes_a_committed_change_in_a_real_worker(tenant, worker):
     account = AccountFactory(tenant=tenant, name="TechStart Solutions")
-    workflow_save(rule=Workflow(tenant=tenant), data={
-        "name": "At risk", "status": "active", "trigger_type": "field_changed", "model_type": "account",
-        "trigger_config": {"field": "status", "to": "at_risk"},
-        "actions": [{"type": "create_note", "config": {"body": "{{ account.name }} is at risk"}}]})
+    WorkflowFactory(tenant=tenant, name="At risk", trigger_type="field_changed", model_type="account",
+                    trigger_config={"field": "status", "to": "at_risk"},
+                    actions=[{"type": "create_note", "config": {"body": "{{ account.name }} is at risk"}}])
 
     account.status = Account.Status.AT_RISK
     account.save()  # autocommit: the on-commit dispatch publishes to Redis at once

@@ -9,13 +9,12 @@ import pytest
 from django.db import transaction
 
 from accounts.models import Account
-from delivery import services
+from delivery import secrets, services
 from automation.models import Run, RunStep
 from delivery.models import Outbox
-from tests.celery_workers import MARKS, celery_workers
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, WorkflowFactory
 
-from .conftest import make_rule
+from .celery_workers import MARKS, celery_workers
 
 pytestmark = MARKS
 
@@ -46,15 +45,15 @@ def wait_for(predicate, processes, timeout=30.0, what="it"):
 
 
 def webhook_rule(tenant, url, **extra):
-    return make_rule(tenant, trigger_type="field_changed", model_type="account",
-                     trigger_config={"field": "status", "to": "at_risk"},
-                     actions=[{"type": "webhook", "config": {"url": url, "payload": {
-                         "account": "{{ account.name }}", "event": "{{ trigger_event }}"}}}], **extra)
+    return WorkflowFactory(tenant=tenant, trigger_type="field_changed", model_type="account",
+                           trigger_config={"field": "status", "to": "at_risk"},
+                           actions=[{"type": "webhook", "config": {"url": url, "payload": {
+                               "account": "{{ account.name }}", "event": "{{ trigger_event }}"}}}], **extra)
 
 
 def test_a_model_change_fires_a_rule_whose_webhook_a_worker_delivers_signed(tenant, receiver, workers):
     processes = workers(1)
-    receiver.secrets = services.active_webhook_secrets(tenant.pk)
+    receiver.secrets = secrets.active_webhook_secrets(tenant.pk)
     account = AccountFactory(tenant=tenant, name="TechStart Solutions")
     webhook_rule(tenant, receiver.url + "/hooks/at-risk")
 
@@ -73,7 +72,7 @@ def test_a_model_change_fires_a_rule_whose_webhook_a_worker_delivers_signed(tena
 
 def test_a_worker_retries_a_500_and_delivers_on_the_next_attempt(tenant, receiver, workers):
     processes = workers(1)
-    receiver.secrets = services.active_webhook_secrets(tenant.pk)
+    receiver.secrets = secrets.active_webhook_secrets(tenant.pk)
     receiver.respond(500)  # then the default 200
     account = AccountFactory(tenant=tenant)
     # seed 003's retry configuration: a 0.6 s (+-20 %) first delay keeps the test short

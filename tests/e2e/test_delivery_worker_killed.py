@@ -7,16 +7,16 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from delivery import services
 from delivery.models import Outbox
 from tests.factories import TenantFactory
+
+from .celery_workers import ROOT, database_url
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,12 +27,6 @@ pytestmark = [
 WORKER = "import django; django.setup(); from delivery import services; services.deliver(batch_size=10)"
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def test_it_delivers_every_message_of_a_batch_whose_worker_was_killed_mid_send(receiver, settings):
     tenant = TenantFactory()
     with transaction.atomic():
@@ -40,7 +34,7 @@ def test_it_delivers_every_message_of_a_batch_whose_worker_was_killed_mid_send(r
                                             dispatch=False) for n in range(5)]
     receiver.gate = threading.Event()  # the first request hangs: the worker is killed while sending it
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "csplatform.settings_test"}
-    worker = subprocess.Popen([sys.executable, "-c", WORKER], env=env, cwd=Path(django_settings.BASE_DIR))
+    worker = subprocess.Popen([sys.executable, "-c", WORKER], env=env, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
         while not receiver.requests and time.monotonic() < deadline and worker.poll() is None:
