@@ -32,6 +32,7 @@ from django.db.models import BigIntegerField, Case, Q, Value, When
 
 from delivery.models import Outbox
 
+from .events import batch_running
 from .models import Run, RunStep, Workflow
 
 FINAL_FIELDS = ["status", "skip_reason", "error", "result", "trace", "finished_at"]
@@ -203,7 +204,8 @@ def open_batch(*, savepoints: str = "action"):
     """A new batch, written when the block ends, in the caller's transaction (or one of its own: deferred
     rows must land in the same transaction as what points at them). Its caller sees complete runs."""
     batch = Batch(savepoints)
-    with nullcontext() if transaction.get_connection().in_atomic_block else transaction.atomic():
+    with nullcontext() if transaction.get_connection().in_atomic_block else transaction.atomic(), \
+            batch_running(batch):
         yield batch
         batch.flush()
 

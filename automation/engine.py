@@ -36,7 +36,7 @@ from accounts.models import Membership, Role, Task, Tenant
 from csplatform.tenancy import tenant_context
 
 from . import conditions, rule_index
-from .actions import ActionContext, ActionError, actions
+from .actions import ActionContext, ActionError, ActionRefused, actions
 from .batch import Batch, Redo, ScoreMemo, joined, open_batch
 from .events import actions_running, dispatch
 from .models import Event, Run, RunStep, Workflow
@@ -82,10 +82,10 @@ def _is_careful(tenant) -> bool:
 
 
 def _set_careful(tenant, careful: bool, was: bool) -> None:
-    if careful == was:
+    if not careful and not was:
         return
     try:
-        if careful:
+        if careful:  # set again while batches keep failing: the flag lasts an hour after the last failure
             cache.set(_careful_key(tenant), 1, CAREFUL_TTL)
         else:
             cache.delete(_careful_key(tenant))
@@ -467,7 +467,7 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
                     step.output = actions.get(spec["type"]).run(spec.get("config") or {}, ctx) or {}
                 step.status = RunStep.Status.SUCCESS
             except Exception as exc:  # ActionError, or a bug in an action: it must not lose the run record
-                if batch.savepoints != "action":
+                if batch.savepoints != "action" and not isinstance(exc, ActionRefused):
                     if isinstance(exc, (OperationalError, SoftTimeLimitExceeded)):
                         raise  # the database or the worker is in trouble, not the action: no second try here
                     raise Redo(f"action {spec['type']} failed") from exc

@@ -57,6 +57,17 @@ def actions_running(depth: int, batch: Batch):
         _running.reset(token)
 
 
+@contextmanager
+def batch_running(batch: Batch):
+    """Writes inside this block belong to ``batch`` (depth 0 outside its actions): they use its rule-index
+    memo, so a rebuild inside a transaction that may still roll back never reaches the shared cache."""
+    token = _running.set(Cause(0, batch))
+    try:
+        yield
+    finally:
+        _running.reset(token)
+
+
 def running() -> Cause | None:
     """The run whose actions are writing now, if any (for signal receivers)."""
     return _running.get()

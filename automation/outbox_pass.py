@@ -1,5 +1,5 @@
 """Delivery's periodic pass, handed to the two clocks (delivery sits below automation and knows neither):
-``tick`` (cron, the embedded loop) runs it as due work, celery beat as the ``delivery.tasks.deliver_outbox``
+``tick`` (cron, the embedded loop) runs it as due work, celery beat as the ``automation.delivery.deliver_outbox``
 task. The pass re-claims messages stuck in sending and delivers everything due (retries, delayed sends,
 dispatches lost while the broker was down). Imported by ``automation.apps.AutomationConfig.ready``.
 """

@@ -55,6 +55,7 @@ def health_score_recorded(sender, score, previous, **kwargs):
                     "current_score": float(score.overall_score),
                     "previous_score": float(previous.overall_score) if previous else None,
                     "risk_level": score.risk_level,
+                    "previous_risk_level": previous.risk_level if previous else None,
                     "breakdown": score.breakdown,
                     "window_scores": window_scores(score),
                     "health_score_id": score.pk,
@@ -79,4 +80,4 @@ def goal_status_changed(sender, goal, from_status, to_status, created, **kwargs)
     event = "created" if created else to_status
     events.emit(tenant_id=goal.tenant_id, type="goal_event", object_id=goal.account_id, account=goal.account,
                 payload={"event": event, "goal_id": goal.pk, "goal_type": goal.goal_type, "title": goal.title,
-                         "from_status": from_status})
+                         "from_status": from_status, "to_status": to_status})

@@ -195,7 +195,8 @@ class HealthScoreChange(Trigger):
     the start of the window (the event carries it). With a ``threshold`` a decrease must end below
     it and an increase at or above it (seed 004's "score < 40"); repeats are held back by cooldown.
 
-    ``risk_levels`` (optional, e.g. ``["at_risk", "critical"]``): the new score's risk level must be one
+    ``direction: "any"``: every recorded score, whatever the change (with ``risk_levels``: a band change
+    can make an unchanged or rising score at risk). ``risk_levels`` (optional, e.g. ``["at_risk", "critical"]``): the new score's risk level must be one
     of them; with ``entering: true`` the previous score's must not (the level *becomes* one of them; a
     first score counts). The previous level is read from the event's ``previous_risk_level`` when it
     carries one, else from the previous score row (one query, only when the new level is one of them).
@@ -208,7 +209,7 @@ class HealthScoreChange(Trigger):
         config = dict(config or {})
         threshold = _number(config, "threshold", minimum=0)
         config["threshold"] = float(threshold) if threshold is not None else None
-        config["direction"] = _choice(config, "direction", ("increase", "decrease", "both"), "decrease")
+        config["direction"] = _choice(config, "direction", ("increase", "decrease", "both", "any"), "decrease")
         config["minimum_change"] = float(_number(config, "minimum_change", minimum=0) or 0)
         if config.get("time_window"):
             parse_duration(config["time_window"], "time_window")
@@ -237,7 +238,7 @@ class HealthScoreChange(Trigger):
         up = delta is None or (delta > 0 and delta >= minimum)
         if threshold is not None:
             down, up = down and current < threshold, up and current >= threshold
-        if not {"decrease": down, "increase": up, "both": down or up}[config["direction"]]:
+        if config["direction"] != "any" and not {"decrease": down, "increase": up, "both": down or up}[config["direction"]]:
             return False
         levels = config.get("risk_levels")
         if levels and event.payload.get("risk_level") not in levels:
@@ -356,11 +357,16 @@ class GoalEvent(Trigger):
         config = dict(config or {})
         config["event"] = _choice(config, "event", ("created", "achieved", "missed", "at_risk"))
         config["goal_types"] = _string_list(config, "goal_types")
+        if "include_created" in config and not isinstance(config["include_created"], bool):
+            raise ConfigError("include_created", "must be true or false")
         return config, ""
 
     def matches(self, config, model_type, event):
+        """``include_created``: a goal created with the status already (e.g. achieved) counts too."""
         p = event.payload
-        return (event.type in self.event_types and p.get("event") == config["event"]
+        happened = p.get("event") == config["event"] or (
+            config.get("include_created") and p.get("event") == "created" and p.get("to_status") == config["event"])
+        return (event.type in self.event_types and happened
                 and (not config["goal_types"] or p.get("goal_type") in config["goal_types"]))
 
 

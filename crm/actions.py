@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from accounts.models import Contact
-from automation.actions import Action, ActionContext, ActionError
+from automation.actions import Action, ActionContext, ActionError, ActionRefused
 from automation.triggers import ConfigError
 
 from .models import CRMPlaybookExecution
@@ -73,7 +73,7 @@ class AddToCadence(Action):
         if contact is None:
             whose = f"account '{ctx.account.name}' has no contacts" if ctx.account is not None else \
                 "the rule's subject is neither a contact nor an account"
-            raise ActionError(f"add_to_cadence: no contact to reach ({whose}); journey '{journey.name}' not started")
+            raise ActionRefused(f"add_to_cadence: no contact to reach ({whose}); journey '{journey.name}' not started")
         trigger = config.get("trigger")
         context = {**(trigger_context(trigger, ctx.event_payload) if trigger else {}), **(config.get("context") or {}),
                    "workflow_id": ctx.workflow.pk if ctx.workflow else None, "run_id": ctx.run.pk if ctx.run else None}
@@ -84,7 +84,7 @@ class AddToCadence(Action):
             if refused.reason == "already_active" and refused.execution is not None:
                 return {"journey": journey.name, "execution_id": refused.execution.pk, "contact_id": contact.pk,
                         "already_active": True}
-            raise ActionError(f"add_to_cadence: {refused.reason}: {refused.message}") from None
+            raise ActionRefused(f"add_to_cadence: {refused.reason}: {refused.message}") from None
         return {"journey": journey.name, "execution_id": execution.pk, "contact_id": contact.pk}
 
 

@@ -64,13 +64,13 @@ TRIGGERS: dict[str, JourneyTrigger] = {
         "the account's status becomes churned or cancelled",
         context=lambda p: {"from_status": p.get("from_status"), "to_status": p.get("to_status")}),
     TriggerEvent.CHURN_RISK: JourneyTrigger(
-        "health_score_change", {"risk_levels": RISKY, "entering": True},
+        "health_score_change", {"risk_levels": RISKY, "entering": True, "direction": "any"},
         "a health score's risk level becomes At Risk or Critical and the account is still at risk",
         conditions={"field": "risk_level", "operator": "in", "value": RISKY},
         context=lambda p: {"risk_level": p.get("risk_level"), "health_score": p.get("current_score"),
                            "previous_score": p.get("previous_score")}),
     TriggerEvent.MILESTONE: JourneyTrigger(
-        "goal_event", {"event": "achieved"}, "a goal of the account is achieved",
+        "goal_event", {"event": "achieved", "include_created": True}, "a goal of the account is achieved",
         context=lambda p: {"goal_id": p.get("goal_id"), "goal_title": p.get("title"), "goal_type": p.get("goal_type")}),
     TriggerEvent.PAYMENT_FAILED: JourneyTrigger(
         "event", {"event_type": TriggerEvent.PAYMENT_FAILED.value}, "a payment of the account fails"),

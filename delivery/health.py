@@ -12,7 +12,7 @@ first failed attempt (a healthy endpoint costs no row and no write):
   how to re-enable it: once per disabling;
 * a message to a disabled endpoint is not sent: it goes straight to ``dead`` with the error
   ``DISABLED_ERROR`` (no HTTP request);
-* ``webhook_endpoint_enable(tenant, url)`` turns it back on (streak reset) and, with
+* ``services.webhook_endpoint_enable(tenant, url)`` turns it back on (streak reset) and, with
   ``requeue_dead=True``, re-queues the messages that died because it was disabled.
 
 The batch's endpoints are read with one query per batch (``EndpointCache``); the clock is the
@@ -127,7 +127,7 @@ def _notify_admins(endpoint: WebhookEndpoint, now) -> list:
         f"Webhooks to {endpoint.url} have all failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
         f"({endpoint.failures} failed attempts; last error: {endpoint.last_error[:300]}). The endpoint was "
         f"disabled on {endpoint.disabled_at:%Y-%m-%d %H:%M} UTC: messages to it are no longer sent and end as "
-        f"dead. Fix the receiver, then re-enable the endpoint (delivery.health."
+        f"dead. Fix the receiver, then re-enable the endpoint (delivery.services."
         f"webhook_endpoint_enable(tenant, url, requeue_dead=True) re-enables it and re-queues the messages "
         f"that died meanwhile).")
     admins = list(Membership.objects.filter(tenant_id=endpoint.tenant_id, role=Role.TENANT_ADMIN)

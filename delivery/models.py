@@ -127,7 +127,7 @@ class WebhookEndpoint(TenantOwnedModel):
     """The health of one webhook target of a tenant (its exact URL). A row appears with the first failed
     attempt; every failed attempt extends the failing streak, any 2xx ends it. When the streak has lasted
     ``WEBHOOK_DISABLE_AFTER`` (5 days) the endpoint is disabled: further messages to it go straight to
-    dead and the tenant admins get a task. ``delivery.health.webhook_endpoint_enable`` turns it
+    dead and the tenant admins get a task. ``delivery.services.webhook_endpoint_enable`` turns it
     back on."""
 
     url = models.TextField()

@@ -9,10 +9,10 @@ run's transaction and nothing else, ``delivery`` sends them after commit. ``crm`
 """
 
 from . import flow, integrations, messaging, records  # noqa: F401  (each registers its actions)
-from .base import Action, ActionContext, ActionError, actions, check_json_templates, check_template, register, render
+from .base import Action, ActionContext, ActionError, ActionRefused, actions, check_json_templates, check_template, register, render
 from .messaging import DeliveryAction
 
 __all__ = [
-    "Action", "ActionContext", "ActionError", "DeliveryAction", "actions", "check_json_templates", "check_template",
+    "Action", "ActionContext", "ActionError", "ActionRefused", "DeliveryAction", "actions", "check_json_templates", "check_template",
     "register", "render",
 ]

@@ -23,6 +23,11 @@ class ActionError(Exception):
     """The action could not do its work; the message is recorded on the run step."""
 
 
+class ActionRefused(ActionError):
+    """The action refused before writing anything (e.g. a journey's re-entry rule): the step fails with the
+    message, and the engine need not roll back and redo a savepoint-free batch for it."""
+
+
 @dataclass
 class ActionContext:
     tenant: Any

@@ -152,6 +152,37 @@ def test_milestone_congrats_starts_when_a_goal_is_achieved(tenant, account, cont
     assert (execution.context["goal_title"], execution.context["goal_id"]) == ("100 active users", goal.pk)
 
 
+def test_milestone_congrats_starts_for_a_goal_created_already_achieved(tenant, account, contact, engine):
+    with engine():
+        goal = account_services.goal_save(goal=Goal(tenant=tenant, account=account, title="Go live",
+                                                    status=Goal.Status.ACHIEVED))
+    [execution] = executions("milestone_congrats")
+    assert started_by(runs(tenant, "milestone_congrats")[0], execution) and execution.context["goal_id"] == goal.pk
+
+
+def test_churn_risk_starts_when_raised_bands_make_a_rising_score_at_risk(tenant, account, contact, engine):
+    with engine():
+        health_score(account, usage_score=65, engagement_score=65, support_sentiment_score=65, adoption_score=65)
+    assert not executions()  # 65: moderate
+    tenant.band_moderate = 70
+    tenant.save(update_fields=["band_moderate"])
+    with engine():
+        health_score(account, usage_score=66, engagement_score=66, support_sentiment_score=66, adoption_score=66)
+    [execution] = executions("churn_risk")  # 66 went up, but is at risk now: the level *became* risky
+    assert execution.context["risk_level"] == "at_risk" and started_by(runs(tenant, "churn_risk")[0], execution)
+
+
+def test_a_refused_start_fails_its_step_without_redoing_the_batch(tenant, account, engine):
+    from django.core.cache import cache
+
+    with engine():
+        account_services.account_save(account=account, changes={"status": Account.Status.CHURNED})
+    [run] = runs(tenant, "winback")
+    assert run.status == "failed" and "no contact to reach" in run.error
+    # a refusal writes nothing before it refuses: the tenant's batches stay in the fast, savepoint-free mode
+    assert cache.get(f"automation:careful:{tenant.pk}") is None
+
+
 # --- crm's payment events ------------------------------------------------------------------------
 
 def test_payment_failed_starts_the_rescue_and_a_second_one_says_it_is_already_active(
