@@ -1,4 +1,4 @@
-"""Small read-only displays and form fields the apps' admins share (pretty JSON, API refusals as text)."""
+"""Small read-only displays and form fields the apps' admins share (pretty JSON)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,6 @@ def pretty_json(value):
 def json_display(field: str, description: str):
     """A read-only field of the admin showing the row's JSON ``field`` pretty-printed."""
     return admin.display(description=description)(lambda self, obj: pretty_json(getattr(obj, field)))
-
-
-def refusal_text(exc) -> str:
-    """A DRF ``ValidationError``'s detail as one line for an admin message."""
-    detail = exc.detail
-    if isinstance(detail, dict):
-        return "; ".join(f"{key}: {' '.join(map(str, value if isinstance(value, list) else [value]))}"
-                         for key, value in detail.items())
-    return " ".join(map(str, detail if isinstance(detail, list) else [detail]))
 
 
 class PrettyJSONField(forms.JSONField):
