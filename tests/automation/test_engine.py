@@ -252,6 +252,29 @@ def test_it_pauses_a_rule_that_keeps_failing_and_tells_the_tenant_admins(tenant)
     assert "failed 3 times in a row" in task.title
 
 
+def test_a_rolled_back_breaker_trip_leaves_the_shared_rule_index_right(tenant):
+    """The breaker pauses a rule and writes a task inside the batch: the task's event must read the batch's own
+    rule index, or a rebuild without the (paused, then rolled back) rule would reach the shared cache and
+    silence the rule's events for minutes."""
+    from django.db import transaction
+
+    from automation import rule_index
+
+    MembershipFactory(tenant=tenant)  # a tenant admin, told by a task when a rule is paused
+    account = AccountFactory(tenant=tenant)
+    rule = WorkflowFactory(tenant=tenant, trigger_type="field_changed", model_type="account",
+                           trigger_config={"field": "industry"}, failure_threshold=1,
+                           actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+    assert rule_index.interested(tenant.pk, "model_updated", "account")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        run = engine.fire(Workflow.objects.get(pk=rule.pk), subject=account, account=account)
+        assert run.status == "failed" and Workflow.objects.get(pk=rule.pk).status == "paused"
+        assert Task.objects.filter(title__contains="Automation paused").exists()
+        raise RuntimeError("roll the batch back")
+    assert Workflow.objects.get(pk=rule.pk).status == "active"
+    assert rule_index.interested(tenant.pk, "model_updated", "account")
+
+
 def test_it_debounces_an_autosave_storm_into_one_run(tenant, run_events):
     account = AccountFactory(tenant=tenant)
     WorkflowFactory(tenant=tenant, trigger_type="field_changed", model_type="account",
