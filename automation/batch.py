@@ -71,7 +71,7 @@ class Batch:
         self.saved_runs: list[Run] = []  # inserted already; their outcome is saved at flush
         self.steps: list[RunStep] = []
         self.outbox: list[Outbox] = []  # messages with a new key: inserted at flush, with their reserved ids
-        self.links: list[tuple[int, RunStep]] = []  # messages inserted already, to link to their step
+        self.links: list[tuple[Outbox, RunStep]] = []  # each message a step wrote, linked to it at flush
         self.last_run: dict = {}
         self.paused: set = set()  # rules the circuit breaker paused in this batch
         self.rule_index: dict = {}  # tenant id -> the live rules' index, read once per batch (rule_index)
@@ -143,11 +143,7 @@ class Batch:
     def add_step(self, step: RunStep, messages: list[Outbox]) -> None:
         """A finished step, and the outbox messages its action wrote (linked to it once it has an id)."""
         self.steps.append(step)
-        for message in messages:
-            if message._state.adding:
-                self.links.append((None, step, message))  # a deferred row: gets the step id at flush
-            else:
-                self.links.append((message.pk, step, None))
+        self.links.extend((message, step) for message in messages)
 
     def outcomes(self, rule_pk) -> list[str]:
         """Statuses of this batch's finished automatic runs of a rule, newest first (not on disk yet)."""
@@ -176,12 +172,12 @@ class Batch:
             run.save(update_fields=FINAL_FIELDS)
         if self.steps:
             RunStep.objects.bulk_create(self.steps)
-        saved = []
-        for pk, step, message in self.links:
-            if message is not None:
+        saved = []  # messages inserted already: one UPDATE; deferred ones get the step id before their insert
+        for message, step in self.links:
+            if message._state.adding:
                 message.run_step_id = step.pk
             else:
-                saved.append((pk, step))
+                saved.append((message.pk, step))
         if self.outbox:
             Outbox.objects.bulk_create(self.outbox)
         if saved:
