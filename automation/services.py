@@ -62,7 +62,9 @@ def _validate_actions(rule: Workflow) -> None:
         # Seed 001 nests settings under "config"; seed 003 writes them beside "type".
         raw = spec.get("config") if "config" in spec else {k: v for k, v in spec.items() if k != "type"}
         try:
-            config = actions.get(spec["type"]).validate_config(raw or {})
+            action = actions.get(spec["type"])
+            config = action.validate_config(raw or {})
+            action.check_for_rule(config, rule)
         except ConfigError as exc:
             raise ValidationError({f"actions[{index}].config.{exc.field}": exc.message}) from None
         cleaned.append({"type": spec["type"], "config": config})

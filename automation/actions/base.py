@@ -5,7 +5,6 @@ run gives each action, ``ActionError``, and the template helpers every action sh
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ from csplatform.sandbox import MAX_RENDERED, sandbox_engine
 from delivery.services import outbox_enqueue
 
 from ..triggers import ConfigError
+from ..variables import template_variables
 
 
 class ActionError(Exception):
@@ -58,25 +58,8 @@ class ActionContext:
         return taken
 
     def template_context(self) -> dict:
-        """Plain data only: templates cannot reach methods or other tenants' rows."""
-        a = self.account
-        account = None if a is None else {
-            "id": str(a.pk), "name": a.name, "status": a.status, "industry": a.industry, "arr": float(a.arr),
-            "health_score": float(a.health_score) if a.health_score is not None else None,
-            "risk_level": a.risk_level, "renewal_date": str(a.renewal_date or ""),
-            "owner_email": a.owner.email if a.owner_id else "",
-        }
-        subject = self.subject if self.subject is not None else a
-        event = getattr(self.run, "event", None) if self.run is not None else None
-        # Copies: a template may call a dict's or list's methods ({{ event.clear }}, {{ event.tags.pop }});
-        # that must not change the payload saved with the run.
-        payload = copy.deepcopy(self.event_payload)
-        return {"account": account, "entity": payload, "event": payload,
-                "workflow": {"id": self.workflow.pk, "name": self.workflow.name}, "custom": copy.deepcopy(self.extra),
-                # seed 003's flat names ({{entity_type}}, {{entity_id}}, {{trigger_event}})
-                "entity_type": subject._meta.model_name if subject is not None else "",
-                "entity_id": str(subject.pk) if subject is not None else "",
-                "trigger_event": event.type if event is not None else ""}
+        """Plain data only: templates cannot reach methods or other tenants' rows (``..variables``)."""
+        return template_variables(self)
 
 
 _templates = sandbox_engine()
@@ -120,6 +103,10 @@ class Action:
         for key in self.templated:
             check_template(config.get(key, ""), key)
         return config
+
+    def check_for_rule(self, config: dict, rule) -> None:
+        """What can be known only with the rule (its tenant, trigger and model): raise ConfigError. Called
+        after ``validate_config`` when a rule is saved; ``config`` is the validated config."""
 
     def run(self, config: dict, ctx: ActionContext) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError

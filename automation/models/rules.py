@@ -23,6 +23,10 @@ class Event(TenantOwnedModel):
     changes = models.JSONField(default=dict, blank=True, help_text='{"field": {"old": x, "new": y}}')
     payload = models.JSONField(default=dict, blank=True)
     depth = models.PositiveSmallIntegerField(default=0, help_text="How many rule runs led to this event.")
+    # The event that started the chain of rule runs this one belongs to (None: it started one). A rule runs
+    # at most once per subject per chain (engine.LOOP_DETECTED), as Odoo's ``__action_done`` guard.
+    chain_id = models.BigIntegerField(null=True, blank=True, db_index=True,
+                                      help_text="The first event of the chain of rule runs that led to this one.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -134,6 +138,7 @@ class Run(TenantOwnedModel):
         COOLDOWN = "cooldown", "Cooldown"
         RATE_LIMITED = "rate_limited", "Rate limited"
         RECURSION_LIMIT = "recursion_limit", "Recursion limit"
+        LOOP_DETECTED = "loop_detected", "Loop detected (already ran for this record in this chain)"
         OUT_OF_SCOPE = "out_of_scope", "Out of scope"
         DISABLED = "disabled", "Disabled"
 
