@@ -38,7 +38,8 @@ from csplatform.tenancy import tenant_context
 from . import conditions, rule_index
 from .actions import ActionContext, ActionError, ActionRefused, actions
 from .batch import Batch, Redo, ScoreMemo, joined, open_batch
-from .events import actions_running, dispatch
+from .chains import as_described, ran_in_chain
+from .events import actions_running, chain_of, dispatch
 from .models import Event, Run, RunStep, Workflow
 from .subjects import WATCHED, model_for
 from .triggers import triggers
@@ -313,7 +314,7 @@ def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_c
     reason = _skip_reason(rule, account, depth, manual)
     trace: list = []
     if not reason and not conditions_checked and has_conditions(rule):
-        target = subject if subject is not None else account
+        target = as_described(subject if subject is not None else account, event)
         changes = event.changes if event else None
         try:
             passed = target is not None and conditions.evaluate(
@@ -322,6 +323,8 @@ def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_c
             passed, run.error = False, f"condition error: {exc}"
         if not passed:
             reason = Run.SkipReason.CONDITIONS_NOT_MET
+    if not reason and not manual and ran_in_chain(run, batch):
+        reason = Run.SkipReason.LOOP_DETECTED
     if not reason and not manual:
         reason = limit_reason(rule, account)
     run.trace = trace if rule.debug_mode else []
@@ -453,7 +456,7 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
     ctx = ActionContext(tenant=rule.tenant, workflow=rule, run=run, account=account, subject=subject,
                         event_payload=payload, extra=extra, batch=batch, fire=fire)
     failed, errors = [], []
-    with actions_running(run.depth, batch):
+    with actions_running(run.depth, batch, chain_of(run.event)):
         for position, spec in enumerate(rule.actions):
             if position < run.start_position:
                 continue

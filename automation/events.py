@@ -34,10 +34,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Cause:
-    """What the writes in progress were caused by: a run at ``depth - 1`` of ``batch``."""
+    """What the writes in progress were caused by: a run at ``depth - 1`` of ``batch``, in the chain of runs
+    that ``chain`` (the first event's id) started."""
 
     depth: int
     batch: Batch
+    chain: int | None = None
 
 
 _running: contextvars.ContextVar[Cause | None] = contextvars.ContextVar("automation_running", default=None)
@@ -47,10 +49,15 @@ def json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
+def chain_of(event: Event | None) -> int | None:
+    """The chain an event belongs to: the id of the event that started it (its own, for a first event)."""
+    return None if event is None else (event.chain_id or event.pk)
+
+
 @contextmanager
-def actions_running(depth: int, batch: Batch):
-    """Events written inside this block were caused by a run at ``depth`` of ``batch``."""
-    token = _running.set(Cause(depth + 1, batch))
+def actions_running(depth: int, batch: Batch, chain: int | None = None):
+    """Events written inside this block were caused by a run at ``depth`` of ``batch`` in ``chain``."""
+    token = _running.set(Cause(depth + 1, batch, chain))
     try:
         yield
     finally:
@@ -108,6 +115,7 @@ def emit(*, tenant_id, type: str, model: str = "account", object_id: Any = "", a
         tenant_id=tenant_id, type=type, model=model, object_id=str(object_id or ""),
         account_id=account.pk if account is not None else None,
         payload=json_safe(payload or {}), changes=json_safe(changes or {}), depth=cause.depth if cause else 0,
+        chain_id=cause.chain if cause else None,
     )
     transaction.on_commit(lambda: dispatch(event))
     return event

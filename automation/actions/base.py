@@ -42,6 +42,7 @@ class ActionContext:
     batch: Any = None  # the engine's ``automation.batch.Batch``: where runs, steps and messages are recorded
     messages: list = field(default_factory=list)  # outbox messages the running action wrote (linked to its step)
     fire: Any = None  # the engine's ``fire`` (passed in: the engine imports this package), for trigger_workflow
+    memo: dict = field(default_factory=dict)  # what the run's templates read once (its contact)
 
     def enqueue(self, **fields):
         """Write one outbox message for this run (``delivery.services.outbox_enqueue``) and note it for the
@@ -57,9 +58,9 @@ class ActionContext:
         taken, self.messages = self.messages, []
         return taken
 
-    def template_context(self) -> dict:
-        """Plain data only: templates cannot reach methods or other tenants' rows (``..variables``)."""
-        return template_variables(self)
+    def template_context(self, text: str = "") -> dict:
+        """The variables for rendering ``text`` (``automation.variables``): plain data only."""
+        return template_variables(self, text)
 
 
 _templates = sandbox_engine()
@@ -69,7 +70,7 @@ def render(text: str, ctx: ActionContext) -> str:
     # No HTML escaping (the Context decides that, not the Engine): these are JSON bodies, titles, notes.
     # A plain str, not the SafeString templates return: a value rendered here and then used in an HTML
     # email must still be escaped there.
-    context = Context(ctx.template_context(), autoescape=False)
+    context = Context(ctx.template_context(text or ""), autoescape=False)
     rendered = str.__str__(_templates.from_string(text or "").render(context))
     if len(rendered) > MAX_RENDERED:
         raise ActionError(f"a template rendered to {len(rendered)} characters (at most {MAX_RENDERED})")
