@@ -130,8 +130,8 @@ def test_it_replaces_the_single_action_of_a_workflow_with_put(api):
         "action_type": "create_note", "action_config": {"body": "Welcome {{ account.name }}"}})
     assert put.status_code == 200, put.json()
     assert put.json()["actions"] == [{"type": "create_note", "config": {"body": "Welcome {{ account.name }}"}}]
-    # The PUT made it active: from now on an edit is its draft, and runs keep the live action until published.
-    patched = api.patch(f"{WORKFLOWS}/{workflow['id']}", {"action_config": {"body": "Hello"}})
+    # The PUT made it active: an edit asked to be a draft is one, and runs keep the live action until published.
+    patched = api.patch(f"{WORKFLOWS}/{workflow['id']}", {"action_config": {"body": "Hello"}, "draft": True})
     assert patched.json()["actions"] == put.json()["actions"]
     assert patched.json()["draft"]["actions"] == [{"type": "create_note", "config": {"body": "Hello"}}]
     published = api.post(f"{WORKFLOWS}/{workflow['id']}/publish")

@@ -33,6 +33,16 @@ EDIT = {"condition_config": [{"field": "industry", "operator": "equals", "value"
 
 
 @pytest.fixture
+def api(api):
+    """Every edit in this file asks for a draft (``"draft": true``): through the API an edit applies at once
+    by default (test_seed_api_edits_apply_at_once below)."""
+    patch, put = api.patch, api.put
+    api.patch = lambda url, data=None, **kw: patch(url, {"draft": True, **(data or {})}, **kw)
+    api.put = lambda url, data=None, **kw: put(url, {"draft": True, **(data or {})}, **kw)
+    return api
+
+
+@pytest.fixture
 def live(api):
     created = api.post(WORKFLOWS, LIVE_RULE)
     assert created.status_code == 201, created.json()
@@ -368,7 +378,8 @@ def test_only_tenant_admins_edit_publish_and_discard(member_client, tenant, live
     def draft(name):
         workflow_save(rule=Workflow.objects.get(), data={"name": name}, actor=admin)
 
-    assert client.patch(f"{WORKFLOWS}/{live['id']}", {"name": "Renamed"}).status_code == (200 if allowed else 403)
+    assert client.patch(f"{WORKFLOWS}/{live['id']}", {"name": "Renamed", "draft": True}).status_code == (
+        200 if allowed else 403)
     draft("To publish")
     assert client.post(f"{WORKFLOWS}/{live['id']}/publish").status_code == (200 if allowed else 403)
     draft("To discard")
@@ -466,3 +477,27 @@ def test_a_practitioner_cannot_publish_in_the_admin(client, tenant, api, live):
     page = client.get(admin_url("change", live["id"]))
     assert "Pending" in page.content.decode() and admin_url("publish", live["id"]) not in page.content.decode()
     assert Workflow.objects.get().version == 1
+
+
+# --- the seeds' clients: an edit applies at once ------------------------------------------------------
+
+@pytest.mark.parametrize("url,method,edit", [
+    (WORKFLOWS, "put", {**LIVE_RULE, **EDIT}),
+    (WORKFLOWS, "patch", EDIT),
+    (TRIGGERS, "patch", {"trigger_conditions": [{"field": "industry", "operator": "equals", "value": "Retail"}],
+                         "rate_limiting": {"limit": 10, "period": "hour"}}),
+])
+def test_seed_api_edits_apply_at_once(member_client, tenant, django_capture_on_commit_callbacks, url, method, edit):
+    client = member_client(tenant)  # a plain client, as the seeds' code would use
+    rule = client.post(WORKFLOWS, LIVE_RULE).json()
+    body = getattr(client, method)(f"{url}/{rule['id']}", edit, format="json").json()
+    assert (body["has_draft"], body["version"]) == (False, 2)
+    create_accounts(tenant, django_capture_on_commit_callbacks, "Retail", "Software")
+    assert [n.split(" for ")[1] for n in notes()] == ["Retail Co"]  # the edit runs, the old version does not
+
+
+def test_draft_must_be_a_boolean(member_client, tenant):
+    client = member_client(tenant)
+    rule = client.post(WORKFLOWS, LIVE_RULE).json()
+    response = client.patch(f"{WORKFLOWS}/{rule['id']}", {"name": "x", "draft": "yes"}, format="json")
+    assert response.status_code == 400 and "draft" in response.json()

@@ -70,7 +70,8 @@ class RuleSerializer(serializers.ModelSerializer):
         "The pending edits of this live rule, as the whole rule in this API's shape (null: none). The live "
         "fields keep running until POST /{id}/publish; DELETE /{id}/draft drops them."))
     publish = serializers.BooleanField(write_only=True, required=False, help_text=(
-        "With an edit of an active rule: publish it at once instead of keeping it as a draft."))
+        "With an edit of an active rule: publish it at once (the default through this API; send "
+        '"draft": true to keep the edit as a draft instead).'))
 
     # Fields every shape has, after its own trigger/condition/action fields.
     common_fields = ["scope_all_accounts", "scope_accounts", "continue_on_error", "cooldown_minutes", "rate_limiting",
@@ -132,6 +133,18 @@ class RuleSerializer(serializers.ModelSerializer):
                 self._draft_view = draft_view(self.instance)
             return getattr(self._draft_view, name, default)
         return getattr(self.instance, name, default)
+
+    def to_internal_value(self, data):
+        """``"draft": true`` in a write keeps an edit of an active rule as a draft; without it the edit applies
+        at once, as the seeds' clients expect (``draft`` reads back as the pending draft)."""
+        keep_draft = isinstance(data, dict) and data.get("draft") is True
+        if isinstance(data, dict) and "draft" in data:
+            if not isinstance(data["draft"], bool):
+                raise serializers.ValidationError({"draft": ["Must be true (keep the edit as a draft) or false."]})
+            data = {k: v for k, v in data.items() if k != "draft"}
+        attrs = super().to_internal_value(data)
+        attrs.setdefault("publish", not keep_draft)
+        return attrs
 
     def validate(self, attrs):
         self._attrs = attrs
