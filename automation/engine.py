@@ -32,12 +32,13 @@ from django.db import OperationalError, transaction
 from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
-from accounts.models import Membership, Role, Task, Tenant
+from accounts.models import Tenant
 from csplatform.tenancy import tenant_context
 
-from . import conditions, rule_index
+from . import conditions
 from .actions import ActionContext, ActionError, ActionRefused, actions
 from .batch import Batch, Redo, ScoreMemo, joined, open_batch
+from .breaker import after_failure
 from .chains import as_described, ran_in_chain
 from .events import actions_running, chain_of, dispatch
 from .models import Event, Run, RunStep, Workflow
@@ -373,7 +374,8 @@ def _execute(rule: Workflow, run: Run, subject, account, payload: dict, extra: d
     batch.last_run[rule.pk] = max(run.started_at, batch.last_run.get(rule.pk, run.started_at))
     if run.status == Run.Status.FAILED:
         _schedule_retry(rule, run)
-        _trip_breaker(rule, batch)
+        if not run.manual:
+            after_failure(rule, run, batch)
 
 
 def retry_delay(rule: Workflow, attempt: int) -> timedelta | None:
@@ -398,31 +400,6 @@ def _schedule_retry(rule: Workflow, run: Run) -> None:
         workflow_version=run.workflow_version,
         start_position=failed[0], result={"extra": run.result.get("extra", {})},
     )
-
-
-def _trip_breaker(rule: Workflow, batch: Batch) -> None:
-    """Pause a rule whose last ``failure_threshold`` finished automatic runs all failed, and tell the tenant
-    admins (manual runs, e.g. a CSM trying a rule, do not count)."""
-    n = rule.failure_threshold
-    if not n:
-        return
-    last = batch.outcomes(rule.pk)[:n]  # this batch's runs are not on disk yet
-    if len(last) < n:
-        last += list(Run.objects.for_tenant(rule.tenant_id).filter(
-            workflow=rule, manual=False, status__in=[Run.Status.SUCCESS, Run.Status.FAILED])
-            .order_by("-created_at", "-id").values_list("status", flat=True)[:n - len(last)])
-    if len(last) < n or any(status != Run.Status.FAILED for status in last):
-        return
-    Workflow.objects.filter(pk=rule.pk).update(status=Workflow.Status.PAUSED)
-    rule.status = Workflow.Status.PAUSED
-    batch.paused.add(rule.pk)  # later events of the same batch leave it alone
-    rule_index.invalidate(rule.tenant_id, memo=batch.rule_index)
-    for membership in Membership.objects.filter(tenant_id=rule.tenant_id, role=Role.TENANT_ADMIN):
-        Task.objects.create(
-            tenant_id=rule.tenant_id, assignee=membership.user, priority=Task.Priority.HIGH, source=f"workflow:{rule.pk}",
-            title=f"Automation paused: '{rule.name}' failed {n} times in a row",
-            description="The circuit breaker paused this rule. Check its latest runs, fix it, then activate it again.",
-        )
 
 
 def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:

@@ -33,11 +33,33 @@ __all__ = ["CONTENT_FIELDS", "DEFINITION_KEYS", "RULE_FIELDS", "SWITCHES", "draf
 def _validate_trigger(rule: Workflow) -> None:
     if rule.trigger_type not in triggers:
         raise ValidationError({"trigger_type": f"unknown trigger '{rule.trigger_type}'; known: {', '.join(triggers.keys())}"})
+    config = rule.trigger_config or {}
+    derived = _watches_its_conditions(rule, config)
+    if derived:
+        config = {k: v for k, v in config.items() if k not in ("fields_from", "field")}
+        config["fields"] = _watched_fields(rule, config)  # none: the trigger says the field is required
     try:
-        rule.trigger_config, rule.model_type = triggers.get(rule.trigger_type).validate_config(
-            rule.trigger_config or {}, rule.model_type)
+        rule.trigger_config, rule.model_type = triggers.get(rule.trigger_type).validate_config(config, rule.model_type)
     except ConfigError as exc:
         raise ValidationError({f"trigger_config.{exc.field}": exc.message}) from None
+    if derived:
+        rule.trigger_config["fields_from"] = "conditions"
+
+
+def _watches_its_conditions(rule: Workflow, config) -> bool:
+    """Seed 003's field_changed names no field: its conditions do. Derived again on every save
+    (``fields_from: "conditions"``), so an edit of the conditions moves what the rule watches with them."""
+    return rule.trigger_type == "field_changed" and isinstance(config, dict) and (
+        config.get("fields_from") == "conditions" or not (config.get("field") or config.get("fields")))
+
+
+def _watched_fields(rule: Workflow, config: dict) -> list[str]:
+    """The change keys of the fields the conditions name (``conditions.watched_fields``)."""
+    try:
+        model = model_for(rule.model_type or config.get("model_type") or config.get("model") or "")
+        return conditions.watched_fields(rule.conditions, model)
+    except (ValueError, LookupError, conditions.ConditionError):
+        return []  # the model's and the conditions' own checks name what is wrong
 
 
 def _validate_conditions(rule: Workflow) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 
+from django.db import models
+
 from accounts.models import Contact
 
 from .events import payload_of
@@ -58,7 +60,7 @@ def trigger_event(ctx) -> str:
 def _entity(ctx, subject, account: dict | None) -> dict:
     event = getattr(ctx.run, "event", None) if ctx.run is not None else None
     payload = ctx.event_payload or {}
-    if subject is None:
+    if not isinstance(subject, models.Model):  # none, or an inbound webhook's body (webhook_subject)
         return copy.deepcopy(payload)
     describes = event is not None and event.type in MODEL_EVENTS and str(payload.get("id")) == str(subject.pk)
     entity = copy.deepcopy(payload) if describes else payload_of(subject)

@@ -242,6 +242,8 @@ WEBHOOK_DISABLE_AFTER_DAYS = env.float("WEBHOOK_DISABLE_AFTER_DAYS", default=5) 
 AUTOMATION_EVENT_BATCH = env.int("AUTOMATION_EVENT_BATCH", default=50)
 # An event whose processing fails this many times is set aside (Event.failed_at) instead of being retried.
 AUTOMATION_EVENT_MAX_ATTEMPTS = env.int("AUTOMATION_EVENT_MAX_ATTEMPTS", default=5)
+# A rule whose automatic runs failed this many times in a row gets one task for its owner (automation.breaker).
+AUTOMATION_FAILING_RULE_TASK_AFTER = env.int("AUTOMATION_FAILING_RULE_TASK_AFTER", default=3)
 # --- end engine -----------------------------------------------------------------------------------
 
 # --- scheduling (automation/scheduling.py, docs/scheduling.md) ------------------------------------

@@ -23,7 +23,7 @@ Pure: no model of its own and no writes; it reads the instance and the relations
 from .clock import BUSINESS_HOURS
 from .errors import ConditionError, NotCompilable
 from .fields import FIELD_ALIASES, USER_FIELDS
-from .memory import evaluate
+from .memory import evaluate, watched_fields
 from .query import to_q
 from .syntax import normalize
 from .tree import MAX_DEPTH, MAX_LEAVES, NOW_FIELD, OPERATOR_ALIASES, OPERATORS, TIME_WINDOW
@@ -35,5 +35,5 @@ from .validation import validate
 __all__ = [
     "BUSINESS_HOURS", "ENGAGEMENT_COUNT", "ENGAGEMENT_LAST_DAYS", "FIELD_ALIASES", "MAX_DEPTH", "MAX_LEAVES",
     "NOW_FIELD", "OPERATORS", "OPERATOR_ALIASES", "SIZE_ALIASES", "TIME_WINDOW", "USER_FIELDS", "ConditionError",
-    "NotCompilable", "condition_types", "evaluate", "normalize", "register_condition_type", "to_q", "validate",
+    "NotCompilable", "condition_types", "evaluate", "normalize", "register_condition_type", "to_q", "validate", "watched_fields",
 ]

@@ -10,6 +10,7 @@ from django.utils import timezone
 from . import clock, engagements
 from .compare import matches
 from .errors import ConditionError
+from .fields import resolve
 from .operands import Prepared, prepare
 from .syntax import parse
 from .tree import CHANGE_OPERATORS, is_group
@@ -29,6 +30,46 @@ def evaluate(tree, obj, *, changes=None, now=None, trace=None) -> bool:
     root, origins = parse(tree)
     run = _Run(obj, changes or {}, aware(now), trace if isinstance(trace, list) else None, origins)
     return run.node(root)
+
+
+def one_relation(res):
+    """The foreign key of a path through exactly one (``stage`` = ``current_stage.name``), else None."""
+    return res.relations[0] if len(res.relations) == 1 and not res.many else None
+
+
+def change_keys(written: str, res) -> list[str]:
+    """Where a save reports a change of the field a condition reads: under the field as written, its resolved
+    path, the one foreign key it goes through ("stage" changes as ``current_stage``), or the key itself."""
+    relation = one_relation(res)
+    keys = [written, res.path] + ([relation.name, relation.attname] if relation else [])
+    if res.field is not None and res.field.is_relation:  # "owner", "parent_id": reported as {"parent": ...}
+        keys += [res.field.name, res.field.attname]
+    return keys
+
+
+def watched_fields(tree, model) -> list[str]:
+    """The change keys a ``field_changed`` rule without a named field watches (seed 003): those of its
+    changed / changed_to / changed_from conditions, else of every field its conditions read."""
+    root, _ = parse(tree)
+    leaves, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if is_group(node):
+            stack.extend(node["conditions"])
+        else:
+            leaves.append(node)
+    named = [leaf for leaf in leaves if "field" in leaf and not str(leaf["field"]).startswith("engagements.")]
+    chosen = [leaf for leaf in named if leaf.get("operator") in CHANGE_OPERATORS] or named
+    keys = []
+    for leaf in chosen:
+        try:
+            res = resolve(model, leaf["field"])
+        except ConditionError:
+            continue  # validation names it
+        if res.virtual:
+            continue
+        keys += [k for k in change_keys(leaf["field"], res) if k not in keys]
+    return keys
 
 
 def aware(now) -> datetime.datetime:
@@ -72,11 +113,8 @@ class _Run:
 
     def changed(self, leaf: dict, p: Prepared) -> tuple[bool, object]:
         # "stage" reads current_stage.name, but a save reports the foreign key: {"current_stage": {ids}}.
-        relation = p.res.relations[0] if len(p.res.relations) == 1 and not p.res.many else None
-        keys = [leaf["field"], p.res.path] + ([relation.name, relation.attname] if relation else [])
-        if p.res.field.is_relation:  # "owner", "parent_id": the key itself, reported as {"parent": ...}
-            keys += [p.res.field.name, p.res.field.attname]
-        key = next((k for k in keys if k in self.changes), None)
+        relation = one_relation(p.res)
+        key = next((k for k in change_keys(leaf["field"], p.res) if k in self.changes), None)
         if key is None:
             return False, None
         entry = self.changes[key]
