@@ -18,8 +18,10 @@ WATCHED = {
     "surveyresponse": "accounts.SurveyResponse",
     "usagemetric": "accounts.UsageMetric",
     "healthscore": "accounts.HealthScore",
+    "opportunity": "accounts.Opportunity",
 }
-ALIASES = {"ticket": "supportticket", "survey": "surveyresponse", "company": "account", "health_score": "healthscore"}
+ALIASES = {"ticket": "supportticket", "survey": "surveyresponse", "company": "account", "health_score": "healthscore",
+           "deal": "opportunity"}
 
 
 def model_type_name(value: str) -> str:

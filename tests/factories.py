@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from accounts import services
 from accounts.models import (
-    Account, Contact, Engagement, Goal, Membership, Note, Role, SupportTicket, SurveyResponse, Tag, Task, Tenant,
+    Account, Contact, Engagement, Goal, Membership, Note, Opportunity, Role, SupportTicket, SurveyResponse, Tag, Task, Tenant,
     UsageMetric,
 )
 from automation.definitions import RULE_FIELDS
@@ -80,6 +80,18 @@ class ContactFactory(factory.django.DjangoModelFactory):
     tenant = factory.LazyAttribute(lambda c: c.account.tenant)
     name = factory.Sequence(lambda n: f"Contact {n}")
     email = factory.Sequence(lambda n: f"contact{n}@customer.test")
+
+
+class OpportunityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Opportunity
+
+    account = factory.SubFactory(AccountFactory)
+    tenant = factory.LazyAttribute(lambda o: o.account.tenant)
+    name = factory.Sequence(lambda n: f"Renewal {n}")
+    kind = "renewal"
+    stage = "prospecting"
+    value = 10000
 
 
 class TagFactory(factory.django.DjangoModelFactory):

@@ -13,7 +13,7 @@ from csplatform.admin_base import (
 from csplatform.permissions import ADMINS, CONTRIBUTORS
 
 from .. import services
-from ..models import Account, Contact, HealthScore, JourneyHistory, JourneyStage, Note, Tag, Task
+from ..models import Account, Contact, HealthScore, JourneyHistory, JourneyStage, Note, Opportunity, Tag, Task
 from .display import breakdown_summary, risk_badge
 
 # --- inlines of the account page -----------------------------------------------------------------
@@ -21,6 +21,12 @@ from .display import breakdown_summary, risk_badge
 class ContactInline(TenantScopedInline):
     model = Contact
     fields = ("name", "email", "phone", "role", "is_primary", "email_opt_out")
+    show_change_link = True
+
+
+class OpportunityInline(TenantScopedInline):
+    model = Opportunity
+    fields = ("name", "kind", "stage", "value", "currency", "close_date", "probability", "owner")
     show_change_link = True
 
 
@@ -106,7 +112,7 @@ class AccountAdmin(TenantScopedAdmin):
             "description": "Computed: record a health score or move the account to a stage to change them.",
         }),
     )
-    inlines = (ContactInline, RecentHealthScoreInline, OpenTaskInline, NoteInline, JourneyHistoryInline)
+    inlines = (ContactInline, OpportunityInline, RecentHealthScoreInline, OpenTaskInline, NoteInline, JourneyHistoryInline)
 
     @admin.display(description="Risk", ordering="risk_level")
     def risk(self, obj):
@@ -159,11 +165,22 @@ class AccountAdmin(TenantScopedAdmin):
 
 @admin.register(Contact)
 class ContactAdmin(TenantScopedAdmin):
-    list_display = ("name", "account", "email", "role", "is_primary", "email_opt_out")
+    list_display = ("name", "account", "email", "role", "status", "engagement_score", "is_primary", "email_opt_out")
     list_select_related = ("account",)
-    list_filter = ("is_primary", "email_opt_out")
+    list_filter = ("status", "source", "is_primary", "email_opt_out")
     search_fields = ("name", "email", "account__name")
     autocomplete_fields = ("account",)
+    filter_horizontal = ("tags",)
+
+
+@admin.register(Opportunity)
+class OpportunityAdmin(TenantScopedAdmin):
+    list_display = ("name", "account", "kind", "stage", "value", "currency", "close_date", "probability", "owner")
+    list_select_related = ("account", "owner")
+    list_filter = ("kind", "stage")
+    search_fields = ("name", "account__name")
+    autocomplete_fields = ("account",)
+    date_hierarchy = "close_date"
 
 
 @admin.register(Tag)

@@ -12,8 +12,8 @@ from rest_framework import serializers
 from csplatform.api import TenantModelSerializer, TenantRelatedField, TenantUserField
 
 from ..models import (
-    Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, RiskLevel,
-    SupportTicket, SurveyResponse, Tag, Task, Tenant, UsageMetric,
+    Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, Opportunity,
+    RiskLevel, SupportTicket, SurveyResponse, Tag, Task, Tenant, UsageMetric,
 )
 from ..services import tenant_validate_health_settings
 
@@ -89,12 +89,15 @@ class ContactSerializer(TenantModelSerializer):
     account = TenantRelatedField(Account)
     quiet_hours_start = WallClockTimeField(required=False, allow_null=True)
     quiet_hours_end = WallClockTimeField(required=False, allow_null=True)
+    tags = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
+    tag_ids = TenantRelatedField(Tag, many=True, required=False, write_only=True, source="tags")
 
     class Meta:
         model = Contact
         fields = [
             "id", "account", "name", "email", "phone", "role", "is_primary", "timezone", "quiet_hours_start",
-            "quiet_hours_end", "email_opt_out", "created_at", "updated_at",
+            "quiet_hours_end", "email_opt_out", "source", "status", "engagement_score", "tags", "tag_ids",
+            "created_at", "updated_at",
         ]
 
     def validate_timezone(self, value):
@@ -298,3 +301,16 @@ class AuditLogSerializer(serializers.ModelSerializer):
             "id", "created_at", "actor", "actor_email", "action", "object_type", "object_id", "object_repr", "changes",
         ]
         read_only_fields = fields
+
+
+class OpportunitySerializer(TenantModelSerializer):
+    """A renewal, expansion or new-business opportunity (seed 003's Deal)."""
+
+    account = TenantRelatedField(Account)
+    owner = TenantUserField(required=False, allow_null=True)
+
+    class Meta:
+        model = Opportunity
+        fields = ["id", "account", "name", "kind", "stage", "value", "currency", "close_date", "probability",
+                  "last_activity_date", "owner", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]

@@ -8,6 +8,7 @@ from . import views
 router = slash_optional(DefaultRouter())
 router.register("accounts", views.AccountViewSet, basename="account")
 router.register("contacts", views.ContactViewSet, basename="contact")
+router.register("opportunities", views.OpportunityViewSet, basename="opportunity")
 router.register("tags", views.TagViewSet, basename="tag")
 router.register("journey-stages", views.JourneyStageViewSet, basename="journeystage")
 router.register("journey-history", views.JourneyHistoryViewSet, basename="journeyhistory")

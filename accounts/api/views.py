@@ -17,8 +17,8 @@ from csplatform.permissions import ADMINS, CONTRIBUTORS, resolve_membership
 
 from .. import selectors, services
 from ..models import (
-    Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, SupportTicket,
-    SurveyResponse, Tag, Task, UsageMetric,
+    Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, Opportunity,
+    SupportTicket, SurveyResponse, Tag, Task, UsageMetric,
 )
 from . import serializers as s
 
@@ -90,11 +90,38 @@ class AccountViewSet(TenantModelViewSet):
 
 
 class ContactViewSet(TenantModelViewSet):
-    queryset = Contact.objects.all()
+    queryset = Contact.objects.prefetch_related("tags")
     serializer_class = s.ContactSerializer
-    filterset_fields = ["account", "is_primary", "email_opt_out"]
+    filterset_fields = ["account", "is_primary", "email_opt_out", "source", "status"]
     search_fields = ["name", "email", "role"]
     ordering_fields = ["name", "created_at"]
+
+
+class OpportunityFilter(TenantFilterSet):
+    value_min = django_filters.NumberFilter(field_name="value", lookup_expr="gte")
+    value_max = django_filters.NumberFilter(field_name="value", lookup_expr="lte")
+    close_before = django_filters.DateFilter(field_name="close_date", lookup_expr="lte")
+    close_after = django_filters.DateFilter(field_name="close_date", lookup_expr="gte")
+    open = django_filters.BooleanFilter(method="filter_open", label="Not won or lost")
+
+    class Meta:
+        model = Opportunity
+        fields = ["account", "kind", "stage", "owner", "currency"]
+
+    def filter_open(self, queryset, name, value):
+        closed = {"stage__in": Opportunity.CLOSED_STAGES}
+        return queryset.exclude(**closed) if value else queryset.filter(**closed)
+
+
+class OpportunityViewSet(TenantModelViewSet):
+    """Renewals, expansions and new business per account (seed 003's deals)."""
+
+    queryset = Opportunity.objects.select_related("account", "owner")
+    serializer_class = s.OpportunitySerializer
+    filterset_class = OpportunityFilter
+    search_fields = ["name", "account__name"]
+    ordering_fields = ["close_date", "value", "probability", "name", "created_at", "updated_at",
+                       "last_activity_date"]
 
 
 class TagViewSet(TenantModelViewSet):

@@ -1,5 +1,6 @@
 from .customers import Account, Contact, RiskLevel, Tag
 from .health import COMPONENTS, HealthScore
+from .opportunities import Opportunity
 from .journey import DEFAULT_STAGES, JourneyHistory, JourneyStage
 from .activity import Engagement, Goal, SupportTicket, SurveyResponse, UsageMetric
 from .audit import AuditLog
@@ -8,6 +9,6 @@ from .work import Note, Task
 
 __all__ = [
     "COMPONENTS", "DEFAULT_STAGES", "Account", "AuditLog", "Contact", "Engagement", "Goal", "HealthScore",
-    "JourneyHistory", "JourneyStage", "Membership", "Note", "RiskLevel", "Role", "SupportTicket", "SurveyResponse",
+    "JourneyHistory", "JourneyStage", "Membership", "Note", "Opportunity", "RiskLevel", "Role", "SupportTicket", "SurveyResponse",
     "Tag", "Task", "Tenant", "UsageMetric",
 ]

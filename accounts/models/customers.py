@@ -3,7 +3,7 @@
 import uuid
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from csplatform.tenancy import TenantOwnedModel
@@ -86,7 +86,25 @@ class Account(TenantOwnedModel):
 
 
 class Contact(TenantOwnedModel):
-    """A person at a customer account; quiet hours are in the contact's own timezone."""
+    """A person at a customer account; quiet hours are in the contact's own timezone. ``source``, ``status``
+    and ``engagement_score`` are seed 003's contact lifecycle (its rules watch them)."""
+
+    class Source(models.TextChoices):
+        WEBSITE_FORM = "website_form", "Website form"
+        IMPORT = "import", "Import"
+        API = "api", "API"
+        MANUAL = "manual", "Manual"
+        REFERRAL = "referral", "Referral"
+        MARKETING_AUTOMATION = "marketing_automation", "Marketing automation"
+
+    class Status(models.TextChoices):
+        LEAD = "lead", "Lead"
+        MARKETING_QUALIFIED = "marketing_qualified", "Marketing qualified"
+        SALES_QUALIFIED = "sales_qualified", "Sales qualified"
+        QUALIFIED = "qualified", "Qualified"
+        CUSTOMER = "customer", "Customer"
+        CHURNED = "churned", "Churned"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
     name = models.CharField(max_length=200)
@@ -98,6 +116,11 @@ class Contact(TenantOwnedModel):
     quiet_hours_start = models.TimeField(null=True, blank=True)
     quiet_hours_end = models.TimeField(null=True, blank=True)
     email_opt_out = models.BooleanField(default=False)
+    source = models.CharField(max_length=32, choices=Source.choices, blank=True, default="")
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.CUSTOMER)
+    engagement_score = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)], help_text="0-100: how engaged the contact is lately.")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import (
-    Account, Contact, HealthScore, JourneyHistory, JourneyStage, Membership, Note, Role, SurveyResponse, Tag, Task,
+    Account, Contact, HealthScore, JourneyHistory, JourneyStage, Membership, Note, Opportunity, Role, SurveyResponse,
+    Tag, Task,
 )
 from playbooks.models import PlaybookExecution
 from tests.factories import (
-    AccountFactory, ContactFactory, MembershipFactory, NoteFactory, TagFactory, TaskFactory, TenantFactory,
+    AccountFactory, ContactFactory, MembershipFactory, NoteFactory, OpportunityFactory, TagFactory, TaskFactory, TenantFactory,
     UserFactory,
 )
 
@@ -317,6 +318,7 @@ def demo_like_account(tenant):
                         "adoption_score": 65},
         )
     ContactFactory.create_batch(2, account=account)
+    OpportunityFactory(account=account, name="FY27 renewal")
     TaskFactory(account=account, title="Plan QBR")
     TaskFactory(account=account, title="Old task", status=Task.Status.DONE)
     NoteFactory.create_batch(2, account=account)
@@ -335,7 +337,7 @@ def test_it_renders_the_account_page_with_its_inlines(client, tenant, demo_like_
     rows = {
         inline.formset.model: len(inline.formset.initial_forms) for inline in response.context["inline_admin_formsets"]
     }
-    assert rows == {Contact: 2, HealthScore: 10, Task: 1, Note: 2, JourneyHistory: 2, PlaybookExecution: 0}
+    assert rows == {Contact: 2, Opportunity: 1, HealthScore: 10, Task: 1, Note: 2, JourneyHistory: 2, PlaybookExecution: 0}
     content = response.content.decode()
     assert "Plan QBR" in content and "Old task" not in content
     assert "Usage 71.0 x" in content  # the latest score's breakdown
