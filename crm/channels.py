@@ -20,19 +20,22 @@ Channels:
 Delivery feedback: the delivery layer announces how each message ended
 (``delivery.signals.outbox_message_finished``); ``on_outbox_message_finished`` finds the
 step execution of a CRM message (idempotency key ``crm:<execution>:<step>``) and records it: ``dead``
--> the step is ``failed`` with the delivery error; ``delivered`` -> the step stays (or, after a
-re-queued dead message got through, is again) ``sent`` with no error. It runs in the transaction that
-records the outcome, so the step and the message never disagree (connected in ``crm.signals``).
+-> the step is ``failed`` with the delivery error and the account owner gets a task (one per journey,
+account and day: ``automation.delivery_outcomes.dead_delivery_task``); ``delivered`` -> the step stays
+(or, after a re-queued dead message got through, is again) ``sent`` with no error. It runs in the
+transaction that records the outcome, so the step and the message never disagree (connected in
+``crm.signals``).
 """
 
 from __future__ import annotations
 
 from django.utils import timezone
 
+from automation.delivery_outcomes import dead_delivery_task, dead_message_text
 from delivery.models import IntegrationCredential
 from delivery.services import outbox_enqueue
 
-from .models import CRMStepExecution
+from .models import CRMPlaybookExecution, CRMStepExecution
 
 class ChannelError(Exception):
     """The message could not be handed on; the message is recorded on the step execution."""
@@ -109,8 +112,25 @@ def on_outbox_message_finished(sender, message, status, **kwargs) -> int:
     steps = CRMStepExecution.objects.for_tenant(message.tenant_id).filter(
         execution_id=execution_id, step_order=step_order, outbox_message_id=message.message_id)
     if status == "dead":
-        return steps.filter(status=S.SENT).update(
+        updated = steps.filter(status=S.SENT).update(
             status=S.FAILED, error=f"delivery failed: {message.error}"[:2000], updated_at=timezone.now())
+        if updated or steps.exists():  # not updated: a re-queued message died again (its step failed already)
+            _tell_owner(message, execution_id)
+        return updated
     if status == "delivered":
         return steps.filter(status__in=[S.SENT, S.FAILED]).update(status=S.SENT, error="", updated_at=timezone.now())
     return 0
+
+
+def _tell_owner(message, execution_id) -> list:
+    execution = (CRMPlaybookExecution.objects.for_tenant(message.tenant_id).filter(pk=execution_id)
+                 .select_related("playbook", "account", "contact").first())
+    if execution is None:
+        return []
+    journey, account = execution.playbook, execution.account
+    name = journey.title or journey.name
+    return dead_delivery_task(
+        tenant_id=message.tenant_id, account=account, key=f"journey:{journey.pk}",
+        title=f"Delivery failed: journey '{name}' for {account.name}",
+        description=f"A step of journey '{name}' for {execution.contact} did not get through: "
+                    f"{dead_message_text(message)}")

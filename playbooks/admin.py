@@ -17,6 +17,8 @@ from django.contrib.admin.helpers import ActionForm
 from django.utils import timezone
 
 from accounts.models import Account
+from automation.admin.display import run_outcome_text
+from automation.delivery_outcomes import DELIVERY_FAILED, Deliveries, has_dead_message
 from csplatform.admin_base import LatestRowsFormSet, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
 from csplatform.permissions import ADMINS, MANAGERS
 
@@ -108,15 +110,36 @@ class PlaybookExecutionForm(TenantScopedForm):
 class PlaybookExecutionAdmin(TenantScopedAdmin):
     form = PlaybookExecutionForm
     add_roles = delete_roles = frozenset()
-    list_display = ("account", "playbook", "playbook_type", "status", "source", "started_at", "finished_at")
+    list_display = ("account", "playbook", "playbook_type", "shown_status", "source", "started_at", "finished_at")
     list_filter = ("playbook_type", "status", "source", "playbook")
     search_fields = ("account__name", "reason", "outcome")
     date_hierarchy = "started_at"
     list_select_related = ("account",)
-    fields = ("account", "playbook", "playbook_type", "trigger", "status", "outcome", "reason", "metrics", "source",
-              "started_by", "forced", "run", "started_at", "finished_at")
-    readonly_fields = ("account", "playbook", "playbook_type", "trigger", "reason", "metrics", "source", "started_by",
-                       "forced", "run", "started_at", "finished_at")
+    fields = ("account", "playbook", "playbook_type", "trigger", "status", "delivery", "outcome", "reason", "metrics",
+              "source", "started_by", "forced", "run", "started_at", "finished_at")
+    readonly_fields = ("account", "playbook", "playbook_type", "trigger", "delivery", "reason", "metrics", "source",
+                       "started_by", "forced", "run", "started_at", "finished_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(has_dead=has_dead_message("run_id"))
+
+    @admin.display(description="Status", ordering="status")
+    def shown_status(self, obj):
+        """A completed play whose run has a dead message reads "Delivery failed" (its outcome only says "queued")."""
+        if obj.status == PlaybookExecution.Status.COMPLETED and getattr(obj, "has_dead", False):
+            return run_outcome_text(DELIVERY_FAILED, None)
+        return obj.get_status_display()
+
+    @admin.display(description="Delivery")
+    def delivery(self, obj):
+        """What became of the messages the play's run wrote (the run's page has each one)."""
+        if obj.run_id is None:
+            return "-"
+        deliveries = Deliveries(obj.tenant_id, [obj.run_id])
+        counts = deliveries.by_run.get(obj.run_id)
+        if not counts:
+            return "No messages"
+        return run_outcome_text(DELIVERY_FAILED if counts["dead"] else "sent", counts)
 
     def has_add_permission(self, request):
         return False

@@ -158,3 +158,29 @@ def refusal_text(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
         return "; ".join(f"{key}: {' '.join(texts)}" for key, texts in exc.message_dict.items())
     return " ".join(exc.messages)
+
+
+def delivery_text(delivery: dict | None) -> str:
+    """A step's messages in words: "delivered", "retrying (attempt 1 of 8, next 14:05 UTC): HTTP 500", "dead: …"."""
+    if not delivery:
+        return "-"
+    state = delivery["status"]
+    count = f" ({delivery['messages']} messages, worst shown)" if delivery["messages"] > 1 else ""
+    if state == "retrying":
+        when = delivery["next_attempt_at"]
+        state = (f"retrying (attempt {delivery['attempts']} of {delivery['max_attempts']}"
+                 + (f", next {when:%Y-%m-%d %H:%M} UTC" if when else "") + ")")
+    if delivery["error"] and delivery["status"] in ("retrying", "dead"):
+        state += f": {Truncator(delivery['error']).chars(160)}"
+    return state + count
+
+
+def run_outcome_text(status: str, counts: dict | None) -> str:
+    """ "Delivery failed (1 of 2 messages dead)", "Success (1 message retrying)", or just the status."""
+    label = "Delivery failed" if status == "delivery_failed" else status.capitalize()
+    if not counts:
+        return label
+    total = sum(counts.values())
+    parts = [f"{counts[state]} of {total} message{'s' if total != 1 else ''} {state}"
+             for state in ("dead", "retrying", "queued") if counts.get(state)]
+    return f"{label} ({'; '.join(parts)})" if parts else f"{label} (all {total} delivered)"

@@ -14,9 +14,10 @@ from csplatform.admin_display import json_display
 from csplatform.permissions import ADMINS, MANAGERS
 from delivery.models import Outbox
 
+from ..delivery_outcomes import DELIVERY_FAILED, Deliveries, has_dead_message
 from ..engine import event_retry
 from ..models import Event, Run, RunStep, ScheduledSlot
-from .display import duration_text, trace_table
+from .display import delivery_text, duration_text, run_outcome_text, trace_table
 from .firing import replay_run
 
 FINISHED = (Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.SKIPPED)
@@ -24,11 +25,32 @@ FINISHED = (Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.SKIPPED)
 
 class RunStepInline(ReadOnlyInline):
     model = RunStep
-    fields = ("position", "action_type", "status", "attempts", "error", "duration_ms", "output_pretty")
+    fields = ("position", "action_type", "status", "delivery", "attempts", "error", "duration_ms", "output_pretty")
     readonly_fields = fields
     ordering = ("position",)
 
     output_pretty = json_display("output", "Output")
+
+    @admin.display(description="Delivery")
+    def delivery(self, obj):
+        # One outbox query for the run's steps (the inline is made afresh for each request).
+        memo = self.__dict__.setdefault("_deliveries", {})
+        if obj.run_id not in memo:
+            memo[obj.run_id] = Deliveries(obj.tenant_id, [obj.run_id])
+        return delivery_text(memo[obj.run_id].step(obj))
+
+
+class DeliveryFilter(admin.SimpleListFilter):
+    title = "delivery"
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [("failed", "Delivery failed (a message is dead)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(status=Run.Status.SUCCESS, has_dead=True)
+        return queryset
 
 
 class SkipReasonFilter(admin.SimpleListFilter):
@@ -55,23 +77,23 @@ class RunAdmin(TenantScopedAdmin):
     run_roles = MANAGERS
     tenant_parent_field = None
     deleted_with_parent = True
-    list_display = ("number", "workflow", "account", "status", "skip_reason", "depth", "attempt", "manual",
+    list_display = ("number", "workflow", "account", "outcome", "skip_reason", "depth", "attempt", "manual",
                     "created_at", "duration")
     list_display_links = ("number",)
     list_select_related = ("workflow", "account")
-    list_filter = ("status", SkipReasonFilter, ("workflow", admin.RelatedOnlyFieldListFilter), "manual", "created_at")
+    list_filter = ("status", DeliveryFilter, SkipReasonFilter, ("workflow", admin.RelatedOnlyFieldListFilter), "manual", "created_at")
     search_fields = ("workflow__name", "account__name", "subject_id")
     date_hierarchy = "created_at"
     inlines = (RunStepInline,)
     actions = ("replay",)
     fieldsets = (
-        (None, {"fields": ("workflow", "workflow_version", "status", "skip_reason", "error", "account", "subject",
+        (None, {"fields": ("workflow", "workflow_version", "outcome_detail", "skip_reason", "error", "account", "subject",
                            "event", "depth", "manual")}),
         ("Timing", {"fields": ("created_at", "scheduled_for", "started_at", "finished_at", "duration")}),
         ("Retries", {"fields": ("attempt", "retry_of", "start_position")}),
         ("Detail", {"fields": ("trigger_data_pretty", "result_pretty", "trace_table")}),
     )
-    readonly_fields = ("workflow", "workflow_version", "status", "skip_reason", "error", "account", "subject", "event",
+    readonly_fields = ("workflow", "workflow_version", "outcome_detail", "skip_reason", "error", "account", "subject", "event",
                        "depth", "manual",
                        "created_at", "scheduled_for", "started_at", "finished_at", "duration", "attempt", "retry_of",
                        "start_position", "trigger_data_pretty", "result_pretty", "trace_table", "outbox_messages")
@@ -81,6 +103,21 @@ class RunAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(has_dead=has_dead_message())
+
+    @admin.display(description="Status", ordering="status")
+    def outcome(self, obj):
+        """The status a CSM should read: a success whose message died is "Delivery failed" (from the annotation)."""
+        dead = getattr(obj, "has_dead", False) and obj.status == Run.Status.SUCCESS
+        return run_outcome_text(DELIVERY_FAILED if dead else obj.status, None)
+
+    @admin.display(description="Status")
+    def outcome_detail(self, obj):
+        """On the run page, also how many of its messages are dead, retrying or still queued."""
+        deliveries = Deliveries(obj.tenant_id, [obj.pk])
+        return run_outcome_text(deliveries.status(obj), deliveries.run(obj))
 
     def has_run_permission(self, request, obj=None):
         return self.has_role(request, frozenset(self.run_roles), obj)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from automation.api.serializers.runs import shown_deliveries
+from automation.delivery_outcomes import DELIVERY_FAILED
 from csplatform.api import TenantModelSerializer
 
 from ..models import PlaybookExecution, PlaybookType
@@ -38,17 +41,48 @@ class PlaybookExecutionSerializer(TenantModelSerializer):
         ]
 
 
-class SuccessPlayExecutionSerializer(PlaybookExecutionSerializer):
-    """An execution with its SuccessPlay, who started it ("automation" or the user's email) and the engine Run."""
+EXECUTION_STATUSES = [*PlaybookExecution.Status.choices, (DELIVERY_FAILED, "Delivery failed")]
 
+
+class SuccessPlayExecutionSerializer(PlaybookExecutionSerializer):
+    """An execution with its SuccessPlay, who started it ("automation" or the user's email) and the engine Run.
+    A completed play whose run wrote a message that died reads ``delivery_failed`` (see ``delivery``)."""
+
+    status = serializers.ChoiceField(choices=EXECUTION_STATUSES, required=False, help_text=(
+        "delivery_failed (read only): the play's actions ran but a message they wrote is dead; a re-queued "
+        "message that gets through makes it completed again."))
     playbook_name = serializers.CharField(source="playbook.name", read_only=True, default=None)
     started_by_label = serializers.CharField(read_only=True)
+    delivery = serializers.SerializerMethodField(help_text=(
+        "How many of the run's outbox messages are queued, retrying, delivered and dead; null when it wrote none."))
 
     class Meta(PlaybookExecutionSerializer.Meta):
         fields = [*PlaybookExecutionSerializer.Meta.fields, "playbook", "playbook_name", "started_by_label", "run",
-                  "forced"]
+                  "forced", "delivery"]
         read_only_fields = [*PlaybookExecutionSerializer.Meta.read_only_fields, "playbook", "playbook_name",
-                            "started_by_label", "run", "forced"]
+                            "started_by_label", "run", "forced", "delivery"]
+
+    @staticmethod
+    def run_id_of(execution):
+        return execution.run_id
+
+    def validate_status(self, value):
+        if value == DELIVERY_FAILED:
+            raise serializers.ValidationError("delivery_failed is what delivery says, not a status to set.")
+        return value
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField(), allow_null=True))
+    def get_delivery(self, execution):
+        if execution.run_id is None:
+            return None
+        return shown_deliveries(self, execution.tenant_id, execution.run_id).by_run.get(execution.run_id)
+
+    def to_representation(self, execution):
+        data = super().to_representation(execution)
+        if data.get("delivery") and data["delivery"].get("dead") and \
+                execution.status == PlaybookExecution.Status.COMPLETED:
+            data["status"] = DELIVERY_FAILED
+        return data
 
 
 class PlaybookSerializer(serializers.Serializer):

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Account
+from automation.delivery_outcomes import DELIVERY_FAILED, has_dead_message
 from csplatform.api import TenantFilterSet, TenantModelViewSet
 from csplatform.permissions import ADMINS, MANAGERS, django_validation_error_detail, resolve_membership
 
@@ -218,10 +219,20 @@ class PlaybookExecutionFilter(TenantFilterSet):
     started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lte")
     open = django_filters.ChoiceFilter(method="filter_open", choices=[("true", "true"), ("false", "false")],
                                        help_text="true: triggered or in progress; false: finished.")
+    status = django_filters.ChoiceFilter(method="filter_status", choices=s.EXECUTION_STATUSES, help_text=(
+        "As the executions show it: completed leaves out those whose delivery failed (delivery_failed)."))
 
     class Meta:
         model = PlaybookExecution
         fields = ["playbook_type", "status", "source", "account", "trigger", "playbook"]
+
+    def filter_status(self, queryset, name, value):
+        dead = has_dead_message("run_id")
+        if value == DELIVERY_FAILED:
+            return queryset.filter(dead, status=PlaybookExecution.Status.COMPLETED)
+        if value == PlaybookExecution.Status.COMPLETED:
+            return queryset.filter(~dead, status=value)
+        return queryset.filter(status=value)
 
     def filter_open(self, queryset, name, value):
         lookup = {"status__in": PlaybookExecution.OPEN_STATUSES}
