@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from accounts.models import Role
 from automation import running, services
 from automation.models import Run, Workflow
+from automation.delivery_outcomes import DELIVERY_FAILED, has_dead_message
 from automation.selectors import automation_stats, backtest, runs_of, with_run_figures
 from csplatform.api import TenantFilterSet, TenantModelViewSet
 from csplatform.pagination import Pagination
@@ -47,8 +48,9 @@ class RuleFilter(TenantFilterSet):
 
 
 class RunFilter(TenantFilterSet):
-    status = django_filters.CharFilter(method="filter_status", help_text="queued, running, success (or "
-                                                                         "completed), failed, skipped")
+    status = django_filters.CharFilter(method="filter_status", help_text=(
+        "queued, running, success (or completed: acted, and no message died), delivery_failed (acted, and a "
+        "message died), failed, skipped"))
 
     class Meta:
         model = Run
@@ -56,8 +58,13 @@ class RunFilter(TenantFilterSet):
 
     def filter_status(self, queryset, name, value):
         value = RUN_STATUS_ALIASES.get(value, value)
+        if value == DELIVERY_FAILED:  # what the runs read as (delivery_outcomes): a success with a dead message
+            return queryset.filter(has_dead_message(), status=Run.Status.SUCCESS)
         if value not in Run.Status.values:
-            raise ValidationError({"status": [f"'{value}' is not one of {', '.join(Run.Status.values)}."]})
+            known = ", ".join([*Run.Status.values, DELIVERY_FAILED])
+            raise ValidationError({"status": [f"'{value}' is not one of {known}."]})
+        if value == Run.Status.SUCCESS:
+            return queryset.filter(~has_dead_message(), status=value)
         return queryset.filter(status=value)
 
 

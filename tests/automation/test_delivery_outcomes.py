@@ -134,6 +134,9 @@ def test_the_runs_page_reads_the_delivery_of_all_its_runs_with_one_query(api, te
     delivery.deliver()  # one dead, three delivered
     assert queries_for_the_runs_page() == one
     assert [r["status"] for r in api.get(RUNS).json()["runs"]].count("delivery_failed") == 1
+    by_status = {status: len(api.get(RUNS, {"status": status}).json()["runs"])
+                 for status in ("delivery_failed", "success", "completed")}
+    assert by_status == {"delivery_failed": 1, "success": 3, "completed": 3}
 
 
 def test_the_admin_shows_the_delivery_failure_on_the_run_list_and_page(api, client, tenant, account, receiver):
