@@ -161,9 +161,15 @@ def account_validate_parent(*, account: Account, parent: Account | None) -> None
         node_id = Account.objects.filter(pk=node_id).values_list("parent_id", flat=True).first()
 
 
+# Mirrors written only by their services (health_score_record, journey_move_to_stage): a save of an account
+# loaded before one of them ran (a rule's account, after its update_health_score) must not write them back.
+ACCOUNT_MIRRORS = ("health_score", "risk_level", "current_stage")
+
+
 @transaction.atomic
 def account_save(*, account: Account, changes: Mapping[str, Any] | None = None) -> Account:
-    """Create or update an account: validates the hierarchy and reports a status change."""
+    """Create or update an account: validates the hierarchy and reports a status change. An update writes
+    every field but the mirrors (``ACCOUNT_MIRRORS``)."""
     created = account._state.adding
     old_status = None if created else Account.objects.filter(pk=account.pk).values_list("status", flat=True).first()
     tags = None
@@ -173,7 +179,11 @@ def account_save(*, account: Account, changes: Mapping[str, Any] | None = None) 
         else:
             setattr(account, field, value)
     account_validate_parent(account=account, parent=account.parent)
-    account.save()
+    if created:
+        account.save()
+    else:
+        account.save(update_fields=[f.name for f in Account._meta.concrete_fields
+                                    if not f.primary_key and f.name not in ACCOUNT_MIRRORS])
     if tags is not None:
         account.tags.set(tags)
     if created or old_status != account.status:
@@ -295,11 +305,10 @@ def _health_score_write(*, account: Account, components: Mapping[str, Any], calc
     score.full_clean()
     score.save()
     if latest is None or score.calculated_at >= latest.calculated_at:
-        Account.objects.filter(pk=account.pk).update(
-            health_score=overall, risk_level=score.risk_level, updated_at=timezone.now()
-        )
-        for obj in (account, caller_account):
-            obj.health_score, obj.risk_level = overall, score.risk_level
+        account.health_score, account.risk_level = overall, score.risk_level
+        # A save, not an update(): post_save lets rules on health_score / risk_level see old and new.
+        account.save(update_fields=["health_score", "risk_level", "updated_at"])
+        caller_account.health_score, caller_account.risk_level = overall, score.risk_level
     signals.health_score_recorded.send(sender=HealthScore, score=score, previous=previous)
     return score
 
@@ -324,9 +333,9 @@ def health_score_delete(*, score: HealthScore) -> None:
     account = Account.objects.select_for_update().get(pk=score.account_id)
     score.delete()
     latest = HealthScore.objects.filter(account=account).order_by("-calculated_at", "-id").first()
-    Account.objects.filter(pk=account.pk).update(
-        health_score=latest.overall_score if latest else None, risk_level=latest.risk_level if latest else "",
-    )
+    account.health_score = latest.overall_score if latest else None
+    account.risk_level = latest.risk_level if latest else ""
+    account.save(update_fields=["health_score", "risk_level"])  # a save: rules see the mirror change
 
 
 def _latest_components(account: Account) -> tuple[HealthScore, dict]:
@@ -437,9 +446,9 @@ def journey_move_to_stage(*, account: Account, stage: JourneyStage, moved_by=Non
         tenant_id=account.tenant_id, account=account, stage=stage,
         from_stage=open_row.stage if open_row else None, entered_at=at, moved_by=moved_by, reason=reason,
     )
-    Account.objects.filter(pk=account.pk).update(current_stage=stage, updated_at=timezone.now())
-    for obj in (account, caller_account):
-        obj.current_stage = stage
+    account.current_stage = stage
+    account.save(update_fields=["current_stage", "updated_at"])  # a save: rules see current_stage change
+    caller_account.current_stage = stage
     signals.stage_changed.send(
         sender=Account, account=account, history=history,
         from_stage=open_row.stage if open_row else None, to_stage=stage,

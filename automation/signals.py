@@ -1,12 +1,12 @@
-"""Thin receivers: a model change or an accounts domain signal becomes an Event, nothing more."""
+"""Thin receivers: a model change (a many-to-many one too) or an accounts domain signal becomes an Event."""
 
-from django.db.models.signals import post_delete, post_init, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_delete
 from django.dispatch import receiver
 
 from accounts import signals as domain
 from accounts.models import Engagement, HealthScore
 
-from . import events
+from . import events, related_events
 from .selectors import window_scores
 from .subjects import WATCHED
 
@@ -34,6 +34,16 @@ def model_saved(sender, instance, created, raw=False, **kwargs):
 def model_deleted(sender, instance, **kwargs):
     if _watched(sender):
         events.record_model_change(instance, deleted=True)
+
+
+@receiver(m2m_changed)
+def related_rows_changed(sender, instance, action, reverse, model, pk_set, **kwargs):
+    related_events.relation_changed(sender, instance, action, reverse, model, pk_set)
+
+
+@receiver(pre_delete)
+def related_row_deleting(sender, instance, **kwargs):
+    related_events.related_row_deleting(sender, instance)
 
 
 ENGAGEMENT_EVENTS = {"missed": "meeting_missed", "negative": "negative_outcome", "no_response": "no_response"}

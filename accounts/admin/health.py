@@ -79,6 +79,14 @@ class HealthScoreAdmin(TenantScopedAdmin):
         )
         adopt(obj, score)
 
+    # Deleting goes through the service too: the account mirrors its latest score (and rules see it change).
+    def delete_model(self, request, obj):
+        services.health_score_delete(score=obj)
+
+    def delete_queryset(self, request, queryset):
+        for score in queryset:
+            services.health_score_delete(score=score)
+
 
 @admin.register(UsageMetric)
 class UsageMetricAdmin(TenantScopedAdmin):
