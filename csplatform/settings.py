@@ -175,6 +175,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets share the field name risk_level: the account's health band keeps its name.
+    "ENUM_NAME_OVERRIDES": {"RiskLevelEnum": "accounts.models.customers.RiskLevel",
+                            "OpportunityRiskEnum": "accounts.models.opportunities.Opportunity.Risk"},
 }
 
 LOGIN_URL = "admin:login"

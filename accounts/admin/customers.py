@@ -175,9 +175,10 @@ class ContactAdmin(TenantScopedAdmin):
 
 @admin.register(Opportunity)
 class OpportunityAdmin(TenantScopedAdmin):
-    list_display = ("name", "account", "kind", "stage", "value", "currency", "close_date", "probability", "owner")
+    list_display = ("name", "account", "kind", "stage", "value", "currency", "close_date", "probability", "risk_level",
+                    "owner")
     list_select_related = ("account", "owner")
-    list_filter = ("kind", "stage")
+    list_filter = ("kind", "stage", "risk_level")
     search_fields = ("name", "account__name")
     autocomplete_fields = ("account",)
     date_hierarchy = "close_date"

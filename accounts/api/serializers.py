@@ -312,5 +312,5 @@ class OpportunitySerializer(TenantModelSerializer):
     class Meta:
         model = Opportunity
         fields = ["id", "account", "name", "kind", "stage", "value", "currency", "close_date", "probability",
-                  "last_activity_date", "owner", "created_at", "updated_at"]
+                  "last_activity_date", "risk_level", "owner", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]

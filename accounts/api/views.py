@@ -106,7 +106,7 @@ class OpportunityFilter(TenantFilterSet):
 
     class Meta:
         model = Opportunity
-        fields = ["account", "kind", "stage", "owner", "currency"]
+        fields = ["account", "kind", "stage", "owner", "currency", "risk_level"]
 
     def filter_open(self, queryset, name, value):
         closed = {"stage__in": Opportunity.CLOSED_STAGES}

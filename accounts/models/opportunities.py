@@ -21,6 +21,11 @@ class Opportunity(TenantOwnedModel):
         WON = "won", "Won"
         LOST = "lost", "Lost"
 
+    class Risk(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
     CLOSED_STAGES = (Stage.WON, Stage.LOST)
 
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="opportunities")
@@ -33,6 +38,8 @@ class Opportunity(TenantOwnedModel):
     probability = models.PositiveSmallIntegerField(default=10, validators=[MaxValueValidator(100)],
                                                    help_text="Chance of winning, 0-100 %.")
     last_activity_date = models.DateField(null=True, blank=True)
+    risk_level = models.CharField(max_length=8, choices=Risk.choices, blank=True, default="",
+                                  help_text="Set by people or rules (seed 003's deal risk monitoring).")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="opportunities")
     created_at = models.DateTimeField(auto_now_add=True)
