@@ -35,7 +35,7 @@ from delivery.models import Outbox
 from .events import batch_running
 from .models import Run, RunStep, Workflow
 
-FINAL_FIELDS = ["status", "skip_reason", "error", "result", "trace", "finished_at"]
+FINAL_FIELDS = ["status", "skip_reason", "error", "result", "trace", "finished_at", "scheduled_for", "start_position"]
 MAX_RESERVE = 128
 COUNTED = (Run.Status.SUCCESS, Run.Status.FAILED)
 SAVEPOINT_MODES = ("action", "event", "none")

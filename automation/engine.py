@@ -29,13 +29,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError, transaction
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import Tenant
 from csplatform.tenancy import tenant_context
 
-from . import conditions
+from . import conditions, waits
 from .actions import ActionContext, ActionError, ActionRefused, actions
 from .batch import Batch, Redo, ScoreMemo, joined, open_batch
 from .breaker import after_failure
@@ -248,7 +248,7 @@ def _skip_reason(rule: Workflow, account, depth: int, manual: bool) -> str:
 def _fired_runs(rule: Workflow):
     """Runs of ``rule`` that acted (or are acting): what cooldowns and rate limits count."""
     return Run.objects.for_tenant(rule.tenant_id).filter(
-        workflow=rule, status__in=[Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.RUNNING])
+        Q(status__in=[Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.RUNNING]) | waits.waiting(), workflow=rule)
 
 
 def cooldown_until(rule: Workflow, account):
@@ -359,7 +359,7 @@ def _debounce(rule: Workflow, run: Run, quiet: timedelta) -> Run:
     due = timezone.now() + quiet + timedelta(minutes=rule.delay_minutes)
     pending = Run.objects.for_tenant(rule.tenant_id).filter(
         workflow=rule, subject_model=run.subject_model, subject_id=run.subject_id, status=Run.Status.QUEUED,
-        retry_of__isnull=True).first()
+        retry_of__isnull=True, started_at__isnull=True).first()  # not one waiting before an action (waits)
     if pending is not None:
         pending.scheduled_for, pending.trigger_data, pending.event = due, run.trigger_data, run.event
         pending.save(update_fields=["scheduled_for", "trigger_data", "event"])
@@ -437,6 +437,11 @@ def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extr
         for position, spec in enumerate(rule.actions):
             if position < run.start_position:
                 continue
+            delay = waits.wait_before(run, position, spec)
+            if delay is not None:
+                waits.wait(run, position, delay, {"steps": len(rule.actions), "failed_steps": failed, "extra": extra})
+                run.error = "; ".join(errors)
+                return
             ctx.position = position
             started, mark = time.perf_counter(), batch.mark()
             step = RunStep(tenant_id=rule.tenant_id, run=run, position=position, action_type=spec["type"])

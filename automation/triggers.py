@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import available_timezones
 
-from accounts.models import Account, HealthScore, RiskLevel
+from accounts.models import Account, Engagement, HealthScore, RiskLevel
 from csplatform.registry import Registry
 
 from .subjects import model_type_name
@@ -28,10 +28,19 @@ class Trigger:
     type: str = ""
     event_types: tuple[str, ...] = ()
     subject_model: str | None = "account"  # what conditions are evaluated on, by default
+    settings: tuple[str, ...] = ()  # the trigger_config keys it reads: any other is refused at save
+
+    def known(self, config: dict | None) -> dict:
+        """A copy of ``config``; a key the trigger does not read is a ConfigError (never accepted and ignored)."""
+        config = dict(config or {})
+        unknown = sorted(set(config) - set(self.settings))
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown setting; known: {', '.join(self.settings) or 'none'}")
+        return config
 
     def validate_config(self, config: dict, model_type: str = "") -> tuple[dict, str]:
         """Return the normalised (config, model_type) or raise ConfigError."""
-        return dict(config or {}), ""
+        return self.known(config), ""
 
     def listens_to(self, config: dict, model_type: str) -> list[tuple[str, str]]:
         return [(event_type, model_type or self.subject_model or "") for event_type in self.event_types]
@@ -93,8 +102,10 @@ def parse_duration(value: str, field: str) -> timedelta:
 class ModelTrigger(Trigger):
     """Seed 003's model triggers; ``model_type`` names the model (``account``, ``accounts.Account``)."""
 
+    settings = ("model_type", "model")
+
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
+        config = self.known(config)
         raw = model_type or config.pop("model_type", "") or config.pop("model", "")
         try:
             name = model_type_name(raw)
@@ -117,13 +128,24 @@ class ModelCreated(ModelTrigger):
 
 @register
 class AccountCreated(ModelTrigger):
-    """Seed 001's ``account_created``: ``model_created`` on accounts."""
+    """Seed 001's ``account_created``: ``model_created`` on accounts. ``status`` (one status or a list):
+    only accounts created with one of them."""
 
     type = "account_created"
     event_types = ("model_created",)
+    settings = ("status",)
 
     def validate_config(self, config, model_type=""):
-        return dict(config or {}), "account"
+        config = self.known(config)
+        if model_type not in ("", "account"):
+            raise ConfigError("model_type", "account_created is about accounts; leave model_type out")
+        if "status" in config:
+            config["status"] = _statuses(config, "status", required=True)
+        return config, "account"
+
+    def matches(self, config, model_type, event):
+        wanted = _any_of(config.get("status"))
+        return super().matches(config, model_type, event) and (not wanted or event.payload.get("status") in wanted)
 
 
 @register
@@ -139,6 +161,7 @@ class ModelUpdated(ModelTrigger):
 
     type = "model_updated"
     event_types = ("model_updated",)
+    settings = ("model_type", "model", "fields", "debounce_seconds")
 
     def validate_config(self, config, model_type=""):
         config, name = super().validate_config(config, model_type)
@@ -162,9 +185,10 @@ class FieldChanged(ModelUpdated):
     """A field changed, optionally ``from`` one value ``to`` another (seed 003's field_changed)."""
 
     type = "field_changed"
+    settings = ("model_type", "model", "field", "fields", "from", "to", "debounce_seconds")
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
+        config = self.known(config)
         if config.get("field") and not config.get("fields"):
             config["fields"] = [config.pop("field")]
         config, name = super().validate_config(config, model_type)
@@ -204,9 +228,10 @@ class HealthScoreChange(Trigger):
 
     type = "health_score_change"
     event_types = ("health_score_change",)
+    settings = ("threshold", "direction", "minimum_change", "time_window", "risk_levels", "entering")
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
+        config = self.known(config)
         threshold = _number(config, "threshold", minimum=0)
         config["threshold"] = float(threshold) if threshold is not None else None
         config["direction"] = _choice(config, "direction", ("increase", "decrease", "both", "any"), "decrease")
@@ -273,17 +298,12 @@ class StatusChange(Trigger):
 
     type = "status_change"
     event_types = ("status_change",)
+    settings = ("from_status", "to_status", "include_new_accounts", "entering")
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
-        statuses = Account.Status.values
+        config = self.known(config)
         for key in ("from_status", "to_status"):
-            value = config.get(key)
-            if isinstance(value, list):
-                if not value or any(v not in statuses for v in value):
-                    raise ConfigError(key, f"must be one of {', '.join(statuses)}, or a list of them")
-            elif value not in (None, "") and value not in statuses:
-                raise ConfigError(key, f"must be one of {', '.join(statuses)}")
+            _statuses(config, key)
         config["include_new_accounts"] = bool(config.get("include_new_accounts", False))
         if "entering" in config:
             if not isinstance(config["entering"], bool):
@@ -304,6 +324,17 @@ class StatusChange(Trigger):
         return not wanted_to or p.get("to_status") in wanted_to
 
 
+def _statuses(config: dict, key: str, *, required: bool = False):
+    """An account status or a non-empty list of them (``None``/"" = any, unless ``required``); ConfigError."""
+    value, statuses = config.get(key), Account.Status.values
+    if isinstance(value, list):
+        if not value or any(v not in statuses for v in value):
+            raise ConfigError(key, f"must be one of {', '.join(statuses)}, or a list of them")
+    elif (value not in (None, "") or required) and value not in statuses:
+        raise ConfigError(key, f"must be one of {', '.join(statuses)}, or a list of them")
+    return value
+
+
 def _any_of(value) -> list:
     """A config value that is one value or a list of them, as a list (empty for none)."""
     if isinstance(value, list):
@@ -317,6 +348,7 @@ class StageChange(Trigger):
 
     type = "stage_change"
     event_types = ("stage_change",)
+    settings = ("from_stage", "to_stage")
 
     def matches(self, config, model_type, event):
         p = event.payload
@@ -330,14 +362,23 @@ class StageChange(Trigger):
 
 @register
 class EngagementEvent(Trigger):
+    """Seed 001: an engagement recorded as missed, negative or without response. ``engagement_types``
+    (meeting, call, email) narrows it. ``time_threshold`` (``3d``) is measured from the engagement's
+    ``occurred_at`` to when the outcome was recorded (the event): for ``no_response`` the contact has been
+    silent at least that long (an outcome recorded sooner does not match); for ``meeting_missed`` and
+    ``negative_outcome`` the engagement is at most that old (a backfilled old engagement starts nothing)."""
+
     type = "engagement_event"
     event_types = ("engagement_event",)
     KINDS = ("meeting_missed", "negative_outcome", "no_response")
+    settings = ("event_type", "engagement_types", "time_threshold")
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
+        config = self.known(config)
         config["event_type"] = _choice(config, "event_type", self.KINDS)
         config["engagement_types"] = _string_list(config, "engagement_types")
+        if any(kind not in Engagement.Kind.values for kind in config["engagement_types"]):
+            raise ConfigError("engagement_types", f"must be a list of {', '.join(Engagement.Kind.values)}")
         if config.get("time_threshold"):
             parse_duration(config["time_threshold"], "time_threshold")
         return config, ""
@@ -345,16 +386,30 @@ class EngagementEvent(Trigger):
     def matches(self, config, model_type, event):
         p = event.payload
         return (event.type in self.event_types and p.get("event_type") == config["event_type"]
-                and (not config["engagement_types"] or p.get("engagement_type") in config["engagement_types"]))
+                and (not config["engagement_types"] or p.get("engagement_type") in config["engagement_types"])
+                and self._within_threshold(config, event))
+
+    @staticmethod
+    def _within_threshold(config: dict, event) -> bool:
+        if not config.get("time_threshold"):
+            return True
+        threshold = parse_duration(config["time_threshold"], "time_threshold")
+        occurred = Engagement.objects.for_tenant(event.tenant_id).filter(
+            pk=event.payload.get("engagement_id")).values_list("occurred_at", flat=True).first()
+        if occurred is None:
+            return False  # deleted since: nothing to measure
+        waited = event.created_at - occurred
+        return waited >= threshold if config["event_type"] == "no_response" else waited <= threshold
 
 
 @register
 class GoalEvent(Trigger):
     type = "goal_event"
     event_types = ("goal_event",)
+    settings = ("event", "goal_types", "include_created")
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
+        config = self.known(config)
         config["event"] = _choice(config, "event", ("created", "achieved", "missed", "at_risk"))
         config["goal_types"] = _string_list(config, "goal_types")
         if "include_created" in config and not isinstance(config["include_created"], bool):
@@ -375,9 +430,10 @@ class DomainEvent(Trigger):
     """Any named domain event sent through ``emit()``: payment_failed, trial_ending, …"""
 
     type = "event"
+    settings = ("event_type",)
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
+        config = self.known(config)
         name = config.get("event_type")
         if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{1,63}", name):
             raise ConfigError("event_type", "must be a lower-case event name such as payment_failed")
@@ -402,9 +458,10 @@ class Scheduled(Trigger):
     """Seed 001's schedule; fired by the scheduler over every account in scope (not by events)."""
 
     type = "scheduled"
+    settings = ("schedule", "time", "timezone", "days_of_week")
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
+        config = self.known(config)
         config["schedule"] = _choice(config, "schedule", ("daily", "weekly", "monthly"), "daily")
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(config.get("time", "09:00"))):
             raise ConfigError("time", "must be HH:MM")
@@ -424,17 +481,30 @@ class TimeBased(Trigger):
     on a schedule, compiled to one queryset."""
 
     type = "time_based"
+    settings = ("model_type", "model", "schedule", "check_every")
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
-        raw = model_type or config.pop("model_type", "") or "account"
+        config = self.known(config)
+        raw = model_type or config.pop("model_type", "") or config.pop("model", "") or "account"
+        config.pop("model_type", None), config.pop("model", None)
         try:
             name = model_type_name(raw)
         except ValueError as exc:
             raise ConfigError("model_type", str(exc)) from None
+        # Seed 003's schedule is how often the conditions are checked: it sets check_every, never contradicts it.
+        schedule = config.get("schedule")
+        if schedule is not None:
+            every = _choice(config, "schedule", tuple(TIME_BASED_EVERY))
+            if config.get("check_every") not in (None, "", TIME_BASED_EVERY[every]):
+                raise ConfigError("check_every", f"schedule {every} checks every {TIME_BASED_EVERY[every]}; "
+                                                 "give one of the two")
+            config["check_every"] = TIME_BASED_EVERY[every]
         config["check_every"] = config.get("check_every") or "1h"
         parse_duration(config["check_every"], "check_every")
         return config, name
+
+
+TIME_BASED_EVERY = {"hourly": "1h", "daily": "1d", "weekly": "1w"}  # seed 003's schedule names
 
 
 @register

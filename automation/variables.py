@@ -3,7 +3,8 @@ scheduled, manual, webhook, retry, delayed, debounced, dry run, backtest).
 
     {{entity.*}}    the record the run is about: the event's snapshot of it when the event describes it (model
                     events), else the row as loaded; without a row (an inbound webhook), the event's payload.
-                    Besides its fields: ``company`` (its account, seed 003's name) and ``full_name``.
+                    Besides its fields: ``company`` (its account, seed 003's name), ``contact`` (a deal's: its
+                    account's primary contact), ``full_name`` and ``assigned_to`` (its owner's email).
     {{account.*}}   the run's account
     {{contact.*}}   the subject if it is a contact, else the account's primary contact (read only when a
                     template names ``contact``)
@@ -57,7 +58,7 @@ def trigger_event(ctx) -> str:
     return ctx.workflow.trigger_type if ctx.workflow is not None else ""
 
 
-def _entity(ctx, subject, account: dict | None) -> dict:
+def _entity(ctx, subject, account: dict | None, text: str) -> dict:
     event = getattr(ctx.run, "event", None) if ctx.run is not None else None
     payload = ctx.event_payload or {}
     if not isinstance(subject, models.Model):  # none, or an inbound webhook's body (webhook_subject)
@@ -66,7 +67,11 @@ def _entity(ctx, subject, account: dict | None) -> dict:
     entity = copy.deepcopy(payload) if describes else payload_of(subject)
     if subject._meta.model_name != "account":
         entity.setdefault("company", account)
+        if "contact" in text and not isinstance(subject, Contact):  # a deal's contact: its account's primary one
+            entity.setdefault("contact", contact_variables(_contact(ctx, subject)))
     entity.setdefault("full_name", entity.get("name", ""))
+    owner = getattr(subject, "owner", None) if hasattr(subject, "owner_id") else None
+    entity.setdefault("assigned_to", owner.email if owner is not None else "")
     return entity
 
 
@@ -87,7 +92,7 @@ def template_variables(ctx, text: str = "") -> dict:
     subject = ctx.subject if ctx.subject is not None else ctx.account
     account = account_variables(ctx.account)
     payload = copy.deepcopy(ctx.event_payload)
-    return {"account": account, "entity": _entity(ctx, subject, account), "event": payload,
+    return {"account": account, "entity": _entity(ctx, subject, account, text), "event": payload,
             "contact": contact_variables(_contact(ctx, subject)) if "contact" in text else None,
             "workflow": {"id": ctx.workflow.pk, "name": ctx.workflow.name} if ctx.workflow is not None else None,
             "custom": copy.deepcopy(ctx.extra),

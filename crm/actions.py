@@ -2,7 +2,9 @@
 
 ``add_to_cadence`` starts a journey. Config: ``{"journey": "payment_failed_rescue"}`` (a journey's name or
 id; aliases ``playbook``, ``cadence``, ``cadence_id``, ``playbook_name``), optional ``"context": {...}``
-passed to the execution, and ``"trigger"``: the journey trigger the rule stands for. A journey's own rule
+passed to the execution, ``"trigger"``: the journey trigger the rule stands for, and seed 003's
+``start_step`` (1-based: the journey starts at that step, the earlier ones are skipped) and ``delay_hours``
+(the first step waits that long instead of its own delay). The journey and its step are checked at save. A journey's own rule
 (``crm.rules``) names it, so the execution gets the event's data in its context (the goal's title, the
 risk level, the invoice, ...) and the source ``trigger``; other rules' executions have the source
 ``automation``. The contact is the rule's subject when it is a contact, else the account's recipient
@@ -23,7 +25,8 @@ from accounts.models import Contact
 from automation.actions import Action, ActionContext, ActionError, ActionRefused
 from automation.triggers import ConfigError
 
-from .models import CRMPlaybookExecution
+from .journeys import DEFAULT_JOURNEYS
+from .models import CRMPlaybook, CRMPlaybookExecution, CRMStep
 from .rules import TRIGGERS, trigger_context
 from .services import JourneyRefused, journey_convert_open, playbook_get, recipient_contact, start_journey
 
@@ -43,6 +46,19 @@ def _check_keys(config: dict, known: tuple[str, ...]) -> None:
         raise ConfigError("journey", "must be a journey name such as payment_failed_rescue, or its id")
 
 
+def _journey_steps(config: dict, rule) -> int:
+    """At save: how many steps the rule's journey has; ConfigError if the tenant has no such journey (a
+    default journey's name counts: ``playbook_get`` creates it on first use)."""
+    key = str(config["journey"])
+    journeys = CRMPlaybook.objects.for_tenant(rule.tenant_id)
+    journey = (journeys.filter(pk=int(key)).first() if key.isdigit() else None) or journeys.filter(name=key).first()
+    defaults = {spec["name"]: len(spec["steps"]) for spec in DEFAULT_JOURNEYS}
+    if journey is None and key not in defaults:
+        names = sorted({*journeys.values_list("name", flat=True)[:20], *defaults})
+        raise ConfigError("journey", f"journey '{key}' does not exist in this tenant; its journeys: {', '.join(names)}")
+    return CRMStep.objects.for_tenant(rule.tenant_id).filter(playbook=journey).count() if journey else defaults[key]
+
+
 def _journey(config: dict, ctx: ActionContext, action: str):
     journey = playbook_get(ctx.tenant, config["journey"])
     if journey is None:
@@ -50,11 +66,20 @@ def _journey(config: dict, ctx: ActionContext, action: str):
     return journey
 
 
+MAX_DELAY_HOURS = 24 * 365
+
+
+def _whole_number(config: dict, key: str, minimum: int) -> None:
+    value = config.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        raise ConfigError(key, f"must be a whole number, {minimum} or more")
+
+
 class AddToCadence(Action):
     type = "add_to_cadence"
     needs_account = False
     aliases = ALIASES
-    KNOWN = ("journey", "context", "trigger")
+    KNOWN = ("journey", "context", "trigger", "start_step", "delay_hours")
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -63,7 +88,17 @@ class AddToCadence(Action):
             raise ConfigError("context", "must be an object")
         if "trigger" in config and config["trigger"] not in TRIGGERS:
             raise ConfigError("trigger", f"must be one of {', '.join(TRIGGERS)}")
+        _whole_number(config, "start_step", 1)
+        delay = config.get("delay_hours")
+        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, (int, float))
+                                  or not 0 <= delay <= MAX_DELAY_HOURS):
+            raise ConfigError("delay_hours", f"must be a number of hours from 0 to {MAX_DELAY_HOURS}")
         return config
+
+    def check_for_rule(self, config, rule):
+        steps = _journey_steps(config, rule)
+        if config.get("start_step") is not None and config["start_step"] > steps:
+            raise ConfigError("start_step", f"journey '{config['journey']}' has {steps} step(s)")
 
     def run(self, config, ctx):
         journey = _journey(config, ctx, self.type)
@@ -79,7 +114,8 @@ class AddToCadence(Action):
                    "workflow_id": ctx.workflow.pk if ctx.workflow else None, "run_id": ctx.run.pk if ctx.run else None}
         source = CRMPlaybookExecution.Source.TRIGGER if trigger else CRMPlaybookExecution.Source.AUTOMATION
         try:
-            execution = start_journey(contact, journey, context, source=source)
+            execution = start_journey(contact, journey, context, source=source, start_step=config.get("start_step", 1),
+                                      delay_hours=config.get("delay_hours"))
         except JourneyRefused as refused:
             if refused.reason == "already_active" and refused.execution is not None:
                 return {"journey": journey.name, "execution_id": refused.execution.pk, "contact_id": contact.pk,
@@ -100,6 +136,9 @@ class ConvertCadence(Action):
         if "trigger" in config and not EVENT_NAME.match(str(config["trigger"])):
             raise ConfigError("trigger", "must be an event name such as payment_succeeded")
         return config
+
+    def check_for_rule(self, config, rule):
+        _journey_steps(config, rule)
 
     def run(self, config, ctx):
         journey = _journey(config, ctx, self.type)

@@ -131,14 +131,18 @@ def schedule_step(execution: CRMPlaybookExecution, step: CRMStep) -> CRMStepExec
 
 def start_journey(contact: Contact, playbook: CRMPlaybook | str, context: dict | None = None, *,
                   now: datetime.datetime | None = None, source: str = CRMPlaybookExecution.Source.TRIGGER,
-                  started_by=None, ignore_inactive: bool = False) -> CRMPlaybookExecution:
+                  started_by=None, ignore_inactive: bool = False, start_step: int = 1,
+                  delay_hours: float | None = None) -> CRMPlaybookExecution:
     """Start ``playbook`` (a journey or its name) for ``contact``; raises ``JourneyRefused``.
 
     At most one active execution per contact and journey: the partial unique constraint decides under
     concurrency (the loser gets ``already_active`` with the winner's execution). The re-entry rule
     (``reentry_cooldown_hours``, ``max_entries``) is checked against the contact's earlier executions.
     The first step is due ``delay_hours`` after ``now``; when it is due at once a worker is asked to run
-    it right after commit, so "at once" does not wait for the next scheduler tick.
+    it right after commit, so "at once" does not wait for the next scheduler tick. Seed 003's options:
+    ``start_step`` (1-based position in the journey's steps; the earlier ones are skipped) and
+    ``delay_hours`` (the first step run waits that long instead of its own delay). A ``start_step`` beyond
+    the journey's last step is refused (``no_steps``).
     """
     now = now or timezone.now()
     tenant_id = contact.tenant_id
@@ -149,9 +153,11 @@ def start_journey(contact: Contact, playbook: CRMPlaybook | str, context: dict |
         raise JourneyRefused("wrong_tenant", "The journey and the contact belong to different tenants.")
     if not journey.active and not ignore_inactive:
         raise JourneyRefused("inactive", f"Journey '{journey.name}' is not active.")
-    first = CRMStep.objects.for_tenant(tenant_id).filter(playbook=journey).order_by("order").first()
+    steps = CRMStep.objects.for_tenant(tenant_id).filter(playbook=journey).order_by("order")
+    first = next(iter(steps[start_step - 1:start_step]), None)
     if first is None:
-        raise JourneyRefused("no_steps", f"Journey '{journey.name}' has no steps.")
+        raise JourneyRefused("no_steps", f"Journey '{journey.name}' has no step {start_step}." if start_step > 1
+                             else f"Journey '{journey.name}' has no steps.")
     earlier = CRMPlaybookExecution.objects.for_tenant(tenant_id).filter(playbook=journey, contact=contact)
     # One read, so the checks below see one consistent set of the contact's earlier entries.
     history = list(earlier.order_by("-started_at", "-pk").only("pk", "status", "started_at"))
@@ -170,7 +176,7 @@ def start_journey(contact: Contact, playbook: CRMPlaybook | str, context: dict |
     execution = CRMPlaybookExecution(
         tenant_id=tenant_id, playbook=journey, contact=contact, account_id=contact.account_id,
         status=ExecStatus.ACTIVE, current_step=first.order,
-        next_step_at=now + datetime.timedelta(hours=float(first.delay_hours)),
+        next_step_at=now + datetime.timedelta(hours=float(first.delay_hours if delay_hours is None else delay_hours)),
         context=json_safe(context or {}), source=source, started_by=started_by, started_at=now,
     )
     try:

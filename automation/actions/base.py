@@ -91,6 +91,7 @@ class Action:
     required: tuple[str, ...] = ()
     templated: tuple[str, ...] = ()
     aliases: dict[str, str] = {}  # seed 003's names for the same settings
+    known: tuple[str, ...] | None = None  # every setting the action reads (with required, templated): others are refused
     needs_account = True
 
     def validate_config(self, config: dict) -> dict:
@@ -98,6 +99,11 @@ class Action:
         for alias, name in self.aliases.items():
             if alias in config and name not in config:
                 config[name] = config.pop(alias)
+        if self.known is not None:
+            settings = dict.fromkeys((*self.required, *self.templated, *self.known))
+            unknown = sorted(set(config) - set(settings))
+            if unknown:
+                raise ConfigError(unknown[0], f"unknown setting; known: {', '.join(settings)}")
         for key in self.required:
             if config.get(key) in (None, ""):
                 raise ConfigError(key, "is required")

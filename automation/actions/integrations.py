@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..triggers import ConfigError
 from .base import check_json_templates, register, render, render_json, string_map
-from .messaging import DeliveryAction
+from .messaging import DELIVERY_SETTINGS, DeliveryAction
 
 
 INTEGRATION_ACTIONS = {
@@ -38,6 +38,7 @@ class IntegrationAction(DeliveryAction):
 
     type = "integration_action"
     required = ("integration", "action")
+    known = ("parameters", *DELIVERY_SETTINGS)
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -80,6 +81,7 @@ class SyncToExternal(DeliveryAction):
 
     type = "sync_to_external"
     required = ("integration", "mapping")
+    known = ("object", "id_field", *DELIVERY_SETTINGS)
 
     def validate_config(self, config):
         config = super().validate_config(config)

@@ -16,12 +16,13 @@ from django.utils import timezone
 from accounts.models import Contact
 from delivery import email as emails
 from delivery import policy, retry
-from delivery.models import IntegrationCredential, Outbox
+from delivery.models import EmailTemplate, IntegrationCredential, Outbox
 from delivery.services import dispatch_on_commit
 from delivery.transports import RESERVED_HEADERS
 
 from .. import payloads
-from ..triggers import ConfigError, parse_duration
+from ..subjects import model_for
+from ..triggers import ConfigError, parse_duration, triggers
 from .base import (
     Action, ActionContext, ActionError, check_json_templates, check_template, register, render, render_json,
     string_map,
@@ -34,6 +35,33 @@ def _valid_email(value, field_name: str) -> str:
     except ValidationError:
         raise ConfigError(field_name, f"'{value}' is not a valid email address") from None
     return value
+
+
+def check_template_exists(tenant_id, ref, field_name: str = "template_id") -> None:
+    """At save: ``ref`` names one of the tenant's email templates (id or name, as ``email_template_get`` finds
+    them at run time; a default template's name counts, it is installed on first use)."""
+    templates = EmailTemplate.objects.for_tenant(tenant_id)
+    if isinstance(ref, bool) or not isinstance(ref, (int, str)):
+        raise ConfigError(field_name, "must be a template's id or name")
+    if str(ref).isdigit() and templates.filter(pk=int(ref)).exists():
+        return
+    if templates.filter(name=str(ref)).exists() or str(ref) in emails.DEFAULT_TEMPLATES:
+        return
+    names = sorted({*templates.values_list("name", flat=True)[:20], *emails.DEFAULT_TEMPLATES})
+    raise ConfigError(field_name, f"template '{ref}' does not exist in this tenant; its templates: {', '.join(names)}")
+
+
+def subject_reaches_people(rule) -> bool:
+    """Whether a rule's subject can lead to a contact (it is an account, a contact, belongs to an account, or
+    is an inbound webhook's body, which may carry an email)."""
+    name = rule.model_type or triggers.get(rule.trigger_type).subject_model
+    if not name:
+        return True
+    fields = {field.name for field in model_for(name)._meta.get_fields()}
+    return name == "account" or bool(fields & {"email", "phone", "account"})
+
+
+DELIVERY_SETTINGS = ("delay", "retry_count")
 
 
 class DeliveryAction(Action):
@@ -107,6 +135,7 @@ class Webhook(DeliveryAction):
     type = "webhook"
     required = ("url",)
     aliases = {"body": "payload"}
+    known = ("method", "headers", "payload", *DELIVERY_SETTINGS)
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -147,6 +176,9 @@ class Webhook(DeliveryAction):
 
 EMAIL_RECIPIENTS = ("entity_email", "primary_contact", "customer_contacts", "assigned_user", "account_owner",
                     "internal_team", "custom")
+# Seed 003's email ``priority``, as the headers mail clients show (normal adds none).
+EMAIL_PRIORITY = {"high": {"X-Priority": "1 (Highest)", "Importance": "high"}, "normal": {},
+                  "low": {"X-Priority": "5 (Lowest)", "Importance": "low"}}
 
 
 @register
@@ -154,16 +186,22 @@ class SendEmail(DeliveryAction):
     """Seed 001/003 email: a tenant template (``template_id``: id or name) rendered per recipient, one
     message each. Recipients: seed 003's ``recipient`` (entity_email, assigned_user, custom +
     ``custom_email``, …) and/or seed 001's ``recipients`` {customer_contacts, internal_team,
-    specific_emails}. Contacts who opted out are skipped (listed in the step output); if nobody is
+    specific_emails}. No recipient means ``entity_email``; for a subject that is not a contact that is the
+    account's primary contact (as ``primary_contact``). ``priority`` (high, normal, low) sets the mail's
+    priority headers. Contacts who opted out are skipped (listed in the step output); if nobody is
     left the step fails with the reason."""
 
     type = "send_email"
     aliases = {"template": "template_id"}
     required = ("template_id",)
     templated = ("subject",)
+    known = ("recipient", "custom_email", "recipients", "specific_emails", "personalization", "priority",
+             *DELIVERY_SETTINGS)
 
     def validate_config(self, config):
         config = super().validate_config(config)
+        if config.get("priority") is not None and config["priority"] not in EMAIL_PRIORITY:
+            raise ConfigError("priority", f"must be one of {', '.join(EMAIL_PRIORITY)}")
         recipient = config.get("recipient")
         if recipient is not None and recipient not in EMAIL_RECIPIENTS:
             raise ConfigError("recipient", f"must be one of {', '.join(EMAIL_RECIPIENTS)}")
@@ -180,7 +218,19 @@ class SendEmail(DeliveryAction):
         string_map(config, "personalization")
         return config
 
-    def _recipients(self, config: dict, ctx: ActionContext) -> list[tuple[str, Any]]:
+    def check_for_rule(self, config, rule):
+        check_template_exists(rule.tenant_id, config["template_id"])
+        people = {"entity_email", "primary_contact", "customer_contacts", "assigned_user", "account_owner",
+                  "internal_team"}
+        spec = config.get("recipients") if isinstance(config.get("recipients"), dict) else {}
+        kinds = {config.get("recipient") or ("entity_email" if not spec and not config.get("specific_emails") else None),
+                 *(k for k in ("customer_contacts", "internal_team") if spec.get(k))}
+        if kinds & people and not subject_reaches_people(rule):
+            raise ConfigError("recipient", "this rule's subject has no email address and no account: "
+                                           "send to custom_email or specific_emails")
+
+    def _recipients(self, config: dict, ctx: ActionContext, missing: list[str]) -> list[tuple[str, Any]]:
+        """(address, contact or None) per recipient; why a wanted recipient has no address goes to ``missing``."""
         account = ctx.account
         contacts = Contact.objects.for_tenant(ctx.tenant)
         found: dict[str, tuple[str, Any]] = {}
@@ -194,6 +244,16 @@ class SendEmail(DeliveryAction):
         def of_account(qs):
             return list(qs.filter(account=account).exclude(email="").order_by("-is_primary", "name")) if account else []
 
+        def primary():
+            """The account's primary contact (else its first); missing says why it cannot be written to."""
+            contact = contacts.filter(account=account).order_by("-is_primary", "pk").first() if account else None
+            if contact is None:
+                missing.append("the event has no account" if account is None else f"account '{account.name}' has no contacts")
+            elif not contact.email:
+                missing.append(f"contact '{contact.name}' of account '{account.name}' has no email address")
+            else:
+                add(contact.email, contact)
+
         spec = config.get("recipients") if isinstance(config.get("recipients"), dict) else {}
         kinds = [k for k, on in (("customer_contacts", spec.get("customer_contacts")),
                                  ("internal_team", spec.get("internal_team"))) if on]
@@ -203,25 +263,27 @@ class SendEmail(DeliveryAction):
         if not kinds and not specific:
             kinds = ["entity_email"]
         for kind in kinds:
-            if kind == "entity_email":
-                subject = ctx.subject
-                if subject is not None and subject._meta.label == "accounts.Contact":
+            subject = ctx.subject if isinstance(ctx.subject, Contact) else None
+            if kind == "entity_email" and subject is not None:
+                if subject.email:
                     add(subject.email, subject)
-                elif isinstance((ctx.event_payload or {}).get("email"), str):
-                    add(ctx.event_payload["email"])
                 else:
-                    for contact in of_account(contacts)[:1]:
-                        add(contact.email, contact)
-            elif kind == "primary_contact":
-                primary = of_account(contacts.filter(is_primary=True)) or of_account(contacts)[:1]
-                for contact in primary[:1]:
-                    add(contact.email, contact)
+                    missing.append(f"contact '{subject.name}' has no email address")
+            elif kind == "entity_email" and isinstance((ctx.event_payload or {}).get("email"), str):
+                add(ctx.event_payload["email"])
+            elif kind in ("entity_email", "primary_contact"):
+                primary()
             elif kind == "customer_contacts":
-                for contact in of_account(contacts):
+                reachable = of_account(contacts)
+                for contact in reachable:
                     add(contact.email, contact)
+                if not reachable:
+                    missing.append("the account has no contact with an email address")
             elif kind in ("assigned_user", "account_owner", "internal_team"):
                 if account is not None and account.owner_id:
                     found.setdefault(account.owner.email.lower(), (account.owner.email, None))
+                else:
+                    missing.append("the account has no owner")
             elif kind == "custom":
                 add(config["custom_email"])
         for email in specific:
@@ -232,12 +294,13 @@ class SendEmail(DeliveryAction):
         template = emails.email_template_get(ctx.tenant, config["template_id"])
         if template is None:
             raise ActionError(f"email template '{config['template_id']}' does not exist")
-        recipients = self._recipients(config, ctx)
+        missing: list[str] = []
+        recipients = self._recipients(config, ctx, missing)
         skipped = [{"email": e, "reason": "opted out of email"} for e, c in recipients if c is not None and c.email_opt_out]
         sendable = [(e, c) for e, c in recipients if c is None or not c.email_opt_out]
         if not sendable:
             reason = ("every recipient has opted out of email: " + ", ".join(s["email"] for s in skipped)) if skipped \
-                else "no recipient: the event has no contact with an email address"
+                else f"no recipient: {'; '.join(dict.fromkeys(missing)) or 'nobody to write to'}"
             raise ActionError(f"send_email: {reason}; nothing was sent")
         custom = {**ctx.extra, **{k: render(v, ctx) for k, v in (config.get("personalization") or {}).items()}}
         messages, prefix = [], self._key(ctx)
@@ -250,7 +313,8 @@ class SendEmail(DeliveryAction):
                                                   subject=config.get("subject"))
             except ValueError as exc:
                 raise ActionError(f"send_email: {exc}") from None
-            headers = {"List-Unsubscribe": f"<{context['unsubscribe_url']}>"} if contact is not None else {}
+            headers = {**EMAIL_PRIORITY[config.get("priority") or "normal"],
+                       **({"List-Unsubscribe": f"<{context['unsubscribe_url']}>"} if contact is not None else {})}
             messages.append({"channel": "email", "target": address, "key": address.lower(), "payload": {
                 **rendered, "headers": headers, "contact_id": contact.pk if contact is not None else None}})
         rows = self._enqueue(ctx, config, messages)
@@ -262,11 +326,13 @@ SMS_RECIPIENTS = ("entity_phone", "primary_contact", "customer_contacts", "custo
 
 @register
 class SendSms(DeliveryAction):
-    """Seed 003's SMS: ``message`` (templated) or a template's text part, to ``recipient`` (entity_phone,
-    primary_contact, customer_contacts, or custom with ``phone``) through the tenant's SMS provider."""
+    """Seed 003's SMS: a template's text part (``template_id``), else ``message`` (templated), to ``recipient``
+    (entity_phone, primary_contact, customer_contacts, or custom with ``phone``) through the tenant's SMS
+    provider."""
 
     type = "send_sms"
     templated = ("message",)
+    known = ("template_id", "recipient", "phone", *DELIVERY_SETTINGS)
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -278,6 +344,12 @@ class SendSms(DeliveryAction):
         if recipient == "custom" and not str(config.get("phone") or "").strip():
             raise ConfigError("phone", "is required when recipient is custom")
         return config
+
+    def check_for_rule(self, config, rule):
+        if config.get("template_id") not in (None, ""):
+            check_template_exists(rule.tenant_id, config["template_id"])
+        if config["recipient"] != "custom" and not subject_reaches_people(rule):
+            raise ConfigError("recipient", "this rule's subject has no phone number and no account: use custom")
 
     def run(self, config, ctx):
         self._require_connected(ctx, "sms")
@@ -296,7 +368,7 @@ class SendSms(DeliveryAction):
             raise ActionError("send_sms: no recipient with a phone number; nothing was sent")
         messages = []
         for phone, contact in phones:
-            if config.get("message"):
+            if not config.get("template_id"):
                 body = render(config["message"], ctx)
             else:
                 template = emails.email_template_get(ctx.tenant, config["template_id"])

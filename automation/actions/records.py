@@ -10,14 +10,15 @@ import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Account, Note, Tag, Task
 
-from ..triggers import ConfigError, parse_duration
+from .. import assignees
+from ..subjects import model_for
+from ..triggers import ConfigError, parse_duration, triggers
 from .base import Action, ActionContext, ActionError, register, render
 
 OFFSET = re.compile(r"^\+?(\d+)([dw])$")
@@ -32,14 +33,14 @@ def _due_date(config: dict):
     return None
 
 
-def _member(tenant, who: str | int | None):
-    if who in (None, ""):
-        return None
-    users = get_user_model().objects.filter(memberships__tenant=tenant)
-    user = users.filter(email__iexact=who).first() if isinstance(who, str) and "@" in who else users.filter(pk=who).first()
-    if user is None:
-        raise ActionError(f"'{who}' is not a member of this tenant")
-    return user
+def _assignee(value, ctx: ActionContext, *, required: bool = False):
+    """The user ``value`` (id, email, role name or template: ``automation.assignees``) names now; None when a
+    role has nobody to pick, unless ``required``. A member who left or a template naming nobody fails the step."""
+    try:
+        return assignees.resolve(value, tenant_id=getattr(ctx.tenant, "pk", ctx.tenant), account=ctx.account,
+                                 render=lambda text: render(text, ctx), required=required)
+    except assignees.AssigneeError as exc:
+        raise ActionError(str(exc)) from None
 
 
 def _require_account(ctx: ActionContext) -> Account:
@@ -56,19 +57,28 @@ class CreateTask(Action):
     required = ("title",)
     templated = ("title", "description")
     aliases = {"assigned_to": "assignee"}
+    known = ("assignee", "due_days", "due_date_offset", "priority")
 
     def validate_config(self, config):
         config = super().validate_config(config)
         if config.get("due_date_offset") and not OFFSET.match(str(config["due_date_offset"])):
             raise ConfigError("due_date_offset", "must look like +3d or +1w")
+        due_days = config.get("due_days")
+        if due_days is not None and (isinstance(due_days, bool) or not isinstance(due_days, int) or due_days < 0):
+            raise ConfigError("due_days", "must be a whole number of days, 0 or more")
+        if due_days is not None and config.get("due_date_offset"):
+            raise ConfigError("due_date_offset", "give due_days or due_date_offset, not both")
         if config.get("priority", "medium") not in Task.Priority.values:
             raise ConfigError("priority", f"must be one of {', '.join(Task.Priority.values)}")
         return config
 
+    def check_for_rule(self, config, rule):
+        if config.get("assignee") not in (None, ""):
+            assignees.check(config["assignee"], rule.tenant_id, "assignee")
+
     def run(self, config, ctx):
         account = ctx.account
-        assignee_spec = config.get("assignee", "auto")
-        assignee = (account.owner if account else None) if assignee_spec in ("auto", None, "") else _member(ctx.tenant, assignee_spec)
+        assignee = _assignee(config.get("assignee") or "auto", ctx)
         title = render(config["title"], ctx)[:255]
         source = f"workflow:{ctx.workflow.pk}"
         fields = {"description": render(config.get("description", ""), ctx), "assignee": assignee,
@@ -86,13 +96,30 @@ class CreateTask(Action):
 
 @register
 class CreateNote(Action):
+    """``body`` (seed 003: ``content``); ``created_by``: ``system`` (no author, the default) or a member's id
+    or email; ``is_private``: only false (every member of the tenant reads an account's notes)."""
+
     type = "create_note"
     required = ("body",)
     aliases = {"content": "body"}
     templated = ("body",)
+    known = ("created_by", "is_private")
+
+    def validate_config(self, config):
+        config = super().validate_config(config)
+        if config.get("is_private") not in (None, False):
+            raise ConfigError("is_private", "notes are read by every member of the tenant; only false is possible")
+        return config
+
+    def check_for_rule(self, config, rule):
+        if config.get("created_by") not in (None, "", "system"):
+            assignees.check(config["created_by"], rule.tenant_id, "created_by", roles=False)
 
     def run(self, config, ctx):
-        note = Note.objects.create(tenant=ctx.tenant, account=_require_account(ctx), body=render(config["body"], ctx))
+        author = None if config.get("created_by") in (None, "", "system") else \
+            _assignee(config["created_by"], ctx, required=True)
+        note = Note.objects.create(tenant=ctx.tenant, account=_require_account(ctx), body=render(config["body"], ctx),
+                                   author=author)
         return {"note_id": note.pk}
 
 
@@ -106,21 +133,48 @@ UPDATABLE_FIELDS = {
 }
 
 
+def _update_target(config: dict, rule) -> str:
+    """The model update_field writes: ``model`` if given, else the rule's subject (an inbound webhook's: the
+    account), so a contact rule's ``status`` is the contact's, and the check at save is the run's."""
+    subject = (rule.model_type or triggers.get(rule.trigger_type).subject_model) if rule is not None else None
+    return config.get("model") or subject or "account"
+
+
 @register
 class UpdateField(Action):
+    """``field`` of the rule's subject (or of ``model``: account, contact, task, goal, supportticket) set to
+    ``value``; the field must be on the allow-list and the value valid for it (type, choices) at save."""
+
     type = "update_field"
     required = ("field",)
+    known = ("value", "model")
 
     def validate_config(self, config):
         config = super().validate_config(config)
-        target = config.get("model", "account")
-        if config["field"] not in UPDATABLE_FIELDS.get(target, set()):
-            allowed = ", ".join(sorted(UPDATABLE_FIELDS.get(target, set()))) or "none"
-            raise ConfigError("field", f"'{config['field']}' cannot be updated by a rule on {target} (allowed: {allowed})")
+        if config.get("model") is not None and config["model"] not in UPDATABLE_FIELDS:
+            raise ConfigError("model", f"must be one of {', '.join(UPDATABLE_FIELDS)}")
         return config
 
+    def check_for_rule(self, config, rule):
+        target, name = _update_target(config, rule), config["field"]
+        if name not in UPDATABLE_FIELDS.get(target, set()):
+            allowed = ", ".join(sorted(UPDATABLE_FIELDS.get(target, set()))) or "none"
+            raise ConfigError("field", f"'{name}' cannot be updated by a rule on {target} (allowed: {allowed})")
+        try:
+            field = model_for(target)._meta.get_field(name)
+        except FieldDoesNotExist:  # pragma: no cover - the allow-list names real fields
+            raise ConfigError("field", f"{target} has no field '{name}'") from None
+        value = config.get("value")
+        if field.choices and value not in (None, "") and value not in [key for key, _ in field.flatchoices]:
+            allowed = ", ".join(str(key) for key, _ in field.flatchoices)
+            raise ConfigError("value", f"'{value}' is not a valid {target} {name}; one of: {allowed}")
+        try:
+            field.clean(value, None)
+        except ValidationError as exc:
+            raise ConfigError("value", f"not valid for {target}.{name}: {' '.join(exc.messages)}") from None
+
     def run(self, config, ctx):
-        target = config.get("model", "account")
+        target = _update_target(config, ctx.workflow)
         obj = ctx.account if target == "account" else ctx.subject
         if obj is None or (target != "account" and obj._meta.model_name != target):
             raise ActionError(f"the event has no {target} to update")
@@ -161,35 +215,58 @@ class RemoveTag(Action):
 
 @register
 class AssignToUser(Action):
+    """Makes ``user`` (seed 003: ``user_id``) the account's owner: a member's id or email, a role name
+    (``automation.assignees``) or a template such as ``{{ entity.owner }}``."""
+
     type = "assign_to_user"
     required = ("user",)
     aliases = {"user_id": "user"}
+    known = ()
+
+    def check_for_rule(self, config, rule):
+        assignees.check(config["user"], rule.tenant_id, "user")
 
     def run(self, config, ctx):
         account = _require_account(ctx)
-        account_services.account_save(account=account, changes={"owner": _member(ctx.tenant, config["user"])})
+        user = _assignee(config["user"], ctx, required=True)
+        account_services.account_save(account=account, changes={"owner": user})
         return {"owner": account.owner.email}
 
 
 @register
 class ChangeStatus(Action):
+    """Seed 001: ``new_status``, ``reason`` (a note on the account; may use {{ }}), ``notify_team``: a task
+    for the account's owner (else a member picked as for ``auto``, ``automation.assignees``) saying so."""
+
     type = "change_status"
     required = ("new_status",)
+    templated = ("reason",)
+    known = ("notify_team",)
 
     def validate_config(self, config):
         config = super().validate_config(config)
         if config["new_status"] not in Account.Status.values:
             raise ConfigError("new_status", f"must be one of {', '.join(Account.Status.values)}")
+        if not isinstance(config.get("notify_team", False), bool):
+            raise ConfigError("notify_team", "must be true or false")
         return config
 
     def run(self, config, ctx):
         account = _require_account(ctx)
-        old = account.status
-        account_services.account_save(account=account, changes={"status": config["new_status"]})
-        if config.get("reason"):
+        old, new = account.status, config["new_status"]
+        reason = render(config.get("reason") or "", ctx)
+        account_services.account_save(account=account, changes={"status": new})
+        if reason:
             Note.objects.create(tenant=ctx.tenant, account=account,
-                                body=f"Status {old} -> {config['new_status']} by rule '{ctx.workflow.name}': {config['reason']}")
-        return {"from_status": old, "to_status": config["new_status"]}
+                                body=f"Status {old} -> {new} by rule '{ctx.workflow.name}': {reason}")
+        output = {"from_status": old, "to_status": new}
+        if config.get("notify_team"):
+            task = Task.objects.create(
+                tenant=ctx.tenant, account=account, source=f"workflow:{ctx.workflow.pk}", priority=Task.Priority.HIGH,
+                title=f"{account.name}: status changed from {old} to {new}"[:255], description=reason,
+                assignee=assignees.pick(account.tenant_id, account, "auto"), due_date=timezone.localdate())
+            output["task_id"] = task.pk
+        return output
 
 
 @register
@@ -202,6 +279,7 @@ class UpdateHealthScore(Action):
     type = "update_health_score"
     required = ("reason",)
     templated = ("reason",)
+    known = ("adjustment", "temporary", "duration")
 
     def validate_config(self, config):
         config = dict(config or {})

@@ -13,7 +13,7 @@ from .errors import ConditionError
 from .fields import resolve
 from .operands import Prepared, prepare
 from .syntax import parse
-from .tree import CHANGE_OPERATORS, is_group
+from .tree import CHANGE_OPERATORS, is_group, iter_leaves
 from .values import coerce
 
 
@@ -50,15 +50,7 @@ def change_keys(written: str, res) -> list[str]:
 def watched_fields(tree, model) -> list[str]:
     """The change keys a ``field_changed`` rule without a named field watches (seed 003): those of its
     changed / changed_to / changed_from conditions, else of every field its conditions read."""
-    root, _ = parse(tree)
-    leaves, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        if is_group(node):
-            stack.extend(node["conditions"])
-        else:
-            leaves.append(node)
-    named = [leaf for leaf in leaves if "field" in leaf and not str(leaf["field"]).startswith("engagements.")]
+    named = [leaf for leaf in iter_leaves(parse(tree)[0]) if "field" in leaf and not str(leaf["field"]).startswith("engagements.")]
     chosen = [leaf for leaf in named if leaf.get("operator") in CHANGE_OPERATORS] or named
     keys = []
     for leaf in chosen:

@@ -348,7 +348,7 @@ def test_it_shows_a_run_with_its_steps_and_trace(client, tenant):
     workflow = WorkflowFactory(
         tenant=tenant, debug_mode=True, continue_on_error=True,
         conditions={"all": [{"field": "industry", "operator": "equals", "value": "Software"}]},
-        actions=[NOTE, {"type": "assign_to_user", "config": {"user": "stranger@example.test"}}])
+        actions=[NOTE, {"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'stranger@example.test' }}"}}])
     run = engine.fire(workflow, subject=account, account=account, manual=True)
     client.force_login(staff(tenant, Role.VIEWER))
 

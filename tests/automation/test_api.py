@@ -24,10 +24,10 @@ SEED_001_BODY = {
     "name": "Onboarding Sequence",
     "description": "Welcome new customers",
     "trigger_type": "account_created",
-    "trigger_config": {"status": "onboarding"},
+    "trigger_config": {"status": "trial"},  # seed 001 says "onboarding": a stage, not a status
     "condition_config": {"account_filter": {"size": ["small", "medium"]}},
     "action_type": "send_email",
-    "action_config": {"template_id": "welcome_template", "delay": "1h"},
+    "action_config": {"template_id": "welcome_email", "delay": "1h"},
 }
 
 # Seed 003's shape: PHP model class, list conditions with logic/group, flat actions.
@@ -72,8 +72,8 @@ def test_it_creates_a_workflow_in_seed_001_shape_and_reads_it_as_an_event_trigge
     assert created.status_code == 201, created.json()
     body = created.json()
     assert (body["status"], body["enabled"], body["action_type"]) == ("draft", True, "send_email")
-    assert body["action_config"] == {"template_id": "welcome_template", "delay": "1h"}
-    assert body["actions"] == [{"type": "send_email", "config": {"template_id": "welcome_template", "delay": "1h"}}]
+    assert body["action_config"] == {"template_id": "welcome_email", "delay": "1h"}
+    assert body["actions"] == [{"type": "send_email", "config": {"template_id": "welcome_email", "delay": "1h"}}]
     # seed 001's typed condition is compiled to the one condition language (small/medium are smb/mid_market)
     assert body["condition_config"] == {"op": "all", "conditions": [
         {"field": "size", "operator": "in", "value": ["smb", "mid_market"]}]}
@@ -85,7 +85,7 @@ def test_it_creates_a_workflow_in_seed_001_shape_and_reads_it_as_an_event_trigge
         "account_created", "account", False)
     assert trigger["trigger_conditions"] == body["condition_config"]
     assert trigger["action_configuration"]["actions"] == [
-        {"type": "send_email", "template_id": "welcome_template", "delay": "1h"}]
+        {"type": "send_email", "template_id": "welcome_email", "delay": "1h"}]
     assert Workflow.objects.get().source == "workflow"
 
 
@@ -302,7 +302,7 @@ def test_it_lists_runs_and_stats_whose_numbers_match(api, tenant):
     retail = AccountFactory(tenant=tenant, industry="Retail")
     good = note_rule(tenant, name="good", conditions=[{"field": "industry", "operator": "equals", "value": "Software"}])
     bad = WorkflowFactory(tenant=tenant, name="bad",
-                          actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+                          actions=[{"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'nobody@example.com' }}"}}])
     WorkflowFactory(tenant=tenant, name="idle", status="draft")
     for workflow, account in ((good, software), (good, software), (good, retail), (bad, software)):
         assert api.post(f"{WORKFLOWS}/execute", {"workflow_id": workflow.pk,

@@ -204,7 +204,7 @@ def test_a_retry_of_a_version_since_replaced_starts_from_the_first_action(tenant
     rule = WorkflowFactory(tenant=tenant, name="Flaky", failure_threshold=0, allow_retries=True,
                            retry_configuration={"max_retries": 1, "delay_minutes": 1},
                            actions=[{"type": "create_note", "config": {"body": "v1 note"}},
-                                    {"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+                                    {"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'nobody@example.com' }}"}}])
     engine.fire(rule, account=account)
     retry = Run.objects.get(status="queued")
     assert (retry.start_position, retry.workflow_version) == (1, 1)

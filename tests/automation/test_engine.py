@@ -94,7 +94,7 @@ def test_it_records_a_failed_step_and_follows_continue_on_error(tenant, run_even
     account = AccountFactory(tenant=tenant)
     WorkflowFactory(tenant=tenant, trigger_type="status_change", trigger_config={"to_status": "churned"},
                     continue_on_error=continue_on_error,
-                    actions=[{"type": "assign_to_user", "config": {"user": "stranger@example.com"}},
+                    actions=[{"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'stranger@example.com' }}"}},
                              {"type": "create_note", "config": {"body": "churned"}}])
     with run_events():
         account_services.account_save(account=account, changes={"status": "churned"})
@@ -213,7 +213,7 @@ def test_it_retries_a_failed_action_with_backoff_and_resumes_where_it_failed(ten
     WorkflowFactory(tenant=tenant, trigger_type="manual", allow_retries=True,
                     retry_configuration={"max_retries": 3, "delay_minutes": 10, "backoff_multiplier": 2},
                     actions=[{"type": "create_note", "config": {"body": "first"}},
-                             {"type": "assign_to_user", "config": {"user": "late@example.com"}}])
+                             {"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'late@example.com' }}"}}])
     first = engine.fire(Workflow.objects.get(), account=account, manual=True)
     assert first.status == "failed"
     retry = Run.objects.get(retry_of=first)
@@ -231,7 +231,7 @@ def test_it_gives_up_after_max_retries(tenant):
     account = AccountFactory(tenant=tenant)
     WorkflowFactory(tenant=tenant, trigger_type="manual", allow_retries=True, failure_threshold=0,
                     retry_configuration={"max_retries": 2, "delay_minutes": 1, "backoff_multiplier": 1},
-                    actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+                    actions=[{"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'nobody@example.com' }}"}}])
     engine.fire(Workflow.objects.get(), account=account, manual=True)
     for minutes in (2, 4, 6, 8):
         engine.run_due_runs(tenant.pk, now=_later(minutes))
@@ -243,7 +243,7 @@ def test_it_pauses_a_rule_that_keeps_failing_and_tells_the_tenant_admins(tenant)
     admin = MembershipFactory(tenant=tenant).user
     account = AccountFactory(tenant=tenant)
     broken = WorkflowFactory(tenant=tenant, trigger_type="manual", failure_threshold=3,
-                             actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+                             actions=[{"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'nobody@example.com' }}"}}])
     for _ in range(3):
         engine.fire(Workflow.objects.get(), account=account)
     broken.refresh_from_db()
@@ -264,7 +264,7 @@ def test_a_rolled_back_breaker_trip_leaves_the_shared_rule_index_right(tenant):
     account = AccountFactory(tenant=tenant)
     rule = WorkflowFactory(tenant=tenant, trigger_type="field_changed", model_type="account",
                            trigger_config={"field": "industry"}, failure_threshold=1,
-                           actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+                           actions=[{"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'nobody@example.com' }}"}}])
     assert rule_index.interested(tenant.pk, "model_updated", "account")
     with pytest.raises(RuntimeError), transaction.atomic():
         run = engine.fire(Workflow.objects.get(pk=rule.pk), subject=account, account=account)

@@ -90,7 +90,7 @@ def test_a_cooldown_holds_between_events_of_the_same_batch(tenant):
 
 def test_the_breaker_counts_failures_made_within_one_batch(tenant):
     broken = UpdateRuleFactory(tenant=tenant, failure_threshold=3,
-                               actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+                               actions=[{"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'nobody@example.com' }}"}}])
     change(AccountFactory.create_batch(4, tenant=tenant))
     runs = engine.process_pending(tenant.pk, limit=50)
     assert [r.status for r in runs] == ["failed"] * 3  # paused after the third: the fourth event finds no live rule
@@ -162,7 +162,7 @@ def test_a_task_handed_the_newest_event_processes_the_older_ones_first(tenant, s
 
 def test_a_run_whose_chained_rule_fails_is_stored_as_it_was_answered(tenant):
     inner = WorkflowFactory(tenant=tenant, name="Inner", trigger_type="manual", failure_threshold=0,
-                            actions=[{"type": "assign_to_user", "config": {"user": "nobody@example.com"}}])
+                            actions=[{"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'nobody@example.com' }}"}}])
     outer = WorkflowFactory(tenant=tenant, name="Outer", trigger_type="manual",
                             actions=[{"type": "trigger_workflow", "config": {"workflow_id": inner.pk}},
                                      {"type": "create_note", "config": {"body": "after"}}])
@@ -302,7 +302,7 @@ def test_a_failing_action_in_a_batch_leaves_only_what_the_careful_run_wrote(tena
     with them: the notes of the first attempt are gone, the failures are recorded once."""
     UpdateRuleFactory(tenant=tenant, continue_on_error=True, failure_threshold=0,
                       actions=[{"type": "create_note", "config": {"body": "noted"}},
-                               {"type": "assign_to_user", "config": {"user": "nobody@example.com"}},
+                               {"type": "assign_to_user", "config": {"user": "{{ custom.owner|default:'nobody@example.com' }}"}},
                                {"type": "add_tag", "config": {"tag": "seen"}}])
     accounts = AccountFactory.create_batch(3, tenant=tenant)
     change(accounts)
@@ -314,7 +314,9 @@ def test_a_failing_action_in_a_batch_leaves_only_what_the_careful_run_wrote(tena
     assert list(RunStep.objects.filter(run=runs[0]).order_by("position").values_list("status", flat=True)) == [
         "success", "failed", "success"]
     assert all(a.tags.filter(name="seen").exists() for a in Account.objects.filter(pk__in=[a.pk for a in accounts]))
-    assert not Event.objects.filter(processed_at__isnull=True).exists()
+    assert not Event.objects.filter(processed_at__isnull=True, depth=0).exists()
+    # The tags the careful run added are account updates of their own, once each (the first attempt's are gone).
+    assert Event.objects.filter(processed_at__isnull=True, depth=1).count() == 3
 
 
 def test_webhook_payloads_in_a_batch_carry_each_accounts_latest_score_even_one_recorded_in_the_batch(tenant):
