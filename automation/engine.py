@@ -282,18 +282,21 @@ def limit_reason(rule: Workflow, account) -> str:
 
 def fire(rule: Workflow, *, event: Event | None = None, subject=None, account=None, depth: int | None = None,
          manual: bool = False, extra: dict | None = None, now=None, conditions_checked: bool = False,
-         trigger_data: dict | None = None, batch: Batch | None = None) -> Run:
+         trigger_data: dict | None = None, batch: Batch | None = None, record=None) -> Run:
     """Run one rule for one event (or by hand) and record the Run; skips are recorded with their reason.
 
     Set-based callers (scheduled and time-based rules) pass ``conditions_checked`` after matching the
     subjects with one queryset, ``now`` for the clock the conditions saw, and their ``trigger_data``.
+    ``record`` (an inbound webhook's contact or account, ``running.webhook_record``): what the actions change
+    when the conditions read something else (the webhook's body, ``subject``).
     The run and its steps are written when this returns, or when the caller's ``batch`` ends."""
     with joined(batch) as batch:
         return _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data,
-                     batch)
+                     batch, record)
 
 
-def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data, batch) -> Run:
+def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_checked, trigger_data, batch,
+          record=None) -> Run:
     depth = event.depth if depth is None and event is not None else (depth or 0)
     if subject is None:
         subject = _subject_of(rule, event)
@@ -308,8 +311,8 @@ def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_c
         rule = Workflow.objects.select_related("tenant").select_for_update(of=("self",)).get(pk=rule.pk)
     run = Run(tenant_id=rule.tenant_id, workflow=rule, workflow_version=rule.version, event=event, account=account,
               depth=depth, manual=manual,
-              subject_model=subject._meta.model_name if subject is not None else "",
-              subject_id=str(subject.pk) if subject is not None else "",
+              subject_model=(record or subject)._meta.model_name if (record or subject) is not None else "",
+              subject_id=str((record or subject).pk) if (record or subject) is not None else "",
               trigger_data=trigger_data if trigger_data is not None else (
                   {"type": event.type, "payload": event.payload, "changes": event.changes} if event else {}))
     reason = _skip_reason(rule, account, depth, manual)
@@ -343,7 +346,7 @@ def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_c
         return run
     run.status, run.started_at = Run.Status.RUNNING, timezone.now()
     batch.add(run, now=limited)  # limits count runs: others must see this one at once
-    _execute(rule, run, subject, account, event.payload if event else {}, extra or {}, batch)
+    _execute(rule, run, record or subject, account, event.payload if event else {}, extra or {}, batch)
     return run
 
 

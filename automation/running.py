@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, Contact
 
 from . import conditions, engine, webhook_subject
 from .events import json_safe
@@ -50,7 +50,8 @@ def resolve_subject(rule: Workflow, *, tenant, account: Account | None = None, e
     tenant's first row of the rule's model, so a rule can be tried without naming anything."""
     if is_webhook(rule):  # as an inbound call would: the body may name the account
         body = body or {}
-        return webhook_subject.subject(rule.conditions, body), account or account_in(tenant, body.get("account_id"))
+        record = webhook_record(rule, body)
+        return webhook_subject.subject(rule.conditions, body), account or _account_of_body(rule, body, record)
     model_name = subject_model(rule)
     if entity_type:
         try:
@@ -86,6 +87,24 @@ def account_in(tenant, account_id) -> Account | None:
     return _get(Account.objects.for_tenant(tenant), account_id)
 
 
+def webhook_record(rule: Workflow, body: dict):
+    """The record an inbound body points at, for a webhook rule with a ``model_type`` (else None): a contact
+    by ``contact_id`` or by ``email``, an account by ``account_id``; only the rule's tenant's."""
+    if rule.model_type == "contact":
+        contacts = Contact.objects.for_tenant(rule.tenant_id).select_related("account")
+        if body.get("contact_id") not in (None, ""):
+            return _get(contacts, body["contact_id"])
+        email = body.get("email")
+        return contacts.filter(email__iexact=email).order_by("pk").first() if isinstance(email, str) and email else None
+    if rule.model_type == "account":
+        return account_in(rule.tenant_id, body.get("account_id"))
+    return None
+
+
+def _account_of_body(rule: Workflow, body: dict, record) -> Account | None:
+    return account_of(record) if record is not None else account_in(rule.tenant_id, body.get("account_id"))
+
+
 def webhook_event(rule: Workflow, body: dict, account: Account | None) -> Event:
     """The inbound body as an Event, so the run records it as trigger data and actions read it as
     ``{{ entity.… }}``. It is handled here and now (``engine.process_event`` would hand one webhook
@@ -98,16 +117,21 @@ def execute(rule: Workflow, *, subject, account, body: dict | None, context: dic
     """Run the rule now, by hand: limits and the rule's status do not hold it back (engine's ``manual``)."""
     with transaction.atomic():
         event = webhook_event(rule, body or {}, account) if is_webhook(rule) else None
-        return engine.fire(rule, event=event, subject=subject, account=account, manual=True, extra=context)
+        record = webhook_record(rule, body or {}) if is_webhook(rule) else None
+        return engine.fire(rule, event=event, subject=subject, account=account, manual=True, extra=context,
+                           record=record)
 
 
 def receive(rule: Workflow, body: dict) -> Run:
-    """An inbound webhook: the body is the run's entity; its ``account_id``, if the tenant has that
-    account, is the run's account. Not manual: the rule's status, scope and limits all hold."""
+    """An inbound webhook: the body is the run's entity; the record it points at (``webhook_record``) is what
+    the actions change, and its account (else the body's ``account_id``, if the tenant has that account) is
+    the run's account. Not manual: the rule's status, scope and limits all hold."""
     with transaction.atomic():
-        account = account_in(rule.tenant_id, body.get("account_id"))
+        record = webhook_record(rule, body)
+        account = _account_of_body(rule, body, record)
         event = webhook_event(rule, body, account)
-        return engine.fire(rule, event=event, subject=webhook_subject.subject(rule.conditions, body), account=account)
+        return engine.fire(rule, event=event, subject=webhook_subject.subject(rule.conditions, body), account=account,
+                           record=record)
 
 
 def replay(run: Run) -> tuple[Run, object]:

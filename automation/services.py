@@ -38,8 +38,10 @@ def _validate_trigger(rule: Workflow) -> None:
     if derived:
         config = {k: v for k, v in config.items() if k not in ("fields_from", "field")}
         config["fields"] = _watched_fields(rule, config)  # none: the trigger says the field is required
+    trigger = triggers.get(rule.trigger_type)
     try:
-        rule.trigger_config, rule.model_type = triggers.get(rule.trigger_type).validate_config(config, rule.model_type)
+        rule.trigger_config, rule.model_type = trigger.validate_config(config, rule.model_type)
+        trigger.check_for_rule(rule.trigger_config, rule)
     except ConfigError as exc:
         raise ValidationError({f"trigger_config.{exc.field}": exc.message}) from None
     if derived:
@@ -63,7 +65,8 @@ def _watched_fields(rule: Workflow, config: dict) -> list[str]:
 
 
 def _validate_conditions(rule: Workflow) -> None:
-    subject = rule.model_type or triggers.get(rule.trigger_type).subject_model
+    default = triggers.get(rule.trigger_type).subject_model
+    subject = (rule.model_type or default) if default else None  # a webhook's conditions read its body
     try:
         tree = conditions.normalize(rule.conditions)
         if subject:

@@ -8,20 +8,15 @@ rule index caches so that a save nobody listens to writes nothing.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 from zoneinfo import available_timezones
 
-from accounts.models import Account, Engagement, HealthScore, RiskLevel
+from accounts.models import Account, Engagement, HealthScore, JourneyStage, RiskLevel
 from csplatform.registry import Registry
 
 from .subjects import model_type_name
-
-
-class ConfigError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
+from .trigger_config import (  # noqa: F401 - ConfigError and parse_duration are imported from here
+    ConfigError, any_of, choice, number, parse_duration, statuses, string_list,
+)
 
 
 class Trigger:
@@ -42,6 +37,9 @@ class Trigger:
         """Return the normalised (config, model_type) or raise ConfigError."""
         return self.known(config), ""
 
+    def check_for_rule(self, config: dict, rule) -> None:
+        """What can be known only with the rule (its tenant): raise ConfigError. Called after validate_config."""
+
     def listens_to(self, config: dict, model_type: str) -> list[tuple[str, str]]:
         return [(event_type, model_type or self.subject_model or "") for event_type in self.event_types]
 
@@ -55,48 +53,6 @@ triggers: Registry[Trigger] = Registry("trigger")
 def register(cls):
     triggers.register(cls.type)(cls())
     return cls
-
-
-def _number(config: dict, key: str, *, required: bool = False, minimum: float | None = None) -> Decimal | None:
-    if config.get(key) is None:
-        if required:
-            raise ConfigError(key, "is required")
-        return None
-    try:
-        value = Decimal(str(config[key]))
-    except (InvalidOperation, ValueError):
-        raise ConfigError(key, "must be a number") from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(key, f"must be at least {minimum}")
-    return value
-
-
-def _choice(config: dict, key: str, choices, default=None):
-    value = config.get(key, default)
-    if value not in choices:
-        raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}")
-    return value
-
-
-def _string_list(config: dict, key: str) -> list[str]:
-    value = config.get(key) or []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key, "must be a list of strings")
-    return value
-
-
-DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$")
-UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(value: str, field: str) -> timedelta:
-    """'15m', '1h', '1d', '1w' (seed 001's time_window)."""
-    match = DURATION.match(str(value or ""))
-    if not match:
-        raise ConfigError(field, "must be a duration like 15m, 1h, 1d or 1w")
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
 class ModelTrigger(Trigger):
@@ -128,8 +84,9 @@ class ModelCreated(ModelTrigger):
 
 @register
 class AccountCreated(ModelTrigger):
-    """Seed 001's ``account_created``: ``model_created`` on accounts. ``status`` (one status or a list):
-    only accounts created with one of them."""
+    """Seed 001's ``account_created``: ``model_created`` on accounts. ``status`` (one value or a list): only
+    accounts created with one of those statuses, or in one of those journey stages (seed 001's
+    ``"onboarding"``). A new account without a stage is at the start of its journey: the tenant's first stage."""
 
     type = "account_created"
     event_types = ("model_created",)
@@ -140,12 +97,42 @@ class AccountCreated(ModelTrigger):
         if model_type not in ("", "account"):
             raise ConfigError("model_type", "account_created is about accounts; leave model_type out")
         if "status" in config:
-            config["status"] = _statuses(config, "status", required=True)
+            wanted = any_of(config["status"])
+            if not wanted or not all(isinstance(v, str) and v.strip() for v in wanted):
+                raise ConfigError("status", "must be an account status or a journey stage name, or a list of them")
         return config, "account"
 
+    def check_for_rule(self, config, rule):
+        stages = stage_names(rule.tenant_id)
+        for value in any_of(config.get("status")):
+            if value not in Account.Status.values and value.lower() not in stages:
+                raise ConfigError("status", f"'{value}' is neither an account status ({', '.join(Account.Status.values)}) "
+                                            f"nor a journey stage of this tenant ({', '.join(stages.values())})")
+
     def matches(self, config, model_type, event):
-        wanted = _any_of(config.get("status"))
-        return super().matches(config, model_type, event) and (not wanted or event.payload.get("status") in wanted)
+        wanted = any_of(config.get("status"))
+        if not super().matches(config, model_type, event):
+            return False
+        if not wanted or event.payload.get("status") in wanted:
+            return True
+        stages = {v.lower() for v in wanted if v not in Account.Status.values}
+        return bool(stages) and stage_at_creation(event) in stages
+
+
+def stage_names(tenant_id) -> dict[str, str]:
+    """The tenant's journey stages, first first: {lower-case name: name}."""
+    rows = JourneyStage.objects.for_tenant(tenant_id).order_by("order", "name").values_list("name", flat=True)
+    return {name.lower(): name for name in rows}
+
+
+def stage_at_creation(event) -> str | None:
+    """The lower-case name of the journey stage a new account was created in (its tenant's first stage when it
+    has none yet): one query, only for rules that filter on a stage."""
+    stage_id = event.payload.get("current_stage")
+    stages = JourneyStage.objects.for_tenant(event.tenant_id)
+    stage = stages.filter(pk=stage_id) if stage_id else stages.order_by("order", "name")
+    name = stage.values_list("name", flat=True).first()
+    return name.lower() if name else None
 
 
 @register
@@ -165,8 +152,8 @@ class ModelUpdated(ModelTrigger):
 
     def validate_config(self, config, model_type=""):
         config, name = super().validate_config(config, model_type)
-        config["fields"] = _string_list(config, "fields")
-        debounce = _number(config, "debounce_seconds", minimum=1)
+        config["fields"] = string_list(config, "fields")
+        debounce = number(config, "debounce_seconds", minimum=1)
         if debounce is not None:
             if debounce > 86400:
                 raise ConfigError("debounce_seconds", "must be at most 86400 (one day)")
@@ -232,14 +219,14 @@ class HealthScoreChange(Trigger):
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
-        threshold = _number(config, "threshold", minimum=0)
+        threshold = number(config, "threshold", minimum=0)
         config["threshold"] = float(threshold) if threshold is not None else None
-        config["direction"] = _choice(config, "direction", ("increase", "decrease", "both", "any"), "decrease")
-        config["minimum_change"] = float(_number(config, "minimum_change", minimum=0) or 0)
+        config["direction"] = choice(config, "direction", ("increase", "decrease", "both", "any"), "decrease")
+        config["minimum_change"] = float(number(config, "minimum_change", minimum=0) or 0)
         if config.get("time_window"):
             parse_duration(config["time_window"], "time_window")
         if "risk_levels" in config:
-            levels = _string_list(config, "risk_levels")
+            levels = string_list(config, "risk_levels")
             if not levels or any(level not in RiskLevel.values for level in levels):
                 raise ConfigError("risk_levels", f"must be a list of {', '.join(RiskLevel.values)}")
             config["risk_levels"] = levels
@@ -303,7 +290,7 @@ class StatusChange(Trigger):
     def validate_config(self, config, model_type=""):
         config = self.known(config)
         for key in ("from_status", "to_status"):
-            _statuses(config, key)
+            statuses(config, key)
         config["include_new_accounts"] = bool(config.get("include_new_accounts", False))
         if "entering" in config:
             if not isinstance(config["entering"], bool):
@@ -316,30 +303,12 @@ class StatusChange(Trigger):
         p = event.payload
         if event.type not in self.event_types or (p.get("created") and not config["include_new_accounts"]):
             return False
-        wanted_from, wanted_to = _any_of(config.get("from_status")), _any_of(config.get("to_status"))
+        wanted_from, wanted_to = any_of(config.get("from_status")), any_of(config.get("to_status"))
         if wanted_from and p.get("from_status") not in wanted_from:
             return False
         if config.get("entering") and p.get("from_status") in wanted_to:
             return False
         return not wanted_to or p.get("to_status") in wanted_to
-
-
-def _statuses(config: dict, key: str, *, required: bool = False):
-    """An account status or a non-empty list of them (``None``/"" = any, unless ``required``); ConfigError."""
-    value, statuses = config.get(key), Account.Status.values
-    if isinstance(value, list):
-        if not value or any(v not in statuses for v in value):
-            raise ConfigError(key, f"must be one of {', '.join(statuses)}, or a list of them")
-    elif (value not in (None, "") or required) and value not in statuses:
-        raise ConfigError(key, f"must be one of {', '.join(statuses)}, or a list of them")
-    return value
-
-
-def _any_of(value) -> list:
-    """A config value that is one value or a list of them, as a list (empty for none)."""
-    if isinstance(value, list):
-        return value
-    return [value] if value not in (None, "") else []
 
 
 @register
@@ -375,8 +344,8 @@ class EngagementEvent(Trigger):
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
-        config["event_type"] = _choice(config, "event_type", self.KINDS)
-        config["engagement_types"] = _string_list(config, "engagement_types")
+        config["event_type"] = choice(config, "event_type", self.KINDS)
+        config["engagement_types"] = string_list(config, "engagement_types")
         if any(kind not in Engagement.Kind.values for kind in config["engagement_types"]):
             raise ConfigError("engagement_types", f"must be a list of {', '.join(Engagement.Kind.values)}")
         if config.get("time_threshold"):
@@ -410,8 +379,8 @@ class GoalEvent(Trigger):
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
-        config["event"] = _choice(config, "event", ("created", "achieved", "missed", "at_risk"))
-        config["goal_types"] = _string_list(config, "goal_types")
+        config["event"] = choice(config, "event", ("created", "achieved", "missed", "at_risk"))
+        config["goal_types"] = string_list(config, "goal_types")
         if "include_created" in config and not isinstance(config["include_created"], bool):
             raise ConfigError("include_created", "must be true or false")
         return config, ""
@@ -462,7 +431,7 @@ class Scheduled(Trigger):
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
-        config["schedule"] = _choice(config, "schedule", ("daily", "weekly", "monthly"), "daily")
+        config["schedule"] = choice(config, "schedule", ("daily", "weekly", "monthly"), "daily")
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(config.get("time", "09:00"))):
             raise ConfigError("time", "must be HH:MM")
         config["time"] = config.get("time", "09:00")
@@ -494,7 +463,7 @@ class TimeBased(Trigger):
         # Seed 003's schedule is how often the conditions are checked: it sets check_every, never contradicts it.
         schedule = config.get("schedule")
         if schedule is not None:
-            every = _choice(config, "schedule", tuple(TIME_BASED_EVERY))
+            every = choice(config, "schedule", tuple(TIME_BASED_EVERY))
             if config.get("check_every") not in (None, "", TIME_BASED_EVERY[every]):
                 raise ConfigError("check_every", f"schedule {every} checks every {TIME_BASED_EVERY[every]}; "
                                                  "give one of the two")
@@ -509,8 +478,23 @@ TIME_BASED_EVERY = {"hourly": "1h", "daily": "1d", "weekly": "1w"}  # seed 003's
 
 @register
 class Webhook(Trigger):
-    """Started by an inbound webhook (``POST /api/hooks/<token>/``) with the JSON body as entity."""
+    """Started by an inbound webhook (``POST /api/hooks/<token>/``) with the JSON body as entity. Conditions
+    read the body. ``model_type`` (optional: contact or account) names the record the body points at
+    (``running.webhook_record``), which the actions then change (seed 003's marketing-qualified lead)."""
 
     type = "webhook"
     event_types = ("webhook",)
     subject_model = None
+    RECORDS = ("account", "contact")
+
+    def validate_config(self, config, model_type=""):
+        config = self.known(config)
+        if not model_type:
+            return config, ""
+        try:
+            name = model_type_name(model_type)
+        except ValueError as exc:
+            raise ConfigError("model_type", str(exc)) from None
+        if name not in self.RECORDS:
+            raise ConfigError("model_type", f"a webhook body can point at an {' or a '.join(self.RECORDS)}, not a {name}")
+        return config, name

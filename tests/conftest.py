@@ -21,6 +21,12 @@ def _default_journeys(request, settings):
 
 
 @pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """Run the block, then the on-commit callbacks it registered (events, then outbox dispatch)."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
 def tenant(db):
     return TenantFactory()
 

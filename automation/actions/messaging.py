@@ -11,7 +11,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.utils import timezone
 
 from accounts.models import Contact
 from delivery import email as emails
@@ -65,7 +64,8 @@ DELIVERY_SETTINGS = ("delay", "retry_count")
 
 
 class DeliveryAction(Action):
-    """Base of the actions that send: options every channel shares (seed 001 ``delay``, ``retry_count``)."""
+    """Base of the actions that send: options every channel shares (seed 001 ``delay``: the run waits before
+    the action, ``automation.waits``; ``retry_count``)."""
 
     needs_account = False
 
@@ -77,11 +77,6 @@ class DeliveryAction(Action):
             if not isinstance(config["retry_count"], int) or not 0 <= config["retry_count"] <= 10:
                 raise ConfigError("retry_count", "must be an integer from 0 to 10")
         return config
-
-    def _deliver_at(self, config: dict):
-        if config.get("delay") in (None, "", "0h", "0m", "0d"):
-            return None
-        return timezone.now() + parse_duration(config["delay"], "delay")
 
     def _key(self, ctx: ActionContext) -> str:
         """Idempotency key prefix: one per run and step (a retried run is a new run, so a new message)."""
@@ -96,7 +91,6 @@ class DeliveryAction(Action):
     def _enqueue(self, ctx: ActionContext, config: dict, messages: list[dict]) -> list:
         """Write the messages (channel, target, payload, …; ``key`` suffix) and hand them on after commit."""
         retry_policy = retry.policy_for(ctx.workflow, config)
-        deliver_at = self._deliver_at(config)
         base = self._key(ctx)
         run = ctx.run if getattr(ctx.run, "pk", None) else None
         # Within a run step a key is new unless two messages share it (the same phone twice): send those once.
@@ -108,10 +102,9 @@ class DeliveryAction(Action):
             if key in seen:
                 continue
             seen.add(key)
-            rows.append(ctx.enqueue(retry_policy=retry_policy, deliver_at=deliver_at, dispatch=False, idempotency_key=key,
+            rows.append(ctx.enqueue(retry_policy=retry_policy, dispatch=False, idempotency_key=key,
                                     key_is_new=key_is_new, **message))
-        if deliver_at is None:
-            dispatch_on_commit([r.pk for r in rows])
+        dispatch_on_commit([r.pk for r in rows])
         return rows
 
     @staticmethod
@@ -166,7 +159,9 @@ class Webhook(DeliveryAction):
             policy.parse(url)
         except policy.Refused as exc:
             raise ActionError(f"the URL '{url}' is not usable: {exc}") from None
-        headers = {name: render(value, ctx) for name, value in (config.get("headers") or {}).items()}
+        # HTTP field values carry no surrounding whitespace: "Bearer {{ key }}" with no key is "Bearer", not an
+        # illegal header that fails every attempt.
+        headers = {name: render(value, ctx).strip() for name, value in (config.get("headers") or {}).items()}
         payload = config.get("payload")
         body = render_json(payload, ctx) if payload not in (None, "", {}) else payloads.event_payload(ctx)
         rows = self._enqueue(ctx, config, [{"channel": "webhook", "target": url, "method": config.get("method", "POST"),

@@ -11,10 +11,11 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import models
 from django.utils import timezone
 
 from accounts import services as account_services
-from accounts.models import Account, Note, Tag, Task
+from accounts.models import Account, Contact, Note, Tag, Task
 
 from .. import assignees
 from ..subjects import model_for
@@ -126,7 +127,8 @@ class CreateNote(Action):
 # Fields a rule may set, per model: nothing that moves money, ownership of rows or tenancy.
 UPDATABLE_FIELDS = {
     "account": {"status", "industry", "size", "renewal_date", "licensed_seats"},
-    "contact": {"role", "is_primary", "email_opt_out", "timezone"},
+    "contact": {"role", "is_primary", "email_opt_out", "timezone", "status", "source", "engagement_score"},
+    "opportunity": {"stage", "risk_level", "probability", "close_date", "kind"},
     "task": {"status", "priority", "due_date"},
     "goal": {"status"},
     "supportticket": {"status", "priority"},
@@ -190,6 +192,13 @@ class UpdateField(Action):
         return {"model": target, "id": str(obj.pk), "field": config["field"], "value": config.get("value")}
 
 
+def _tagged(ctx: ActionContext):
+    """What add_tag / remove_tag change: the rule's record if it has tags (a contact), else its account."""
+    if isinstance(ctx.subject, (Account, Contact)):
+        return ctx.subject
+    return _require_account(ctx)
+
+
 @register
 class AddTag(Action):
     type = "add_tag"
@@ -197,8 +206,9 @@ class AddTag(Action):
 
     def run(self, config, ctx):
         tag, _ = Tag.objects.get_or_create(tenant=ctx.tenant, name=config["tag"])
-        _require_account(ctx).tags.add(tag)
-        return {"tag": tag.name}
+        record = _tagged(ctx)
+        record.tags.add(tag)
+        return {"tag": tag.name, "model": record._meta.model_name, "id": str(record.pk)}
 
 
 @register
@@ -208,15 +218,17 @@ class RemoveTag(Action):
 
     def run(self, config, ctx):
         tag = Tag.objects.for_tenant(ctx.tenant).filter(name=config["tag"]).first()
+        record = _tagged(ctx)
         if tag is not None:
-            _require_account(ctx).tags.remove(tag)
-        return {"tag": config["tag"], "removed": tag is not None}
+            record.tags.remove(tag)
+        return {"tag": config["tag"], "removed": tag is not None, "model": record._meta.model_name}
 
 
 @register
 class AssignToUser(Action):
-    """Makes ``user`` (seed 003: ``user_id``) the account's owner: a member's id or email, a role name
-    (``automation.assignees``) or a template such as ``{{ entity.owner }}``."""
+    """Makes ``user`` (seed 003: ``user_id``) the owner of the rule's record when it has one (a deal), else of
+    its account: a member's id or email, a role name (``automation.assignees``) or a template such as
+    ``{{ entity.owner }}``."""
 
     type = "assign_to_user"
     required = ("user",)
@@ -227,8 +239,13 @@ class AssignToUser(Action):
         assignees.check(config["user"], rule.tenant_id, "user")
 
     def run(self, config, ctx):
-        account = _require_account(ctx)
         user = _assignee(config["user"], ctx, required=True)
+        record = ctx.subject
+        if isinstance(record, models.Model) and not isinstance(record, Account) and hasattr(record, "owner_id"):
+            record.owner = user
+            record.save(update_fields=["owner", "updated_at"])
+            return {"owner": user.email, "model": record._meta.model_name, "id": str(record.pk)}
+        account = _require_account(ctx)
         account_services.account_save(account=account, changes={"owner": user})
         return {"owner": account.owner.email}
 

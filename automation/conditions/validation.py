@@ -7,7 +7,10 @@ from .operands import Prepared, prepare
 from .syntax import parse
 from .tree import iter_leaves
 
-_CHOICE_OPERATORS = frozenset({"equals", "not_equals", "in", "not_in", "changed_to", "changed_from"})
+# ``not_in`` may list values the field cannot hold (seed 003: deal stage not in won, lost, closed): they exclude
+# nothing, and "not one of these" still reads right. Every other operator naming such a value could never be
+# what was meant, so it is refused.
+_CHOICE_OPERATORS = frozenset({"equals", "not_equals", "in", "changed_to", "changed_from"})
 
 
 def validate(tree, model) -> None:

@@ -12,7 +12,9 @@ from rest_framework.test import APIClient
 from accounts import services as account_services
 from accounts.models import Account, Note, Role, Tag, Task
 from automation.models import Event, Run, RunStep, Workflow
-from tests.factories import AccountFactory, ContactFactory, MembershipFactory, RunFactory, WorkflowFactory
+from tests.factories import (
+    AccountFactory, ContactFactory, EmailTemplateFactory, MembershipFactory, RunFactory, WorkflowFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -24,10 +26,10 @@ SEED_001_BODY = {
     "name": "Onboarding Sequence",
     "description": "Welcome new customers",
     "trigger_type": "account_created",
-    "trigger_config": {"status": "trial"},  # seed 001 says "onboarding": a stage, not a status
+    "trigger_config": {"status": "onboarding"},  # a journey stage: a new account starts in the first one
     "condition_config": {"account_filter": {"size": ["small", "medium"]}},
     "action_type": "send_email",
-    "action_config": {"template_id": "welcome_email", "delay": "1h"},
+    "action_config": {"template_id": "welcome_template", "delay": "1h"},
 }
 
 # Seed 003's shape: PHP model class, list conditions with logic/group, flat actions.
@@ -56,6 +58,12 @@ SEED_003_BODY = {
 }
 
 
+@pytest.fixture
+def welcome_template(tenant):
+    """The template seed 001's example names (ids and names of templates are the one thing mapped)."""
+    return EmailTemplateFactory(tenant=tenant, name="welcome_template")
+
+
 def note_rule(tenant, **data) -> Workflow:
     note = {"type": "create_note", "config": {"body": "ran for {{ account.name }}"}}
     return WorkflowFactory(tenant=tenant, actions=[note], **data)
@@ -67,13 +75,13 @@ def counts() -> dict:
 
 # --- one rule, two shapes ---------------------------------------------------------------------------------
 
-def test_it_creates_a_workflow_in_seed_001_shape_and_reads_it_as_an_event_trigger(api):
+def test_it_creates_a_workflow_in_seed_001_shape_and_reads_it_as_an_event_trigger(api, welcome_template):
     created = api.post(WORKFLOWS, SEED_001_BODY)
     assert created.status_code == 201, created.json()
     body = created.json()
     assert (body["status"], body["enabled"], body["action_type"]) == ("draft", True, "send_email")
-    assert body["action_config"] == {"template_id": "welcome_email", "delay": "1h"}
-    assert body["actions"] == [{"type": "send_email", "config": {"template_id": "welcome_email", "delay": "1h"}}]
+    assert body["action_config"] == {"template_id": "welcome_template", "delay": "1h"}
+    assert body["actions"] == [{"type": "send_email", "config": {"template_id": "welcome_template", "delay": "1h"}}]
     # seed 001's typed condition is compiled to the one condition language (small/medium are smb/mid_market)
     assert body["condition_config"] == {"op": "all", "conditions": [
         {"field": "size", "operator": "in", "value": ["smb", "mid_market"]}]}
@@ -85,7 +93,7 @@ def test_it_creates_a_workflow_in_seed_001_shape_and_reads_it_as_an_event_trigge
         "account_created", "account", False)
     assert trigger["trigger_conditions"] == body["condition_config"]
     assert trigger["action_configuration"]["actions"] == [
-        {"type": "send_email", "template_id": "welcome_email", "delay": "1h"}]
+        {"type": "send_email", "template_id": "welcome_template", "delay": "1h"}]
     assert Workflow.objects.get().source == "workflow"
 
 
@@ -123,7 +131,7 @@ def test_it_pauses_through_one_api_and_shows_it_through_the_other(api, tenant):
     assert api.get(f"{TRIGGERS}/{trigger['id']}").json()["is_active"] is True
 
 
-def test_it_replaces_the_single_action_of_a_workflow_with_put(api):
+def test_it_replaces_the_single_action_of_a_workflow_with_put(api, welcome_template):
     workflow = api.post(WORKFLOWS, SEED_001_BODY).json()
     put = api.put(f"{WORKFLOWS}/{workflow['id']}", {
         "name": "Onboarding note", "trigger_type": "account_created", "status": "active",
