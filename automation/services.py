@@ -91,9 +91,15 @@ def _validate_actions(rule: Workflow) -> None:
             config = action.validate_config(raw or {})
             action.check_for_rule(config, rule)
         except ConfigError as exc:
-            raise ValidationError({f"actions[{index}].config.{exc.field}": exc.message}) from None
+            raise ValidationError({f"actions[{index}].config.{_as_written(exc.field, action, raw)}": exc.message}) from None
         cleaned.append({"type": spec["type"], "config": config})
     rule.actions = cleaned
+
+
+def _as_written(field: str, action, raw) -> str:
+    """The setting's name as the client wrote it: seed 003's alias (``user_id``) if it used one."""
+    written = [alias for alias, name in action.aliases.items() if name == field and alias in (raw or {})]
+    return written[0] if written else field
 
 
 RETRY_KEYS = ("max_retries", "delay_minutes", "backoff_multiplier", "max_delay_hours")

@@ -38,10 +38,10 @@ def execute(api, rule_id, account) -> dict:
 # --- refused at save ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("action, key, says", [
-    ({"type": "assign_to_user", "user_id": 999999}, "user", "not a member of this tenant"),
-    ({"type": "assign_to_user", "user_id": "regional_overlord"}, "user", "sales_manager"),
-    ({"type": "assign_to_user", "user_id": "outsider@other.test"}, "user", "not a member of this tenant"),
-    ({"type": "create_task", "title": "Call", "assigned_to": "outsider@other.test"}, "assignee", "not a member"),
+    ({"type": "assign_to_user", "user_id": 999999}, "user_id", "not a member of this tenant"),
+    ({"type": "assign_to_user", "user_id": "regional_overlord"}, "user_id", "sales_manager"),
+    ({"type": "assign_to_user", "user": "outsider@other.test"}, "user", "not a member of this tenant"),
+    ({"type": "create_task", "title": "Call", "assigned_to": "outsider@other.test"}, "assigned_to", "not a member"),
     ({"type": "create_task", "title": "Call", "due_days": "soon"}, "due_days", "whole number"),
     ({"type": "update_field", "field": "status", "value": "marketing_qualified"}, "value", "at_risk"),
     ({"type": "update_field", "field": "renewal_date", "value": "next spring"}, "value", "renewal_date"),
@@ -68,7 +68,7 @@ def test_it_refuses_at_save_what_would_fail_at_run_time_naming_the_field(api, te
 
 
 @pytest.mark.parametrize("trigger, config, key", [
-    ("account_created", {"status": "onboarding"}, "status"),  # seed 001's word: a journey stage, not a status
+    ("account_created", {"status": "hibernating"}, "status"),  # neither a status nor one of the tenant's stages
     ("account_created", {"colour": "red"}, "colour"),
     ("model_created", {"model_type": "contact", "source": "web"}, "source"),
     ("health_score_change", {"threshold": 60, "window": "1d"}, "window"),
@@ -156,14 +156,14 @@ def test_it_fails_the_step_clearly_when_a_member_left_after_the_rule_was_saved(a
 
 def test_it_updates_a_field_of_the_rules_subject_with_a_checked_value(api, tenant):
     account = AccountFactory(tenant=tenant, status=Account.Status.ACTIVE)
-    on_contacts = seed_003_rule(api, {"type": "update_field", "field": "status", "value": "qualified"},
+    on_contacts = seed_003_rule(api, {"type": "update_field", "field": "status", "value": "at_risk"},
                                 trigger_type="model_created", model_type="App\\Models\\Contact")
     rule = seed_003_rule(api, {"type": "update_field", "field": "status", "value": "at_risk"}).json()
 
     run = execute(api, rule["id"], account)
 
-    assert on_contacts.status_code == 400  # a contact has no status a rule may set
-    assert "cannot be updated by a rule on contact" in on_contacts.json()["action_configuration.actions[0].field"][0]
+    assert on_contacts.status_code == 400  # at_risk is an account status, not a contact's
+    assert "is not a valid contact status" in on_contacts.json()["action_configuration.actions[0].value"][0]
     assert run["status"] == "success"
     assert Account.objects.get(pk=account.pk).status == "at_risk"
 

@@ -52,7 +52,7 @@ def test_it_starts_at_the_first_step_with_its_own_delay_by_default(api, tenant, 
     ({"cadence_id": "churn_risk", "start_step": 0}, "start_step", "1 or more"),
     ({"cadence_id": "churn_risk", "delay_hours": -1}, "delay_hours", "from 0"),
     ({"cadence_id": "churn_risk", "delay_hours": "tomorrow"}, "delay_hours", "from 0"),
-    ({"cadence_id": "no_such_journey"}, "journey", "does not exist in this tenant"),
+    ({"cadence_id": "no_such_journey"}, "cadence_id", "does not exist in this tenant"),
 ])
 def test_it_refuses_a_cadence_option_it_cannot_honour(api, tenant, options, key, says):
     response = cadence_rule(api, **options)

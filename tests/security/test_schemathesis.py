@@ -44,7 +44,7 @@ from tests.factories import token_for
 pytestmark = pytest.mark.django_db
 
 ACCOUNTS_RESOURCES = (
-    "accounts", "contacts", "tags", "journey-stages", "journey-history", "health-scores", "usage-metrics",
+    "accounts", "contacts", "opportunities", "tags", "journey-stages", "journey-history", "health-scores", "usage-metrics",
     "surveys", "tickets", "engagements", "goals", "tasks", "notes", "audit-log",
 )
 # Every operation of the schema belongs to one of these groups (``test_every_operation_is_in_a_group``).
