@@ -18,7 +18,7 @@ from csplatform.tenancy import tenant_context
 
 from . import services, signals
 from .models import (
-    Account, Contact, Engagement, Goal, HealthScore, JourneyStage, Note, Role, SupportTicket, SurveyResponse,
+    Account, Contact, Engagement, Goal, HealthScore, JourneyStage, Note, Opportunity, Role, SupportTicket, SurveyResponse,
     Tag, Task, Tenant, UsageMetric,
 )
 
@@ -190,3 +190,18 @@ def _seed_story(tenant: Tenant, accounts: dict[str, Account], admin, now, today)
                         body="Champion said leadership talks about churn if the export is not fixed this month.")
     Note.objects.create(tenant=tenant, account=globaltech, author=admin,
                         body="Interested in 200 more seats for the APAC rollout.")
+    _seed_opportunities(tenant, accounts, admin, today)
+
+
+def _seed_opportunities(tenant: Tenant, accounts: dict[str, Account], admin, today) -> None:
+    """A renewal for each account (due at its renewal date, worth its ARR) and GlobalTech's APAC expansion."""
+    for account in accounts.values():
+        Opportunity.objects.create(
+            tenant=tenant, account=account, name=f"{account.name} renewal", kind=Opportunity.Kind.RENEWAL,
+            stage=Opportunity.Stage.QUALIFICATION, value=account.arr, close_date=account.renewal_date,
+            probability=40 if account.status == Account.Status.AT_RISK else 80, owner=admin)
+    Opportunity.objects.create(
+        tenant=tenant, account=accounts["GlobalTech Corporation"], name="GlobalTech APAC expansion (200 seats)",
+        kind=Opportunity.Kind.EXPANSION, stage=Opportunity.Stage.PROPOSAL, value=60000,
+        close_date=today + datetime.timedelta(days=45), probability=50, owner=admin,
+        last_activity_date=today - datetime.timedelta(days=7))

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import (
     DEFAULT_STAGES, Account, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Membership,
-    Note, Role, SupportTicket, SurveyResponse, Tag, Task, Tenant, UsageMetric,
+    Note, Opportunity, Role, SupportTicket, SurveyResponse, Tag, Task, Tenant, UsageMetric,
 )
 from csplatform.tenancy import tenant_context
 
@@ -171,6 +171,13 @@ def test_it_seeds_usage_feedback_tickets_and_notes(demo):
     assert SupportTicket.objects.for_tenant(demo).filter(account=techstart, status="open").exists()
     assert Note.objects.for_tenant(demo).filter(account=techstart).exists()
     assert Task.objects.for_tenant(demo).exists()
+
+
+def test_it_seeds_a_renewal_per_account_and_globaltechs_expansion(demo):
+    deals = Opportunity.objects.for_tenant(demo).select_related("account")
+    renewals = {d.account.name: (d.value, d.close_date) for d in deals.filter(kind="renewal")}
+    assert renewals == {a.name: (a.arr, a.renewal_date) for a in Account.objects.for_tenant(demo)}
+    assert [(d.account.name, d.stage) for d in deals.filter(kind="expansion")] == [("GlobalTech Corporation", "proposal")]
 
 
 def test_it_changes_nothing_when_seeded_twice(demo):
