@@ -66,14 +66,14 @@ def member(tenant_id, who):
     who = who.strip() if isinstance(who, str) else who
     if isinstance(who, str) and "@" in who:
         return _members(tenant_id).filter(email__iexact=who).first()
-    if isinstance(who, int) or who.isdigit():
+    if isinstance(who, int) or who.isascii() and who.isdigit():
         return _members(tenant_id).filter(pk=int(who)).first()
     return None
 
 
 def _names_a_user(who) -> bool:
     if isinstance(who, str):
-        return "@" in who or who.strip().isdigit()
+        return "@" in who or who.strip().isascii() and who.strip().isdigit()
     return isinstance(who, int) and not isinstance(who, bool)
 
 

@@ -54,7 +54,9 @@ def _tell_owner(rule: Workflow, run: Run, n: int) -> None:
     tasks = Task.objects.for_tenant(rule.tenant_id)
     if tasks.filter(source=source, status__in=Task.OPEN_STATUSES).exists():
         return
-    owners = [rule.created_by] if rule.created_by_id else _admins(rule)
+    still_member = rule.created_by_id and Membership.objects.filter(tenant_id=rule.tenant_id,
+                                                                      user_id=rule.created_by_id).exists()
+    owners = [rule.created_by] if still_member else _admins(rule)
     for owner in owners:
         tasks.create(tenant_id=rule.tenant_id, assignee=owner, priority=Task.Priority.HIGH, source=source,
                      title=f"Automation failing: '{rule.name}' failed {n} times in a row",

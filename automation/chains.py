@@ -15,19 +15,28 @@ import copy
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from . import waits
 from .events import chain_of
 from .models import Run
 
 SNAPSHOT_EVENTS = ("model_created", "model_updated")
-ACTED = (Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.RUNNING, Run.Status.QUEUED)
+ACTED = (Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.RUNNING)  # and runs waiting before an action (waits)
 
 
 def as_described(subject, event):
-    """``subject`` with the field values of ``event``'s snapshot of it (an unsaved copy), or ``subject``
+    """``subject`` with the field values of ``event``'s snapshot of it (an unsaved copy, made once per event
+    and shared by its rules, so a related row one rule's conditions load is loaded once), or ``subject``
     itself when the event carries no snapshot of that row."""
     payload = event.payload if event is not None else None
     if subject is None or not payload or event.type not in SNAPSHOT_EVENTS or str(payload.get("id")) != str(subject.pk):
         return subject
+    views = event.__dict__.setdefault("_described", {})
+    if id(subject) not in views:
+        views[id(subject)] = (subject, _view(subject, payload))
+    return views[id(subject)][1]
+
+
+def _view(subject, payload: dict):
     view = copy.copy(subject)
     view._state = copy.copy(subject._state)
     view._state.fields_cache = dict(subject._state.fields_cache)
@@ -55,10 +64,12 @@ def ran_in_chain(run: Run, batch) -> bool:
         "account_id": run.account_id}
 
     def same(other: Run) -> bool:
-        return (other.workflow_id == run.workflow_id and other.status in ACTED and other.event is not None
+        acted = other.status in ACTED or (other.status == Run.Status.QUEUED and other.started_at is not None)
+        return (other.workflow_id == run.workflow_id and acted and other.event is not None
                 and chain_of(other.event) == chain and all(getattr(other, k) == v for k, v in record.items()))
 
     if batch is not None and any(same(other) for other in batch.new_runs + batch.saved_runs):
         return True
-    return (Run.objects.for_tenant(run.tenant_id).filter(workflow_id=run.workflow_id, status__in=ACTED, **record)
+    return (Run.objects.for_tenant(run.tenant_id).filter(Q(status__in=ACTED) | waits.waiting(),
+                                                         workflow_id=run.workflow_id, **record)
             .filter(Q(event_id=chain) | Q(event__chain_id=chain)).exists())

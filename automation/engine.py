@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.cache import cache
 from django.db import OperationalError, transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
@@ -323,8 +324,8 @@ def _fire(rule, event, subject, account, depth, manual, extra, now, conditions_c
         try:
             passed = target is not None and conditions.evaluate(
                 rule.conditions, target, changes=changes, now=now, trace=trace)
-        except conditions.ConditionError as exc:  # a stored tree that no longer fits the model
-            passed, run.error = False, f"condition error: {exc}"
+        except (conditions.ConditionError, ObjectDoesNotExist) as exc:  # a tree that no longer fits the model,
+            passed, run.error = False, f"condition error: {exc}"  # or a snapshot naming a row deleted since
         if not passed:
             reason = Run.SkipReason.CONDITIONS_NOT_MET
     if not reason and not manual and ran_in_chain(run, batch):
@@ -400,8 +401,8 @@ def _schedule_retry(rule: Workflow, run: Run) -> None:
         tenant_id=run.tenant_id, workflow=rule, event=run.event, account=run.account, depth=run.depth,
         subject_model=run.subject_model, subject_id=run.subject_id, trigger_data=run.trigger_data,
         status=Run.Status.QUEUED, scheduled_for=timezone.now() + delay, attempt=run.attempt + 1, retry_of=run,
-        workflow_version=run.workflow_version,
-        start_position=failed[0], result={"extra": run.result.get("extra", {})},
+        workflow_version=run.workflow_version,  # waiting_at: an action's own delay was waited already
+        start_position=failed[0], result={"extra": run.result.get("extra", {}), "waiting_at": failed[0]},
     )
 
 
@@ -435,8 +436,11 @@ def run_due_runs(tenant_id, now=None, limit: int = 100) -> list[Run]:
 def _run_actions(rule: Workflow, run: Run, subject, account, payload: dict, extra: dict, batch: Batch) -> None:
     ctx = ActionContext(tenant=rule.tenant, workflow=rule, run=run, account=account, subject=subject,
                         event_payload=payload, extra=extra, batch=batch, fire=fire)
-    failed, errors = [], []
-    with actions_running(run.depth, batch, chain_of(run.event)):
+    resuming = "waiting_at" in (run.result or {})  # after a wait: what failed before it still counts
+    failed = list(run.result.get("failed_steps") or []) if resuming else []
+    errors = [run.error] if resuming and run.error else []
+    by_person = run.manual and not run.depth  # run now, replay: their writes start a chain of their own
+    with actions_running(run.depth, batch, None if by_person else chain_of(run.event)):
         for position, spec in enumerate(rule.actions):
             if position < run.start_position:
                 continue

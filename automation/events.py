@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.forms.models import model_to_dict
 
 from . import rule_index
 from csplatform.celery import task_named
@@ -97,7 +96,9 @@ def diff(old: dict, instance) -> dict:
 
 
 def payload_of(instance) -> dict:
-    data = model_to_dict(instance, fields=[f.name for f in instance._meta.concrete_fields])
+    """Every column by field name (foreign keys as ids), the non-editable ones too (the account's health score,
+    risk level and stage, timestamps): the event's snapshot of the row (``chains.as_described``)."""
+    data = {f.name: f.value_from_object(instance) for f in instance._meta.concrete_fields}
     data["id"] = instance.pk
     return json_safe(data)
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record, audit_snapshot
 
-from . import conditions, managed, rule_index
+from . import conditions, managed, rule_index, waits
 from .actions import actions
 from .definitions import CONTENT_FIELDS, DEFINITION_KEYS, RULE_FIELDS, SWITCHES, definition_of, draft_view, scope_ids
 from .models import Workflow, WorkflowVersion
@@ -86,13 +86,16 @@ def _validate_actions(rule: Workflow) -> None:
             raise ValidationError({f"actions[{index}].type": f"unknown action '{kind}'; known: {', '.join(actions.keys())}"})
         # Seed 001 nests settings under "config"; seed 003 writes them beside "type".
         raw = spec.get("config") if "config" in spec else {k: v for k, v in spec.items() if k != "type"}
+        action = actions.get(spec["type"])
         try:
-            action = actions.get(spec["type"])
-            config = action.validate_config(raw or {})
+            # Seed 001's per-action delay belongs to the engine (automation.waits), whatever the action.
+            has_delay = isinstance(raw, dict) and "delay" in raw
+            delay = waits.check_delay(raw["delay"]) if has_delay else None
+            config = action.validate_config({k: v for k, v in raw.items() if k != "delay"} if has_delay else raw or {})
             action.check_for_rule(config, rule)
         except ConfigError as exc:
             raise ValidationError({f"actions[{index}].config.{_as_written(exc.field, action, raw)}": exc.message}) from None
-        cleaned.append({"type": spec["type"], "config": config})
+        cleaned.append({"type": spec["type"], "config": {**config, "delay": delay} if delay else config})
     rule.actions = cleaned
 
 
@@ -165,6 +168,8 @@ def workflow_validate(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
     for name, value in data.items():
         if name in RULE_FIELDS:
             setattr(rule, name, value)
+    if rule.pk is not None and _only_switches_off(data):
+        return rule  # pausing must work even when what the rule relies on is gone (a member, a template)
     _validate_trigger(rule)
     _validate_conditions(rule)
     _validate_actions(rule)
@@ -172,6 +177,12 @@ def workflow_validate(*, rule: Workflow, data: Mapping[str, Any]) -> Workflow:
     _validate_retries(rule)
     _refuse_cycles(rule)
     return rule
+
+
+def _only_switches_off(data: Mapping[str, Any]) -> bool:
+    """The save only pauses or disables the rule (or keeps it a draft): nothing it could fail on changes."""
+    return (set(data) - {"publish"} <= set(SWITCHES) and data.get("status") != Workflow.Status.ACTIVE
+            and data.get("enabled") is not True)
 
 
 def _edits_a_draft(stored: Workflow | None, data: Mapping[str, Any], actor) -> bool:

@@ -94,7 +94,7 @@ class AccountCreated(ModelTrigger):
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
-        if model_type not in ("", "account"):
+        if model_type and model_type_name_or_none(model_type) != "account":
             raise ConfigError("model_type", "account_created is about accounts; leave model_type out")
         if "status" in config:
             wanted = any_of(config["status"])
@@ -117,6 +117,13 @@ class AccountCreated(ModelTrigger):
             return True
         stages = {v.lower() for v in wanted if v not in Account.Status.values}
         return bool(stages) and stage_at_creation(event) in stages
+
+
+def model_type_name_or_none(value: str) -> str | None:
+    try:
+        return model_type_name(value)
+    except ValueError:
+        return None
 
 
 def stage_names(tenant_id) -> dict[str, str]:

@@ -4,7 +4,8 @@ The action then works with the data of that moment: a welcome email sent an hour
 finds the contact added meanwhile. Nothing is lost if a worker dies while it waits (it is a row).
 
 A waiting run has ``started_at`` set (a debounced or delayed run that never started has not), and counts
-for cooldowns and rate limits like a running one. Manual runs (run now, dry runs) do not wait.
+for cooldowns and rate limits like a running one. Runs a person starts (run now, dry runs, replays) do not
+wait; runs another rule starts (``trigger_workflow``, depth > 0) do.
 """
 
 from __future__ import annotations
@@ -20,13 +21,24 @@ from .triggers import parse_duration
 NO_DELAY = (None, "", "0h", "0m", "0d")
 
 
-def wait_before(run: Run, position: int, spec: dict) -> timedelta | None:
-    """How long ``run`` waits before the action at ``position``; None to run it now (no delay, a manual
-    run, or the run is resuming at this very action)."""
-    delay = (spec.get("config") or {}).get("delay")
-    if delay in NO_DELAY or run.manual or (run.result or {}).get("waiting_at") == position:
+def check_delay(value) -> str | None:
+    """A rule's ``delay`` setting, checked when it is saved (ConfigError): the duration, or None for none."""
+    if value in NO_DELAY:
         return None
-    return parse_duration(delay, "delay")
+    parse_duration(value, "delay")
+    return value
+
+
+def wait_before(run: Run, position: int, spec: dict) -> timedelta | None:
+    """How long ``run`` waits before the action at ``position``; None to run it now (no delay, a run a person
+    started, or the run is resuming at this very action)."""
+    delay = (spec.get("config") or {}).get("delay")
+    if delay in NO_DELAY or (run.manual and not run.depth) or (run.result or {}).get("waiting_at") == position:
+        return None
+    try:
+        return parse_duration(delay, "delay")
+    except ValueError:  # a setting stored before delays were checked at save: run the action now
+        return None
 
 
 def wait(run: Run, position: int, delay: timedelta, result: dict) -> None:

@@ -51,7 +51,7 @@ def _journey_steps(config: dict, rule) -> int:
     default journey's name counts: ``playbook_get`` creates it on first use)."""
     key = str(config["journey"])
     journeys = CRMPlaybook.objects.for_tenant(rule.tenant_id)
-    journey = (journeys.filter(pk=int(key)).first() if key.isdigit() else None) or journeys.filter(name=key).first()
+    journey = (journeys.filter(pk=int(key)).first() if key.isascii() and key.isdigit() else None) or journeys.filter(name=key).first()
     defaults = {spec["name"]: len(spec["steps"]) for spec in DEFAULT_JOURNEYS}
     if journey is None and key not in defaults:
         names = sorted({*journeys.values_list("name", flat=True)[:20], *defaults})

@@ -19,7 +19,7 @@ class TriggerWorkflow(Action):
     def validate_config(self, config):
         config = super().validate_config(config)
         target = config["workflow_id"]
-        if isinstance(target, bool) or not (isinstance(target, int) or (isinstance(target, str) and target.isdigit())):
+        if isinstance(target, bool) or not (isinstance(target, int) or (isinstance(target, str) and target.isascii() and target.isdigit())):
             raise ConfigError("workflow_id", "must be a rule's id")
         config["workflow_id"] = int(target)
         if not isinstance(config.get("context", {}), dict):

@@ -42,7 +42,7 @@ def check_template_exists(tenant_id, ref, field_name: str = "template_id") -> No
     templates = EmailTemplate.objects.for_tenant(tenant_id)
     if isinstance(ref, bool) or not isinstance(ref, (int, str)):
         raise ConfigError(field_name, "must be a template's id or name")
-    if str(ref).isdigit() and templates.filter(pk=int(ref)).exists():
+    if str(ref).isascii() and str(ref).isdigit() and templates.filter(pk=int(ref)).exists():
         return
     if templates.filter(name=str(ref)).exists() or str(ref) in emails.DEFAULT_TEMPLATES:
         return

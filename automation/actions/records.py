@@ -172,6 +172,8 @@ class UpdateField(Action):
             raise ConfigError("value", f"'{value}' is not a valid {target} {name}; one of: {allowed}")
         try:
             field.clean(value, None)
+        except (TypeError, ValueError):  # a number for a date, a list for a number, …
+            raise ConfigError("value", f"not valid for {target}.{name}: {type(value).__name__} {value!r}") from None
         except ValidationError as exc:
             raise ConfigError("value", f"not valid for {target}.{name}: {' '.join(exc.messages)}") from None
 

@@ -79,3 +79,21 @@ def test_a_chain_started_by_another_change_runs_the_rule_again(api, tenant, djan
             api.patch(f"{ACCOUNTS}{account.pk}/", {"industry": "ping"}, format="json")
     assert [status for status, _ in runs_of(ping)].count("success") == 2
     assert Account.objects.get(pk=account.pk).industry == "pong"
+
+
+def test_a_rule_on_the_health_score_reads_each_events_own_score(api, tenant, django_capture_on_commit_callbacks):
+    """Two scores recorded before the worker runs: each event is judged by the score it reports, not by the
+    latest one on the row (the account's mirrors are in the event's snapshot)."""
+    from tests.factories import health_score  # noqa: PLC0415 - the only test here that records scores
+
+    account = AccountFactory(tenant=tenant)
+    health_score(account, usage_score=70, engagement_score=70, support_sentiment_score=70, adoption_score=70)
+    api.post(TRIGGERS, {"name": "Dropped below 40", "trigger_type": "field_changed", "model_type": "account",
+                        "trigger_conditions": [{"field": "health_score", "operator": "less_than", "value": 40}],
+                        "action_configuration": {"actions": [
+                            {"type": "create_note", "content": "score {{ entity.health_score }}"}]},
+                        "is_active": True}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        health_score(account, usage_score=35, engagement_score=35, support_sentiment_score=35, adoption_score=35)
+        health_score(account, usage_score=80, engagement_score=80, support_sentiment_score=80, adoption_score=80)
+    assert list(Note.objects.values_list("body", flat=True)) == ["score 35.00"]

@@ -496,8 +496,18 @@ def test_seed_api_edits_apply_at_once(member_client, tenant, django_capture_on_c
     assert [n.split(" for ")[1] for n in notes()] == ["Retail Co"]  # the edit runs, the old version does not
 
 
-def test_draft_must_be_a_boolean(member_client, tenant):
+def test_a_rule_read_and_sent_back_with_an_edit_applies_it(member_client, tenant):
     client = member_client(tenant)
     rule = client.post(WORKFLOWS, LIVE_RULE).json()
-    response = client.patch(f"{WORKFLOWS}/{rule['id']}", {"name": "x", "draft": "yes"}, format="json")
-    assert response.status_code == 400 and "draft" in response.json()
+    assert client.get(f"{WORKFLOWS}/{rule['id']}").json()["draft"] is None
+    response = client.patch(f"{WORKFLOWS}/{rule['id']}", {"name": "Renamed", "draft": None}, format="json")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["name"], response.json()["version"]) == ("Renamed", 2)
+
+
+def test_pausing_a_rule_does_not_publish_its_pending_draft(member_client, tenant):
+    client = member_client(tenant)
+    rule = client.post(WORKFLOWS, LIVE_RULE).json()
+    client.patch(f"{WORKFLOWS}/{rule['id']}", {**EDIT, "draft": True}, format="json")
+    paused = client.patch(f"{TRIGGERS}/{rule['id']}", {"is_active": False}, format="json").json()
+    assert (paused["status"], paused["version"], paused["has_draft"]) == ("paused", 1, True)

@@ -138,12 +138,12 @@ class RuleSerializer(serializers.ModelSerializer):
         """``"draft": true`` in a write keeps an edit of an active rule as a draft; without it the edit applies
         at once, as the seeds' clients expect (``draft`` reads back as the pending draft)."""
         keep_draft = isinstance(data, dict) and data.get("draft") is True
-        if isinstance(data, dict) and "draft" in data:
-            if not isinstance(data["draft"], bool):
-                raise serializers.ValidationError({"draft": ["Must be true (keep the edit as a draft) or false."]})
+        if isinstance(data, dict) and "draft" in data:  # a GET's draft (null or the pending draft) sent back
             data = {k: v for k, v in data.items() if k != "draft"}
         attrs = super().to_internal_value(data)
-        attrs.setdefault("publish", not keep_draft)
+        # A switch alone (is_active, status, enabled) publishes nothing: a pending draft waits for its reviewer.
+        switches = {"status", "enabled", "is_active", "publish"}
+        attrs.setdefault("publish", not keep_draft and isinstance(data, dict) and bool(set(data) - switches))
         return attrs
 
     def validate(self, attrs):
