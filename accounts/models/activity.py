@@ -117,6 +117,8 @@ class Engagement(TenantOwnedModel):
 
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="engagements")
     contact = models.ForeignKey("accounts.Contact", null=True, blank=True, on_delete=models.SET_NULL)
+    opportunity = models.ForeignKey("accounts.Opportunity", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="engagements", help_text="The deal it is about (updates its last activity).")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.SCHEDULED)

@@ -53,6 +53,8 @@ class Task(TenantOwnedModel):
 
 class Note(TenantOwnedModel):
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="notes")
+    opportunity = models.ForeignKey("accounts.Opportunity", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="notes", help_text="The deal it is about (updates its last activity).")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     body = models.TextField()
     pinned = models.BooleanField(default=False)
