@@ -96,7 +96,8 @@ class ContactSerializer(TenantModelSerializer):
         model = Contact
         fields = [
             "id", "account", "name", "email", "phone", "role", "is_primary", "timezone", "quiet_hours_start",
-            "quiet_hours_end", "email_opt_out", "source", "status", "engagement_score", "tags", "tag_ids",
+            "quiet_hours_end", "email_opt_out", "telegram_chat_id", "source", "status", "engagement_score", "tags",
+            "tag_ids",
             "created_at", "updated_at",
         ]
 
