@@ -193,6 +193,18 @@ class ContactOfAccountMixin:
         return super().validate(attrs)
 
 
+class DealOfAccountMixin:
+    """An engagement or note about a deal names one of its own account's deals."""
+
+    def validate(self, attrs):
+        if "opportunity" in attrs or "account" in attrs:
+            deal = attrs.get("opportunity", getattr(self.instance, "opportunity", None))
+            account = attrs.get("account", getattr(self.instance, "account", None))
+            if deal is not None and account is not None and deal.account_id != account.pk:
+                raise serializers.ValidationError({"opportunity": "The opportunity must belong to the account."})
+        return super().validate(attrs)
+
+
 class SurveyResponseSerializer(ContactOfAccountMixin, TenantModelSerializer):
     account = TenantRelatedField(Account)
     contact = TenantRelatedField(Contact, required=False, allow_null=True)
@@ -214,14 +226,15 @@ class SupportTicketSerializer(ContactOfAccountMixin, TenantModelSerializer):
         ]
 
 
-class EngagementSerializer(ContactOfAccountMixin, TenantModelSerializer):
+class EngagementSerializer(DealOfAccountMixin, ContactOfAccountMixin, TenantModelSerializer):
     account = TenantRelatedField(Account)
     contact = TenantRelatedField(Contact, required=False, allow_null=True)
+    opportunity = TenantRelatedField(Opportunity, required=False, allow_null=True)
     user = TenantUserField(required=False, allow_null=True)
 
     class Meta:
         model = Engagement
-        fields = ["id", "account", "contact", "user", "kind", "outcome", "occurred_at", "summary"]
+        fields = ["id", "account", "contact", "opportunity", "user", "kind", "outcome", "occurred_at", "summary"]
 
 
 class GoalSerializer(TenantModelSerializer):
@@ -258,13 +271,14 @@ class TaskSerializer(TenantModelSerializer):
         return attrs
 
 
-class NoteSerializer(TenantModelSerializer):
+class NoteSerializer(DealOfAccountMixin, TenantModelSerializer):
     account = TenantRelatedField(Account)
+    opportunity = TenantRelatedField(Opportunity, required=False, allow_null=True)
     author = NullSafeEmailField(source="author.email", read_only=True, allow_null=True)
 
     class Meta:
         model = Note
-        fields = ["id", "account", "author", "body", "pinned", "created_at", "updated_at"]
+        fields = ["id", "account", "opportunity", "author", "body", "pinned", "created_at", "updated_at"]
 
 
 class TenantSettingsSerializer(serializers.ModelSerializer):

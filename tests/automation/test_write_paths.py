@@ -140,6 +140,7 @@ ACTION_PATHS = {
                      WritePath(watch("field_changed", field="industry", to="Retail"), None, changed="industry")),
     "create_task": ({"title": "Call {{ account.name }}"}, WritePath(watch("model_created", "task"), None)),
     "create_note": ({"body": "Checked in"}, WritePath(watch("model_created", "note"), None)),
+    "create_opportunity": ({"kind": "renewal"}, WritePath(watch("model_created", "opportunity"), None)),
     "update_health_score": ({"adjustment": -10, "reason": "probe"},
                             WritePath(watch("field_changed", field="health_score"), None, changed="health_score")),
     "change_status": ({"new_status": "at_risk"},
