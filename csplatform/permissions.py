@@ -34,12 +34,16 @@ def _requested_tenant_key(request) -> str | None:
 
 
 def _find_tenant(key: str) -> Tenant | None:
-    """The tenant with this id or, failing that, this slug (a slug may look like an id)."""
+    """The tenant with this id, else this slug (a slug may look like an id), else this number (seed 000's
+    ``X-Customer-ID: 1``)."""
     try:
         by_id = Tenant.objects.filter(pk=uuid.UUID(key)).first()
     except ValueError:
         by_id = None
-    return by_id or Tenant.objects.filter(slug=key).first()
+    found = by_id or Tenant.objects.filter(slug=key).first()
+    if found is None and key.isascii() and key.isdigit() and len(key) <= 9:
+        found = Tenant.objects.filter(number=int(key)).first()
+    return found
 
 
 def resolve_membership(request) -> Membership:

@@ -285,10 +285,10 @@ class TenantSettingsSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
         fields = [
-            "id", "slug", "name", "timezone", "weight_usage", "weight_engagement", "weight_support",
+            "id", "slug", "number", "name", "timezone", "weight_usage", "weight_engagement", "weight_support",
             "weight_adoption", "band_healthy", "band_moderate", "band_at_risk",
         ]
-        read_only_fields = ["id", "slug"]
+        read_only_fields = ["id", "slug", "number"]
 
     def validate_timezone(self, value):
         return validate_timezone_name(value)

@@ -24,6 +24,8 @@ class Tenant(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.SlugField(max_length=63, unique=True)
+    # Seed 000 names a tenant by a small integer (``X-Customer-ID: 1``): given in order of creation.
+    number = models.PositiveIntegerField(unique=True, editable=False, help_text="Seed 000's customer id.")
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default="UTC")
 
@@ -39,6 +41,11 @@ class Tenant(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def save(self, *args, **kwargs):
+        if self.number is None:  # the next number; the unique constraint refuses a concurrent twin
+            self.number = (Tenant.objects.aggregate(top=models.Max("number"))["top"] or 0) + 1
+        super().save(*args, **kwargs)
 
     class Meta:
         ordering = ["name"]

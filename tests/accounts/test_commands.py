@@ -48,12 +48,13 @@ def counts() -> dict[str, int]:
 
 # --- create_tenant -------------------------------------------------------------------------------
 
-def test_it_prints_the_tenant_id_slug_and_api_token():
+def test_it_prints_the_tenant_id_slug_number_and_api_token():
     printed = create_tenant()
-    assert set(printed) == {"tenant_id", "tenant_slug", "api_token"}
+    assert set(printed) == {"tenant_id", "tenant_slug", "tenant_number", "api_token"}
     tenant = Tenant.objects.get(slug="acme")
     assert printed["tenant_id"] == str(tenant.pk)
     assert printed["tenant_slug"] == "acme"
+    assert printed["tenant_number"] == str(tenant.number)
     assert tenant.name == "Acme"
     membership = Membership.objects.get(tenant=tenant)
     assert (membership.user.email, membership.role) == ("a@x.com", Role.TENANT_ADMIN)

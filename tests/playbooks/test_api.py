@@ -58,6 +58,18 @@ def test_it_takes_the_tenant_from_x_tenant_id_or_the_slug(tenant, client_for):
     assert client.get(BASE).json()["customer_id"] == str(tenant.pk)
 
 
+def test_it_takes_seed_000s_integer_customer_id(tenant, other_tenant, client_for):
+    """``X-Customer-ID: 1`` (seed 000): the tenant's number, shown by /api/tenant/; never another tenant."""
+    client = client_for(tenant)
+    number = client.get("/api/tenant/").json()["number"]
+    assert number == tenant.number and other_tenant.number == number + 1
+    client.credentials(HTTP_AUTHORIZATION=client._credentials["HTTP_AUTHORIZATION"], HTTP_X_CUSTOMER_ID=str(number))
+    assert client.get(BASE).json()["customer_id"] == str(tenant.pk)
+    client.credentials(HTTP_AUTHORIZATION=client._credentials["HTTP_AUTHORIZATION"],
+                       HTTP_X_CUSTOMER_ID=str(other_tenant.number))
+    assert client.get(BASE).status_code == 403
+
+
 def test_it_refuses_another_tenants_customer_id(tenant, other_tenant, client_for):
     client = client_for(tenant)
     client.credentials(HTTP_AUTHORIZATION=client._credentials["HTTP_AUTHORIZATION"],

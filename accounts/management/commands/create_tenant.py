@@ -57,4 +57,5 @@ class Command(BaseCommand):
             token, _ = Token.objects.get_or_create(user=membership.user)
         self.stdout.write(f"tenant_id: {tenant.pk}")
         self.stdout.write(f"tenant_slug: {tenant.slug}")
+        self.stdout.write(f"tenant_number: {tenant.number}")
         self.stdout.write(f"api_token: {token.key}")
