@@ -7,7 +7,8 @@ passed to the execution, ``"trigger"``: the journey trigger the rule stands for,
 (the first step waits that long instead of its own delay). The journey and its step are checked at save. A journey's own rule
 (``crm.rules``) names it, so the execution gets the event's data in its context (the goal's title, the
 risk level, the invoice, ...) and the source ``trigger``; other rules' executions have the source
-``automation``. The contact is the rule's subject when it is a contact, else the account's recipient
+``automation``. The contact is the rule's subject when it is a contact, else the contact the event names
+(``contact_id`` in its payload, one of the account's: a billing event's payer), else the account's recipient
 contact (primary, else first). A contact already in the journey is not an error: the step reports
 ``already_active`` with that execution. No contact to reach, an unknown or inactive journey and the
 re-entry rule fail the step with the reason, so the Run says why no journey started.
@@ -75,6 +76,14 @@ def _whole_number(config: dict, key: str, minimum: int) -> None:
         raise ConfigError(key, f"must be a whole number, {minimum} or more")
 
 
+def _named_contact(ctx: ActionContext) -> Contact | None:
+    """The contact an account's event names (``contact_id``: a billing event's payer), if it is the account's."""
+    contact_id = str((ctx.event_payload or {}).get("contact_id") or "")
+    if not contact_id.isdigit():
+        return None
+    return Contact.objects.for_tenant(ctx.tenant).filter(pk=int(contact_id), account=ctx.account).first()
+
+
 class AddToCadence(Action):
     type = "add_to_cadence"
     needs_account = False
@@ -104,7 +113,7 @@ class AddToCadence(Action):
         journey = _journey(config, ctx, self.type)
         contact = ctx.subject if isinstance(ctx.subject, Contact) else None
         if contact is None and ctx.account is not None:
-            contact = recipient_contact(ctx.account)
+            contact = _named_contact(ctx) or recipient_contact(ctx.account)
         if contact is None:
             whose = f"account '{ctx.account.name}' has no contacts" if ctx.account is not None else \
                 "the rule's subject is neither a contact nor an account"

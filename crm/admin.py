@@ -22,7 +22,10 @@ from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
 
 from . import services
-from .models import CRMDiscountCode, CRMPlaybook, CRMPlaybookExecution, CRMSettings, CRMStep, CRMStepExecution
+from .models import (
+    BillingEvent, CRMDiscountCode, CRMPlaybook, CRMPlaybookExecution, CRMSettings, CRMStep, CRMStepExecution,
+    StripeWebhookEndpoint,
+)
 
 
 class CRMStepInline(TenantScopedInline):
@@ -170,3 +173,31 @@ class CRMSettingsAdmin(TenantScopedAdmin):
     list_display = ("__str__", "quiet_hours_start", "quiet_hours_end", "chat_transport", "discount_expiry_days",
                     "last_daily_scan")
     readonly_fields = ("last_daily_scan",)
+
+
+@admin.register(BillingEvent)
+class BillingEventAdmin(ReadOnlyAdmin):
+    """Billing events received (API and Stripe): what each one found and raised."""
+
+    tenant_parent_field = None
+    read_roles = MANAGERS
+    list_display = ("received_at", "source", "type", "external_id", "account", "contact", "amount", "currency",
+                    "outcome")
+    list_filter = ("source", "type", "outcome")
+    list_select_related = ("account", "contact")
+    search_fields = ("external_id", "customer_ref", "account__name", "contact__email")
+    date_hierarchy = "received_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "tenant"]
+
+
+@admin.register(StripeWebhookEndpoint)
+class StripeWebhookEndpointAdmin(ReadOnlyAdmin):
+    """Set through ``POST /api/billing/stripe/endpoint/`` (tenant admins); the signing secret is never shown."""
+
+    tenant_parent_field = None
+    read_roles = ADMINS
+    list_display = ("__str__", "tolerance_seconds", "created_at", "updated_at")
+    fields = ("tolerance_seconds", "created_at", "updated_at")
+    readonly_fields = fields

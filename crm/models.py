@@ -9,6 +9,8 @@
   most one row per execution and step (a second scheduler cannot send the same step twice).
 * ``CRMDiscountCode``: ``CRM{percent}-{random}``, one-time, expiring, tied to a contact and execution.
 * ``CRMSettings``: the tenant's defaults (quiet hours, chat transport, code expiry).
+* ``BillingEvent`` + ``StripeWebhookEndpoint``: payment events received from billing (``crm.billing``), one row
+  per (tenant, source, external id), so a redelivered event does nothing; the tenant's Stripe signing secret.
 """
 
 from __future__ import annotations
@@ -325,3 +327,71 @@ class CRMDiscountCode(TenantOwnedModel):
         if self.used_at is not None:
             return "used"
         return "expired" if self.expires_at <= (now or timezone.now()) else "active"
+
+
+class BillingEvent(TenantOwnedModel):
+    """One billing event received (``POST /api/billing/events/`` or a Stripe webhook), kept once per
+    (tenant, source, external id): the unique constraint makes a redelivery, even a concurrent one, a no-op."""
+
+    class Source(models.TextChoices):
+        API = "api", "Billing events API"
+        STRIPE = "stripe", "Stripe webhook"
+
+    class Type(models.TextChoices):
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        PAYMENT_SUCCEEDED = "payment_succeeded", "Payment succeeded"
+        TRIAL_WILL_END = "trial_will_end", "Trial will end"
+        OTHER = "other", "Other (acknowledged, ignored)"
+
+    class Outcome(models.TextChoices):
+        RAISED = "raised", "Raised for the journeys' rules"
+        NO_LISTENER = "no_listener", "No live journey rule listens"
+        UNMATCHED = "unmatched", "No contact or account found"
+        IGNORED = "ignored", "Event type not handled"
+
+    source = models.CharField(max_length=10, choices=Source.choices)
+    external_id = models.CharField(max_length=255, help_text="The sender's event id (Stripe: evt_...).")
+    type = models.CharField(max_length=20, choices=Type.choices)
+    source_type = models.CharField(max_length=100, blank=True, default="",
+                                   help_text="The type as sent, e.g. invoice.payment_failed.")
+    account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    contact = models.ForeignKey("accounts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    customer_ref = models.CharField(max_length=255, blank=True, default="",
+                                    help_text="The billing system's customer id (Stripe: cus_...).")
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="")
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    event = models.ForeignKey("automation.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              help_text="The domain event raised for the journeys' rules.")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = "billing event"
+        constraints = [models.UniqueConstraint(fields=["tenant", "source", "external_id"],
+                                               name="crm_billing_event_once")]
+        indexes = [models.Index(fields=["tenant", "source", "customer_ref"], name="crm_billing_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.type} {self.external_id}"
+
+
+class StripeWebhookEndpoint(TenantOwnedModel):
+    """The tenant's Stripe webhook: the URL token and the signing secret (``whsec_...``) its
+    ``Stripe-Signature`` headers are checked against. The secret is shown once, to tenant admins."""
+
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    signing_secret = models.CharField(max_length=255)
+    tolerance_seconds = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(1), MaxValueValidator(86400)],
+        help_text="How old a signature's timestamp may be (Stripe's default: 300 seconds).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Stripe webhook endpoint"
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="crm_stripe_endpoint_one_per_tenant")]
+
+    def __str__(self) -> str:
+        return "Stripe webhook endpoint"
