@@ -95,6 +95,7 @@ def _seed_tenant(tenant: Tenant) -> None:
         _seed_scores(account, spec["scores"], now)
         _seed_usage(account, spec["usage"], today)
         _seed_feedback(account, spec, now)
+        _seed_chat_ids(account)
     _seed_story(tenant, by_name, admin, now, today)
 
 
@@ -153,6 +154,14 @@ def _seed_feedback(account: Account, spec: dict, now) -> None:
     for i, score in enumerate(spec["csat"]):
         SurveyResponse.objects.create(tenant=account.tenant, account=account, contact=contact, kind="csat",
                                       score=score, responded_at=now - datetime.timedelta(days=5 + i * 15))
+
+
+def _seed_chat_ids(account: Account) -> None:
+    """Demo contacts have a Telegram chat, so the payment rescue's chat step (with its discount code) reaches
+    them; embedded, Telegram messages are printed, not sent (``TELEGRAM_API_URL=console``, docs/crm.md)."""
+    for contact in Contact.objects.for_tenant(account.tenant_id).filter(account=account, telegram_chat_id=""):
+        contact.telegram_chat_id = str(100_000_000 + contact.pk)  # a private chat's id is the user's (a number)
+        contact.save(update_fields=["telegram_chat_id", "updated_at"])
 
 
 def _seed_story(tenant: Tenant, accounts: dict[str, Account], admin, now, today) -> None:

@@ -3,7 +3,7 @@
 **Contact engagement score** (0-100, seed 003's lead qualification reads it): the points of the contact's
 last 30 days, clamped to 0..100. Engagements (``POINTS``): a completed meeting 25, call 20, email 10; a
 missed meeting -15, a negative outcome -20, no response -10. Other apps add points through
-``register_signal`` (delivery: email opens and clicks). It is recomputed when one of its engagements is saved
+``register_signal`` (delivery: 5 an email open, at most 20; 10 a click, at most 30). It is recomputed when one of its engagements is saved
 or deleted (and when a signal's app asks: ``contact_engagement_refresh``); the window moves on at the next
 recomputation, not by itself.
 

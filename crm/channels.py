@@ -11,9 +11,11 @@ Channels:
 
 * ``email`` -> outbox ``email`` to the contact's address (payload: subject, text, html, contact_id so
   the transport re-checks the opt-out at send time);
-* ``chat`` -> the tenant's chat transport (``CRMSettings.chat_transport``): ``sms`` to the contact's
-  phone or ``slack`` to the contact's Slack channel/user id (``context["chat_id"]``); Telegram has no
-  transport yet and fails as "not configured";
+* ``chat`` -> the tenant's chat transport (``CRMSettings.chat_transport``): ``telegram`` to the contact's
+  ``telegram_chat_id``, ``slack`` to the Slack channel/user id in the journey's context (``chat_id``) or
+  ``sms`` to the contact's phone. When the contact has no address there (or the tenant has not connected
+  it), ``chat_route`` falls back along ``CHAT_FALLBACK`` (Telegram, then Slack, then SMS) and the step
+  fails only when none is left;
 * ``sms`` -> outbox ``sms`` to the contact's phone;
 * ``owner_dm`` -> an email to the account owner (the CSM).
 
@@ -22,7 +24,8 @@ Delivery feedback: the delivery layer announces how each message ended
 step execution of a CRM message (idempotency key ``crm:<execution>:<step>``) and records it: ``dead``
 -> the step is ``failed`` with the delivery error and the account owner gets a task (one per journey,
 account and day: ``automation.delivery_outcomes.dead_delivery_task``); ``delivered`` -> the step stays
-(or, after a re-queued dead message got through, is again) ``sent`` with no error. It runs in the
+``sent`` (keeping its note, e.g. the chat fallback it took) or, after a re-queued dead message got
+through, is again ``sent`` with no error. It runs in the
 transaction that records the outcome, so the step and the message never disagree (connected in
 ``crm.signals``).
 """
@@ -32,17 +35,44 @@ from __future__ import annotations
 from django.utils import timezone
 
 from automation.delivery_outcomes import dead_delivery_task, dead_message_text
-from delivery.models import IntegrationCredential
 from delivery.services import outbox_enqueue
+from delivery.transports import channel_unavailable
 
 from .models import CRMPlaybookExecution, CRMStepExecution
+
+#: The order a chat step tries transports in after the tenant's own choice (docs/crm.md "Channels").
+CHAT_FALLBACK = ("telegram", "slack", "sms")
+#: Outbox channels that need the tenant's integration (a credential, or Telegram's console mode).
+CONNECTED = ("sms", "slack", "telegram")
+_NO_ADDRESS = {"telegram": "the contact has no telegram_chat_id", "slack": "no chat_id in the journey's context",
+               "sms": "the contact has no phone number"}
+
 
 class ChannelError(Exception):
     """The message could not be handed on; the message is recorded on the step execution."""
 
 
-def _credential_exists(tenant_id, integration: str) -> bool:
-    return IntegrationCredential.objects.for_tenant(tenant_id).filter(integration=integration).exists()
+def chat_address(transport: str, contact, context: dict) -> str:
+    if transport == "telegram":
+        return contact.telegram_chat_id
+    if transport == "slack":
+        return str(context.get("chat_id") or "")
+    return contact.phone
+
+
+def chat_route(tenant_id, contact, context: dict, preferred: str) -> tuple[str, str, str]:
+    """``(transport, address, note)`` for a chat step: the tenant's transport when the contact has an address
+    there and it is connected, else the first of ``CHAT_FALLBACK`` that is (the note says why it fell back).
+    Raises ``ChannelError`` naming what each transport lacked when none is."""
+    lacking = []
+    for transport in dict.fromkeys((preferred, *CHAT_FALLBACK) if preferred in CHAT_FALLBACK else CHAT_FALLBACK):
+        address = chat_address(transport, contact, context or {})
+        reason = _NO_ADDRESS[transport] if not address else channel_unavailable(tenant_id, transport)
+        if not reason:
+            note = f"sent over {transport} instead: {'; '.join(lacking)}" if lacking else ""
+            return transport, address, note
+        lacking.append(f"{transport}: {reason if not address else 'not configured (' + reason + ')'}")
+    raise ChannelError(f"no chat address for {contact}: {'; '.join(lacking)}")
 
 
 def outbox_channel(channel: str, context: dict) -> str:
@@ -68,7 +98,7 @@ def _payload(transport: str, subject: str, body: str, context: dict) -> dict:
         if context.get("contact_id"):
             payload["contact_id"] = context["contact_id"]
         return payload
-    if transport == "slack":
+    if transport in ("slack", "telegram"):
         return {"text": body}
     return {"body": body}
 
@@ -80,10 +110,9 @@ def send(step_execution, channel: str, recipient: str, subject: str, body: str, 
     if not recipient:
         raise ChannelError(f"no recipient address for channel '{channel}'")
     transport = outbox_channel(channel, context)
-    if transport == "telegram":
-        raise ChannelError("chat channel not configured: there is no Telegram transport in the delivery layer")
-    if transport in ("sms", "slack") and not _credential_exists(step_execution.tenant_id, transport):
-        raise ChannelError(f"{channel} channel not configured: no {transport} integration credential for this tenant")
+    reason = channel_unavailable(step_execution.tenant_id, transport) if transport in CONNECTED else ""
+    if reason:
+        raise ChannelError(f"{channel} channel not configured: {reason}")
     try:
         message = outbox_enqueue(tenant=step_execution.tenant_id, channel=transport, target=recipient,
                                  payload=_payload(transport, subject, body, context),
@@ -117,8 +146,9 @@ def on_outbox_message_finished(sender, message, status, **kwargs) -> int:
         if updated or steps.exists():  # not updated: a re-queued message died again (its step failed already)
             _tell_owner(message, execution_id)
         return updated
-    if status == "delivered":
-        return steps.filter(status__in=[S.SENT, S.FAILED]).update(status=S.SENT, error="", updated_at=timezone.now())
+    if status == "delivered":  # a sent step keeps its note (e.g. the chat fallback it took)
+        return steps.filter(status=S.FAILED).update(
+            status=S.SENT, error="", updated_at=timezone.now())
     return 0
 
 

@@ -39,9 +39,10 @@ from django.utils.html import strip_tags
 from accounts.models import Membership, Role, Tenant
 from automation import conditions
 from csplatform.tenancy import system_context, tenant_context
+from delivery.feedback import suppressed_reasons
 
 from . import metrics
-from .channels import ChannelError, send
+from .channels import ChannelError, chat_route, send
 from .discounts import discount_issue
 from .models import CUSTOMER_CHANNELS, Channel, CRMPlaybookExecution, CRMStep, CRMStepExecution
 from .quiet_hours import window_for
@@ -149,6 +150,14 @@ def _advance(execution, steps, now, *, to: int | None, after: int) -> None:
         schedule_step(execution, steps[target])
 
 
+def _email_skip_reason(tenant_id, contact) -> str:
+    """Why an email step is skipped for this contact (opted out, or the address bounced or complained), or ""."""
+    if contact.email_opt_out:
+        return "the contact opted out of email"
+    why = suppressed_reasons(tenant_id, [contact.email])
+    return f"the contact's address is {next(iter(why.values()))}" if why else ""
+
+
 def run_step(execution: CRMPlaybookExecution, steps: dict[int, CRMStep], now, crm_settings) -> str:
     """Run the current step of ``execution`` (locked by the caller); returns the outcome."""
     step = _current(execution, steps)
@@ -193,8 +202,9 @@ def run_step(execution: CRMPlaybookExecution, steps: dict[int, CRMStep], now, cr
             metrics.count(metrics.STEP_DEFERRED, channel=step.channel)
             return "deferred"
 
-    if step.channel == Channel.EMAIL and contact.email_opt_out:
-        row.status, row.error = StepStatus.SKIPPED, "the contact opted out of email"
+    skip = _email_skip_reason(row.tenant_id, contact) if step.channel == Channel.EMAIL else ""
+    if skip:
+        row.status, row.error = StepStatus.SKIPPED, skip
         row.save()
         _advance(execution, steps, now, to=None, after=step.order)
         return "skipped"
@@ -296,6 +306,7 @@ def _send_step(execution, step: CRMStep, row: CRMStepExecution, now, crm_setting
     template = (variant or {}).get("template") or step.template
     subject_source = (variant or {}).get("subject") or step.subject
     owner, note = (None, "")
+    chat_transport = crm_settings.chat_transport
     if step.channel == Channel.OWNER_DM:
         owner, note = _owner(execution)
         if owner is None:
@@ -303,9 +314,10 @@ def _send_step(execution, step: CRMStep, row: CRMStepExecution, now, crm_setting
         recipient = owner.email
     elif step.channel == Channel.EMAIL:
         recipient = contact.email
-    elif step.channel == Channel.CHAT and crm_settings.chat_transport == crm_settings.ChatTransport.SLACK:
-        recipient = str((execution.context or {}).get("chat_id") or "")
-    else:  # sms, and chat over SMS / Telegram
+    elif step.channel == Channel.CHAT:  # the tenant's chat transport, else the fallback order
+        chat_transport, recipient, note = chat_route(execution.tenant_id, contact, execution.context or {},
+                                                     crm_settings.chat_transport)
+    else:
         recipient = contact.phone
     if not recipient:
         raise ChannelError(f"no {step.get_channel_display().lower()} address for "
@@ -325,7 +337,7 @@ def _send_step(execution, step: CRMStep, row: CRMStepExecution, now, crm_setting
         raise ChannelError(f"template {template}: {type(exc).__name__}: {exc}") from None
     is_html = template.endswith((".html", ".htm"))
     body = html_to_text(rendered) if is_html else rendered.strip()
-    extra = {"journey": execution.playbook.name, "chat_transport": crm_settings.chat_transport}
+    extra = {"journey": execution.playbook.name, "chat_transport": chat_transport}
     if is_html:
         extra["html"] = rendered
     if step.channel == Channel.EMAIL:

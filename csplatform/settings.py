@@ -231,6 +231,8 @@ OUTBOUND_TOTAL_TIMEOUT = env.float("OUTBOUND_TOTAL_TIMEOUT", default=15.0)  # st
 OUTBOUND_CA_BUNDLE = env("OUTBOUND_CA_BUNDLE", default="")  # extra CA file for TLS (blank: certifi's roots)
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")  # unsubscribe links in emails
 SLACK_API_URL = env("SLACK_API_URL", default="https://slack.com/api")
+# "console": Telegram messages are printed, not sent (the embedded demo, like its console email backend).
+TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="console" if EMBEDDED else "https://api.telegram.org")
 SMS_API_URL = env("SMS_API_URL", default="")
 SMS_FROM = env("SMS_FROM", default="")
 HUBSPOT_API_URL = env("HUBSPOT_API_URL", default="https://api.hubapi.com")

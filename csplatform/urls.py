@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from delivery.views import unsubscribe_view
+from delivery.views import click_view, open_pixel_view, unsubscribe_view
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
@@ -12,7 +12,10 @@ urlpatterns = [
     path("api/", include("automation.api.urls")),
     path("api/", include("playbooks.api.urls")),
     path("api/v1/crm/", include("crm.api.urls")),
+    path("api/billing/", include("crm.api.billing_urls")),
     path("api/unsubscribe/<str:token>/", unsubscribe_view, name="unsubscribe"),
+    path("t/o/<str:token>.gif", open_pixel_view, name="email-open"),
+    path("t/c/<str:token>/", click_view, name="email-click"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

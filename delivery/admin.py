@@ -3,7 +3,8 @@
 The outbox is history (practitioners may re-queue a dead message); templates are saved through
 ``email_template_save``; webhook secrets are never shown after the page that created them; integration
 tokens are write-only. Template, secret and credential changes go to the audit trail with the staff user
-as actor.
+as actor. Email events (opens, clicks, bounces, complaints) are history; tenant admins may delete a
+suppression to let an address be emailed again.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from csplatform.tenancy import tenant_context
 from . import policy
 from .email import email_template_save
 from .masking import masked_headers, masked_payload
-from .models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
+from .models import EmailEvent, EmailTemplate, IntegrationCredential, Outbox, Suppression, WebhookSecret
 from .previews import PreviewError, render_preview
 from .secrets import webhook_secret_rotate
 from .services import outbox_requeue
@@ -344,3 +345,31 @@ class IntegrationCredentialAdmin(AuditedAdminMixin, TenantScopedAdmin):
     def has_token(self, obj):
         return bool(obj.token)
 
+
+
+@admin.register(EmailEvent)
+class EmailEventAdmin(ReadOnlyAdmin):
+    """Opens, clicks, bounces and complaints of the tenant's emails."""
+
+    list_display = ("kind", "email", "message", "url", "at")
+    list_filter = ("kind", "at")
+    search_fields = ("email", "url", "message__message_id")
+    date_hierarchy = "at"
+    list_select_related = ("message",)
+    readonly_fields = ("kind", "email", "message", "contact", "url", "at", "meta")
+    fields = readonly_fields
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(AuditedAdminMixin, ReadOnlyAdmin):
+    """Addresses the tenant no longer emails; deleting one (tenant admins, audited) allows it again."""
+
+    delete_roles = ADMINS
+    list_display = ("email", "reason", "created_at")
+    list_filter = ("reason", "created_at")
+    search_fields = ("email",)
+    readonly_fields = ("email", "reason", "detail", "created_at")
+    fields = readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_role(request, self.get_delete_roles(), obj)

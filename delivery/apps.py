@@ -6,4 +6,4 @@ class DeliveryConfig(AppConfig):
     name = "delivery"
 
     def ready(self):
-        from . import tasks, transports  # noqa: F401  (celery tasks; the transport registry fills itself)
+        from . import demo, engagement_signal, tasks, transports  # noqa: F401  (tasks; transports; receivers)

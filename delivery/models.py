@@ -7,6 +7,9 @@
 * ``WebhookEndpoint``: the health of one webhook target (tenant + URL); disabled after 5 days of failures.
 * ``EmailTemplate``: the tenant's email templates (seed 001), validated when saved.
 * ``IntegrationCredential``: the tenant's token for Slack, SMS, HubSpot or Salesforce.
+* ``EmailEvent``: what happened to a sent email (opened, clicked, bounced, complained); docs "Email engagement".
+* ``Suppression``: addresses of a tenant that must not be emailed again (hard bounce, complaint).
+* ``EmailFeedbackEndpoint``: the tenant's inbound URL token and provider signing key for bounces and complaints.
 """
 
 import base64
@@ -26,6 +29,10 @@ def new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
+def new_feedback_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
 def new_webhook_secret() -> str:
     """Standard Webhooks format: ``whsec_`` + base64 of 32 random bytes (the HMAC key is the decoded bytes)."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -37,6 +44,7 @@ class Outbox(TenantOwnedModel):
         EMAIL = "email", "Email"
         SMS = "sms", "SMS"
         SLACK = "slack", "Slack"
+        TELEGRAM = "telegram", "Telegram"
         HUBSPOT = "hubspot", "HubSpot"
         SALESFORCE = "salesforce", "Salesforce"
 
@@ -188,12 +196,13 @@ class EmailTemplate(TenantOwnedModel):
 
 
 class IntegrationCredential(TenantOwnedModel):
-    """How a tenant reaches Slack, its SMS provider, HubSpot or Salesforce. The base URL defaults to the
-    one in settings; a tenant-supplied one (e.g. a Salesforce instance URL) passes the outbound policy."""
+    """How a tenant reaches Slack, its SMS provider, a Telegram bot, HubSpot or Salesforce. The base URL defaults
+    to the one in settings; a tenant-supplied one (e.g. a Salesforce instance URL) passes the outbound policy."""
 
     class Integration(models.TextChoices):
         SLACK = "slack", "Slack"
         SMS = "sms", "SMS provider"
+        TELEGRAM = "telegram", "Telegram bot"
         HUBSPOT = "hubspot", "HubSpot"
         SALESFORCE = "salesforce", "Salesforce"
 
@@ -211,3 +220,79 @@ class IntegrationCredential(TenantOwnedModel):
 
     def __str__(self) -> str:
         return self.get_integration_display()
+
+
+class EmailEvent(TenantOwnedModel):
+    """One thing that happened to an email after it left: an open (the tracking pixel was fetched), a click
+    (a tracked link was followed), a bounce or a complaint (the provider's feedback webhook). Opens and
+    clicks of a message are counted from these rows; ``message`` is empty when a bounce names no message
+    of this tenant."""
+
+    class Kind(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        OPEN = "open", "Opened"
+        CLICK = "click", "Clicked"
+        BOUNCE = "bounce", "Bounced"
+        COMPLAINT = "complaint", "Complaint"
+
+    message = models.ForeignKey(Outbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="email_events")
+    contact = models.ForeignKey("accounts.Contact", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="email_events")
+    email = models.CharField(max_length=254, blank=True, default="", help_text="The recipient's address.")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    url = models.TextField(blank=True, default="", help_text="The link followed (clicks).")
+    at = models.DateTimeField(default=timezone.now)
+    meta = models.JSONField(default=dict, blank=True,
+                            help_text="e.g. bounce_type, source (generic, mailgun), the provider's reason; user agent.")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "email event"
+        indexes = [
+            models.Index(fields=["tenant", "kind", "at"], name="email_event_tenant_kind_idx"),
+            models.Index(fields=["message", "kind"], name="email_event_message_kind_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.email} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Suppression(TenantOwnedModel):
+    """An address the tenant's emails skip: it bounced hard or its owner complained. Deleting the row (API or
+    admin) lets it be emailed again."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+        MANUAL = "manual", "Added by hand"
+
+    email = models.CharField(max_length=254, help_text="Lower-cased address.")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    detail = models.TextField(blank=True, default="", help_text="What the provider said, and where it came from.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="suppression_once_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.get_reason_display()})"
+
+
+class EmailFeedbackEndpoint(TenantOwnedModel):
+    """Where the tenant's email provider reports bounces and complaints: ``/api/email-feedback/hooks/<token>/``
+    (generic JSON; the random token is the credential) and ``…/<token>/mailgun/`` (Mailgun's event
+    webhooks, whose signature is verified with ``mailgun_signing_key``)."""
+
+    token = models.CharField(max_length=64, unique=True, default=new_feedback_token, editable=False)
+    mailgun_signing_key = models.CharField(max_length=200, blank=True, default="",
+                                           help_text="Mailgun's HTTP webhook signing key (write-only in the API).")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "email feedback endpoint"
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="email_feedback_endpoint_once_per_tenant")]
+
+    def __str__(self) -> str:
+        return "email feedback endpoint"

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import re
 import smtplib
 import ssl
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -34,7 +37,7 @@ from django.utils import timezone
 from accounts.models import Contact
 from csplatform.registry import Registry
 
-from . import policy, signing
+from . import feedback, policy, signing, tracking
 from .secrets import active_webhook_secrets
 from .models import IntegrationCredential
 from .retry import parse_retry_after
@@ -44,6 +47,8 @@ USER_AGENT = "csplatform-delivery/1.0"
 RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "webhook-id", "webhook-timestamp",
                     "webhook-signature"}
 READ_LIMIT = 16 * 1024
+#: ``TELEGRAM_API_URL`` value that prints Telegram messages instead of sending them.
+CONSOLE = "console"
 
 
 @dataclass
@@ -198,12 +203,18 @@ class EmailTransport(Transport):
             contact = Contact.objects.for_tenant(message.tenant_id).filter(pk=data["contact_id"]).first()
             if contact is not None and contact.email_opt_out:
                 return Result(False, error="the recipient has opted out of email", permanent=True)
-        headers = {"X-Message-Id": message.message_id, **(data.get("headers") or {})}
+        # Checked here, at send time, so every sender (rules, CRM journeys, playbooks) skips bounced addresses.
+        suppressed = feedback.suppressed_reasons(message.tenant_id, [message.target])
+        if suppressed:
+            return Result(False, error=f"the recipient is {next(iter(suppressed.values()))}", permanent=True)
+        # X-Mailgun-Variables comes back in Mailgun's events as user-variables: it links a bounce to its message.
+        headers = {"X-Message-Id": message.message_id,
+                   "X-Mailgun-Variables": json.dumps({"message_id": message.message_id}), **(data.get("headers") or {})}
         email = EmailMultiAlternatives(subject=data.get("subject", ""), body=data.get("text", ""),
                                        from_email=data.get("from_email") or settings.DEFAULT_FROM_EMAIL,
                                        to=[message.target], headers=headers)
         if data.get("html"):
-            email.attach_alternative(data["html"], "text/html")
+            email.attach_alternative(tracking.instrument_html(data["html"], message), "text/html")
         try:
             sent = email.send()
         except smtplib.SMTPRecipientsRefused as exc:
@@ -224,6 +235,17 @@ class IntegrationTransport(Transport):
     def credential(self, message):
         return IntegrationCredential.objects.for_tenant(message.tenant_id).filter(integration=self.channel).first()
 
+    def unavailable(self, tenant_id) -> str:
+        if IntegrationCredential.objects.for_tenant(tenant_id).filter(integration=self.channel).exists():
+            return ""
+        return f"no {self.channel} integration credential for this tenant"
+
+    def url(self, credential, base: str, path: str) -> str:
+        return base + path
+
+    def auth_headers(self, credential) -> dict:
+        return {"Authorization": f"Bearer {credential.token}"}
+
     def call(self, message, method: str, path: str, body: dict) -> Result:
         credential = self.credential(message)
         if credential is None:
@@ -231,14 +253,23 @@ class IntegrationTransport(Transport):
         base = (credential.base_url or getattr(settings, self.setting, "") or "").rstrip("/")
         if not base:
             return Result(False, error=f"no base URL for {self.channel} (settings.{self.setting})", permanent=True)
-        headers = {"Authorization": f"Bearer {credential.token}", "Content-Type": "application/json",
-                   "User-Agent": USER_AGENT, "Idempotency-Key": message.message_id}
-        result = http_call(method, base + path, headers=headers, content=encode_body(body),
+        headers = {**self.auth_headers(credential), "Content-Type": "application/json", "User-Agent": USER_AGENT,
+                   "Idempotency-Key": message.message_id}
+        result = http_call(method, self.url(credential, base, path), headers=headers, content=encode_body(body),
                            check=bool(credential.base_url))
-        return self.check_body(result)
+        return self.check_body(result, credential)
 
-    def check_body(self, result: Result) -> Result:
+    def check_body(self, result: Result, credential) -> Result:
         return result
+
+
+def channel_unavailable(tenant_id, channel: str) -> str:
+    """Why ``channel`` cannot send for this tenant now (e.g. no credential), or "" when it can."""
+    transport = transports.get(channel)
+    if transport is None:
+        return f"there is no {channel} transport"
+    check = getattr(transport, "unavailable", None)
+    return check(tenant_id) if check else ""
 
 
 @register
@@ -250,7 +281,7 @@ class SlackTransport(IntegrationTransport):
     def send(self, message) -> Result:
         return self.call(message, "POST", "/chat.postMessage", {"channel": message.target, **(message.payload or {})})
 
-    def check_body(self, result: Result) -> Result:
+    def check_body(self, result: Result, credential) -> Result:
         if not result.ok:
             return result
         try:
@@ -276,6 +307,79 @@ class SmsTransport(IntegrationTransport):
         sender = (credential.config or {}).get("from") if credential else None
         return self.call(message, "POST", "/messages", {"to": message.target, "from": sender or settings.SMS_FROM,
                                                         "body": (message.payload or {}).get("body", "")})
+
+
+@register
+class TelegramTransport(IntegrationTransport):
+    """Bot API ``sendMessage``: ``POST {base}/bot{token}/sendMessage {"chat_id", "text"}``.
+
+    Telegram puts the bot token in the path, so it is masked in every error and response kept (and in
+    httpx's request log). An ``ok: false`` answer is a failure: 4xx ("chat not found", "bot was blocked")
+    is permanent, 429 and 5xx are retried, ``parameters.retry_after`` counts like ``Retry-After``. With
+    ``TELEGRAM_API_URL = "console"`` (the embedded default) messages are printed instead, as the console
+    email backend does: nothing leaves the machine and no credential is needed."""
+
+    channel = "telegram"
+    setting = "TELEGRAM_API_URL"
+    MAX_TEXT = 4096  # Telegram refuses longer messages (a permanent 400)
+
+    @staticmethod
+    def printing(credential=None) -> bool:
+        return settings.TELEGRAM_API_URL == CONSOLE and not (credential and credential.base_url)
+
+    def unavailable(self, tenant_id) -> str:
+        return "" if self.printing() else super().unavailable(tenant_id)
+
+    def url(self, credential, base: str, path: str) -> str:
+        return f"{base}/bot{quote(credential.token, safe=':')}{path}"
+
+    def auth_headers(self, credential) -> dict:
+        return {}
+
+    def send(self, message) -> Result:
+        text = str((message.payload or {}).get("text", ""))[: self.MAX_TEXT]
+        if self.printing(self.credential(message)):
+            sys.stdout.write(f"Telegram message to chat {message.target} (console, not sent; {message.message_id}):\n"
+                             f"{text}\n{'-' * 79}\n")
+            sys.stdout.flush()
+            return Result(True, body="printed to the console (TELEGRAM_API_URL=console)")
+        return self.call(message, "POST", "/sendMessage", {"chat_id": message.target, "text": text})
+
+    def check_body(self, result: Result, credential) -> Result:
+        result.body, result.error = (_mask(text, credential.token) for text in (result.body, result.error))
+        try:
+            data = json.loads(result.body or "{}")
+        except ValueError:
+            return result
+        if not isinstance(data, dict) or data.get("ok") is not False:
+            return result
+        code = data.get("error_code") if isinstance(data.get("error_code"), int) else result.status_code or 0
+        parameters = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+        error = f"telegram {code}: {data.get('description') or 'unknown error'}"
+        if parameters.get("migrate_to_chat_id"):
+            error += f" (the chat is now {parameters['migrate_to_chat_id']})"
+        waits = [w for w in (result.retry_after, parameters.get("retry_after")) if isinstance(w, (int, float))]
+        return Result(False, result.status_code, result.body, error=error,
+                      permanent=400 <= code < 500 and code not in (408, 429), retry_after=max(waits, default=None))
+
+
+def _mask(text: str, token: str) -> str:
+    return text.replace(token, "***").replace(quote(token, safe=":"), "***") if token else text
+
+
+class _MaskBotTokens(logging.Filter):
+    """httpx logs every request's URL at INFO; a Telegram URL carries the bot token in its path."""
+
+    PATH = re.compile(r"/bot[^/]+/")
+
+    def filter(self, record) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.PATH.sub("/bot***/", str(a)) if isinstance(a, httpx.URL) else a
+                                for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_MaskBotTokens())
 
 
 @register

@@ -15,6 +15,7 @@ from django.core.validators import validate_email
 from accounts.models import Contact
 from delivery import email as emails
 from delivery import policy, retry
+from delivery.feedback import suppressed_reasons
 from delivery.models import EmailTemplate, IntegrationCredential, Outbox
 from delivery.services import dispatch_on_commit
 from delivery.transports import RESERVED_HEADERS
@@ -291,11 +292,19 @@ class SendEmail(DeliveryAction):
             raise ActionError(f"email template '{config['template_id']}' does not exist")
         missing: list[str] = []
         recipients = self._recipients(config, ctx, missing)
-        skipped = [{"email": e, "reason": "opted out of email"} for e, c in recipients if c is not None and c.email_opt_out]
-        sendable = [(e, c) for e, c in recipients if c is None or not c.email_opt_out]
+        # Opted-out contacts and addresses on the tenant's suppression list (hard bounces, complaints) are skipped.
+        suppressed = suppressed_reasons(ctx.tenant, [e for e, _ in recipients])
+        why = {e: "opted out of email" if c is not None and c.email_opt_out else suppressed.get(e.lower())
+               for e, c in recipients}
+        skipped = [{"email": e, "reason": why[e]} for e, _ in recipients if why[e]]
+        sendable = [(e, c) for e, c in recipients if not why[e]]
         if not sendable:
-            reason = ("every recipient has opted out of email: " + ", ".join(s["email"] for s in skipped)) if skipped \
-                else f"no recipient: {'; '.join(dict.fromkeys(missing)) or 'nobody to write to'}"
+            if skipped and all(s["reason"] == "opted out of email" for s in skipped):
+                reason = "every recipient has opted out of email: " + ", ".join(s["email"] for s in skipped)
+            elif skipped:
+                reason = "every recipient was skipped: " + ", ".join(f"{s['email']} ({s['reason']})" for s in skipped)
+            else:
+                reason = f"no recipient: {'; '.join(dict.fromkeys(missing)) or 'nobody to write to'}"
             raise ActionError(f"send_email: {reason}; nothing was sent")
         custom = {**ctx.extra, **{k: render(v, ctx) for k, v in (config.get("personalization") or {}).items()}}
         messages, prefix = [], self._key(ctx)

@@ -38,6 +38,7 @@ from ..models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
 from ..previews import PreviewError, render_preview
 from ..secrets import webhook_secret_rotate
 from ..services import outbox_requeue
+from ..tracking import engagement_annotations
 
 def _tenant(request):
     return resolve_membership(request).tenant
@@ -68,13 +69,17 @@ class OutboxSerializer(serializers.ModelSerializer):
                                    help_text="The automation run that wrote it.")
     run_step = serializers.IntegerField(source="run_step_id", read_only=True, allow_null=True,
                                         help_text="The run step that wrote it.")
+    opens = serializers.IntegerField(read_only=True, default=0, help_text="Times the email's pixel was fetched.")
+    first_opened_at = serializers.DateTimeField(read_only=True, default=None, allow_null=True)
+    clicks = serializers.IntegerField(read_only=True, default=0, help_text="Tracked links followed.")
 
     class Meta:
         model = Outbox
         # Not the idempotency key: internal (searchable with ?search=), and the schema check treats "*key" as secret.
         fields = ["id", "message_id", "channel", "target", "method", "headers", "payload", "status",
                   "attempts", "max_attempts", "next_attempt_at", "last_attempt_at", "delivered_at",
-                  "last_status_code", "last_response", "error", "run", "run_step", "created_at", "updated_at"]
+                  "last_status_code", "last_response", "error", "run", "run_step", "opens", "first_opened_at", "clicks",
+                  "created_at", "updated_at"]
         read_only_fields = fields
 
     def get_headers(self, obj) -> dict:
@@ -98,6 +103,10 @@ class OutboxViewSet(TenantModelViewSet):
     lookup_value_regex = "[0-9]+"
     write_roles = MANAGERS  # the only write is requeue; creating is a 405
     action_roles = {"requeue": MANAGERS}
+
+    def get_queryset(self):
+        # An aggregate drops Meta.ordering: keep the newest-first order explicitly.
+        return super().get_queryset().annotate(**engagement_annotations()).order_by(*Outbox._meta.ordering)
 
     def create(self, request, *args, **kwargs):
         return Response({"detail": "Messages are written by actions; this list is read-only."},

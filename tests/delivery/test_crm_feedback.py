@@ -98,3 +98,14 @@ def test_the_sweeper_announces_a_message_it_gives_up_on(tenant, settings):
     finally:
         outbox_message_finished.disconnect(dispatch_uid="test-sweeper")
     assert seen == ["dead"]
+
+
+def test_a_crm_email_to_a_suppressed_address_is_skipped_with_the_reason(tenant, contact):
+    from delivery.feedback import suppression_add  # noqa: PLC0415 - only this test suppresses
+
+    suppression_add(tenant=tenant, email=contact.email, reason="hard_bounce")
+    execution = start_journey(contact, "payment_failed_rescue", {"amount": "49.00"}, now=T0)
+    execute_pending_steps(now=T0)
+    step = CRMStepExecution.objects.get(execution=execution, step_order=0)
+    assert step.status == "skipped" and "suppressed" in step.error and not step.outbox_message_id
+    assert mail.outbox == []

@@ -51,9 +51,10 @@ ACCOUNTS_RESOURCES = (
 GROUPS = {
     "accounts": rf"^/api/(({'|'.join(ACCOUNTS_RESOURCES)})/.*|tenant/|auth/token/)$",
     "automation": r"^/api/(admin/automation|event-triggers|hooks)/.*$",
-    "delivery": r"^/api/(outbox|email-templates|webhook-secrets|integration-credentials)/.*$",  # automation too
+    "delivery": r"^/api/(outbox|email-templates|webhook-secrets|integration-credentials|email-events|suppressions"
+                r"|email-feedback)/.*$",  # automation too
     "playbooks": r"^/api/(playbook-triggers|playbooks)/.*$",
-    "crm": r"^/api/v1/crm/.*$",
+    "crm": r"^/api/(v1/crm|billing)/.*$",
 }
 # Left out: it deletes the token the run authenticates with, so every later request would be a 401
 # (tests/security/test_hardening.py covers it).
