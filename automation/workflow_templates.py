@@ -1,4 +1,9 @@
-"""Seed 001's workflow templates, loadable per tenant as inactive drafts a CSM adjusts and activates."""
+"""Seed 001's workflow templates, loadable per tenant as inactive drafts a CSM adjusts and activates.
+
+The emails are seed 001's sequences (its "Email Types"): the onboarding emails at 0h, 3 days and a week after
+(each action's ``delay`` makes the run wait, automation.waits), the health alerts to the account owner and
+the customer contact, and the renewal campaign at 90, 30 and 7 days. Their templates are delivery's defaults
+(``delivery.email.DEFAULT_TEMPLATES``)."""
 
 from __future__ import annotations
 
@@ -8,12 +13,17 @@ from .services import workflow_save
 TEMPLATES = [
     {
         "name": "Onboarding sequence",
-        "description": "A new account gets a kickoff task for its CSM and an onboarding tag.",
+        "description": "A new account gets a kickoff task for its CSM, an onboarding tag and seed 001's three "
+                       "onboarding emails (now, 3 days later, a week after that).",
         "trigger_type": "account_created",
         "actions": [
             {"type": "create_task", "config": {"title": "Kickoff call with {{ account.name }}", "due_days": 2,
                                                "priority": "high", "assignee": "auto"}},
             {"type": "add_tag", "config": {"tag": "onboarding"}},
+            {"type": "send_email", "config": {"template_id": "welcome_email", "subject": "Welcome to {{ account.name }}!",
+                                              "delay": "1h"}},  # an hour: time to add the contacts
+            {"type": "send_email", "config": {"template_id": "getting_started", "delay": "3d"}},
+            {"type": "send_email", "config": {"template_id": "first_week_checkin", "delay": "1w"}},
         ],
     },
     {
@@ -27,6 +37,20 @@ TEMPLATES = [
                 "title": "Health dropped for {{ account.name }} ({{ event.previous_score }} -> {{ event.current_score }})",
                 "description": "Review usage, tickets and recent engagements; reach out to the champion.",
                 "due_days": 1, "priority": "high", "assignee": "auto"}},
+            {"type": "send_email", "config": {"template_id": "health_concern", "recipient": "primary_contact"}},
+            {"type": "send_email", "config": {"template_id": "health_concern", "recipient": "account_owner"}},
+        ],
+    },
+    {
+        "name": "Churn risk alert",
+        "description": "Churn risk above 70 (a health score under 30): urgent intervention by the owner and the "
+                       "CS managers.",
+        "trigger_type": "health_score_change",
+        "trigger_config": {"threshold": 30, "direction": "decrease"},
+        "cooldown_minutes": 7 * 24 * 60,
+        "actions": [
+            {"type": "send_email", "config": {"template_id": "urgent_intervention", "recipient": "account_owner"}},
+            {"type": "send_email", "config": {"template_id": "urgent_intervention", "recipient": "internal_team"}},
         ],
     },
     *[
@@ -44,9 +68,14 @@ TEMPLATES = [
                 {"type": "create_task", "config": {"title": f"Renewal in {days} days: {{{{ account.name }}}}",
                                                    "due_days": min(days, 7), "priority": priority,
                                                    "assignee": "auto"}},
+                {"type": "send_email", "config": {"template_id": template, "subject": subject,
+                                                  "recipient": "primary_contact"}},
             ],
         }
-        for days, priority in ((90, "medium"), (30, "high"), (7, "urgent"))
+        for days, priority, template, subject in (
+            (90, "medium", "renewal_planning", "Let's plan your renewal"),
+            (30, "high", "renewal_reminder", "Your contract expires soon"),
+            (7, "urgent", "urgent_renewal", "Action required: Contract renewal"))
     ],
     {
         "name": "Churn prevention",

@@ -58,6 +58,13 @@ DEFAULT_TEMPLATES = {
     "health_concern": {"subject": "Checking in on {{ account.name }}", "category": "health", "variables": []},
     "renewal_reminder": {"subject": "Your renewal on {{ account.renewal_date }} is coming up", "category": "renewal",
                          "variables": []},
+    # Seed 001's sequences (automation.workflow_templates send them).
+    "getting_started": {"subject": "Getting started with {{ product_name|default:tenant.name }}",
+                        "category": "onboarding", "variables": ["product_name"]},
+    "first_week_checkin": {"subject": "How are things going?", "category": "onboarding", "variables": ["product_name"]},
+    "urgent_intervention": {"subject": "Can we help, {{ account.name }}?", "category": "health", "variables": []},
+    "renewal_planning": {"subject": "Let's plan your renewal", "category": "renewal", "variables": []},
+    "urgent_renewal": {"subject": "Action required: Contract renewal", "category": "renewal", "variables": []},
 }
 
 

@@ -123,14 +123,33 @@ class OutboxViewSet(TenantModelViewSet):
 # --- email templates -----------------------------------------------------------------------------
 
 class EmailTemplateSerializer(serializers.ModelSerializer):
-    """Validated by ``email_template_save`` (in the view), which names the field and the variable."""
+    """Validated by ``email_template_save`` (in the view), which names the field and the variable. Seed 001's
+    names ``html_content`` / ``text_content`` are accepted for ``html`` / ``text`` and read back too."""
 
     variables = serializers.JSONField(required=False, help_text='Declared custom variables, e.g. ["product_name"].')
+    html_content = serializers.CharField(source="html", required=False, help_text="Seed 001's name for html.")
+    text_content = serializers.CharField(source="text", required=False, allow_blank=True,
+                                         help_text="Seed 001's name for text.")
+    SEED_NAMES = {"html_content": "html", "text_content": "text"}
 
     class Meta:
         model = EmailTemplate
-        fields = ["id", "name", "subject", "html", "text", "category", "variables", "created_at", "updated_at"]
+        fields = ["id", "name", "subject", "html", "text", "html_content", "text_content", "category", "variables",
+                  "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"html": {"required": False}}  # or html_content: one of them, checked in validate
+
+    def validate(self, attrs):
+        if self.instance is None and not attrs.get("html"):
+            raise ValidationError({"html": ["This field is required (or html_content)."]})
+        return attrs
+
+    def to_internal_value(self, data):
+        if hasattr(data, "keys"):
+            for seed, ours in self.SEED_NAMES.items():
+                if seed in data and ours in data and data[seed] != data[ours]:
+                    raise ValidationError({seed: [f"Differs from {ours}; send one of them."]})
+        return super().to_internal_value(data)
 
 
 class PreviewSerializer(serializers.Serializer):

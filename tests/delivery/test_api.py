@@ -297,3 +297,15 @@ def test_it_isolates_credentials_by_tenant(api, tenant, other_tenant):
     assert api.delete(f"{CREDENTIALS}{theirs.pk}/").status_code == 404
     # the same integration in another tenant is no clash
     assert api.post(CREDENTIALS, {"integration": "slack", "token": "y"}).status_code == 201
+
+
+def test_it_accepts_seed_001s_html_content_and_text_content(api):
+    created = api.post(TEMPLATES, {"name": "welcome_email_v2", "subject": "Welcome {{ account.name }}",
+                                   "html_content": "<p>Hi {{ contact.name }}</p>",
+                                   "text_content": "Hi {{ contact.name }}"}, format="json")
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert (body["html"], body["text"]) == ("<p>Hi {{ contact.name }}</p>", "Hi {{ contact.name }}")
+    assert (body["html_content"], body["text_content"]) == (body["html"], body["text"])
+    clash = api.patch(f"{TEMPLATES}{body['id']}/", {"html": "<p>a</p>", "html_content": "<p>b</p>"}, format="json")
+    assert clash.status_code == 400 and "html_content" in clash.json()

@@ -185,7 +185,8 @@ def test_it_installs_the_default_rescue_and_winback_templates(tenant):
     assert "CRM20-AB12" in emails.preview(winback, account=account, contact=contact,
                                           custom={"discount_code": "CRM20-AB12"})["html"]
     assert sorted(t.name for t in emails.install_default_templates(tenant)) == [
-        "health_concern", "renewal_reminder", "welcome_email"]
+        "first_week_checkin", "getting_started", "health_concern", "renewal_planning", "renewal_reminder",
+        "urgent_intervention", "urgent_renewal", "welcome_email"]
     for row in EmailTemplate.objects.for_tenant(tenant):
         emails.email_template_validate(row)  # every default passes the save-time check
 
