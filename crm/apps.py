@@ -11,9 +11,11 @@ class CrmConfig(AppConfig):
         from automation.actions import actions  # models: see above
         from automation.periodic import register_periodic_task  # models: see above
         from automation.scheduling import register_due_work  # models: see above
+        from delivery.ab_results import register_conversions  # models: see above
 
         from . import rules, signals, tasks  # noqa: F401  (models: see above; signals connects the receivers)
         from .actions import AddToCadence, ConvertCadence  # models: see above
+        from .reports import converted_messages  # models: see above
         from .scheduler import execute_pending_steps  # models: see above
         from .triggers import daily_scan  # models: see above
 
@@ -21,6 +23,7 @@ class CrmConfig(AppConfig):
         for action in (AddToCadence, ConvertCadence):
             actions.register(action.type)(action())
         rules.register()
+        register_conversions(converted_messages)
         register_due_work("crm.execute_pending_steps")(lambda *, now: execute_pending_steps(now=now))
         register_due_work("crm.daily_triggers")(lambda *, now: daily_scan(now=now))
         register_periodic_task(

@@ -19,7 +19,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from accounts.models import Account, Contact, Tenant
@@ -31,6 +31,7 @@ from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
 
 from . import policy
+from .ab_results import variant_results
 from .email import email_template_save
 from .masking import masked_headers, masked_payload
 from .models import EmailEvent, EmailTemplate, IntegrationCredential, Outbox, Suppression, WebhookSecret
@@ -147,6 +148,13 @@ class PreviewForm(forms.Form):
         return cleaned
 
 
+def _verdict(significance: dict | None) -> str:
+    if not significance:
+        return "-"
+    word = "significant" if significance["significant"] else "not significant"
+    return f"{significance['metric']}: {word} (p = {significance['p_value']:.3f})"
+
+
 @admin.register(EmailTemplate)
 class EmailTemplateAdmin(AuditedAdminMixin, TenantScopedAdmin):
     """Tenant admins write (through ``email_template_save``); everyone reads and previews."""
@@ -158,8 +166,22 @@ class EmailTemplateAdmin(AuditedAdminMixin, TenantScopedAdmin):
     search_fields = ("name", "subject")
     formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField}}
     actions = ("preview_selected",)
-    fields = ("name", "category", "subject", "html", "text", "variables", "preview_link", "created_at", "updated_at")
-    readonly_fields = ("preview_link", "created_at", "updated_at")
+    fields = ("name", "category", "subject", "html", "text", "variables", "variants", "ab_results", "preview_link",
+              "created_at", "updated_at")
+    readonly_fields = ("ab_results", "preview_link", "created_at", "updated_at")
+
+    @admin.display(description="A/B results")
+    def ab_results(self, obj):
+        """Per variant: sent, delivered, opened, clicked, converted, and the test against the control."""
+        rows = variant_results(obj) if obj is not None and obj.pk is not None else []
+        if not rows:
+            return "No emails sent from this template yet."
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (row["variant"] or "(none)", row["sent"], row["delivered"], row["opened"], row["clicked"], row["converted"],
+             _verdict(row["significance"])) for row in rows))
+        head = format_html("<tr>{}</tr>", format_html_join("", "<th>{}</th>", ((h,) for h in (
+            "Variant", "Sent", "Delivered", "Opened", "Clicked", "Converted", "Against the control"))))
+        return format_html("<table>{}{}</table>", head, body)
 
     @admin.display(description="Preview")
     def preview_link(self, obj):

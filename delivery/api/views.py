@@ -33,6 +33,7 @@ from csplatform.permissions import ADMINS, EVERYONE, MANAGERS, resolve_membershi
 
 from .. import email as email_service
 from .. import policy
+from ..ab_results import variant_results
 from ..masking import masked_headers, masked_payload
 from ..models import EmailTemplate, IntegrationCredential, Outbox, WebhookSecret
 from ..previews import PreviewError, render_preview
@@ -164,6 +165,35 @@ class PreviewSerializer(serializers.Serializer):
         return attrs
 
 
+class SignificanceSerializer(serializers.Serializer):
+    against = serializers.CharField(help_text="The control variant.")
+    metric = serializers.CharField(help_text="converted, or clicked when nothing converted yet.")
+    z = serializers.FloatField()
+    p_value = serializers.FloatField(help_text="Two-sided.")
+    significant = serializers.BooleanField(help_text="p < 0.05 with at least 30 messages on each side.")
+
+
+class VariantResultSerializer(serializers.Serializer):
+    """One variant of ``GET /api/email-templates/{id}/results/`` (``delivery.ab_results``)."""
+
+    variant = serializers.CharField()
+    configured = serializers.BooleanField()
+    weight = serializers.FloatField()
+    share = serializers.FloatField()
+    sent = serializers.IntegerField()
+    delivered = serializers.IntegerField()
+    dead = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    opened = serializers.IntegerField()
+    clicked = serializers.IntegerField()
+    converted = serializers.IntegerField()
+    delivery_rate = serializers.FloatField(allow_null=True)
+    opened_rate = serializers.FloatField(allow_null=True)
+    clicked_rate = serializers.FloatField(allow_null=True)
+    converted_rate = serializers.FloatField(allow_null=True)
+    significance = SignificanceSerializer(allow_null=True)
+
+
 class PreviewResultSerializer(serializers.Serializer):
     subject = serializers.CharField()
     text = serializers.CharField()
@@ -203,6 +233,12 @@ class EmailTemplateViewSet(TenantModelViewSet):
             audit_record(tenant=instance.tenant_id, actor=self.request.user, action="delete", obj=instance,
                          before=audit_snapshot(instance))
             instance.delete()
+
+    @extend_schema(responses=VariantResultSerializer(many=True),
+                   summary="A/B results per variant: sent, delivered, opened, clicked, converted, significance")
+    @action(detail=True, methods=["get"])
+    def results(self, request, pk=None):
+        return Response(VariantResultSerializer(variant_results(self.get_object()), many=True).data)
 
     @extend_schema(request=PreviewSerializer, responses=PreviewResultSerializer,
                    summary="Render the template for an account/contact, or with sample data")
