@@ -15,6 +15,9 @@ class CrmConfig(AppConfig):
 
         from . import rules, signals, tasks  # noqa: F401  (models: see above; signals connects the receivers)
         from .actions import AddToCadence, ConvertCadence  # models: see above
+        from csplatform.metrics import register_collector  # models: see above
+
+        from .metrics import JourneyCollector  # models: see above
         from .reports import converted_messages  # models: see above
         from .scheduler import execute_pending_steps  # models: see above
         from .triggers import daily_scan  # models: see above
@@ -24,6 +27,7 @@ class CrmConfig(AppConfig):
             actions.register(action.type)(action())
         rules.register()
         register_conversions(converted_messages)
+        register_collector(JourneyCollector())
         register_due_work("crm.execute_pending_steps")(lambda *, now: execute_pending_steps(now=now))
         register_due_work("crm.daily_triggers")(lambda *, now: daily_scan(now=now))
         register_periodic_task(

@@ -1,25 +1,73 @@
-"""Prometheus counters of the CRM journeys (exposed at ``/metrics`` by ``csplatform.metrics``).
+"""Prometheus metrics of the CRM journeys (exposed at ``/metrics`` by ``csplatform.metrics``), read from the
+database when scraped: the same numbers whichever process serves ``/metrics`` and whichever process (web,
+worker, ``tick``, a command) did the work, and a rolled-back start is never counted.
 
-Counters are incremented only when the transaction that did the work commits (``count``), so a
-rolled-back start or send is never counted. Each process counts its own work: run the web and the
-workers with ``PROMETHEUS_MULTIPROC_DIR`` set so ``/metrics`` adds up every process's counters.
+    crm_playbook_fired_total{name}     journeys started (executions), by journey
+    crm_conversions_total{name}        executions converted, by journey
+    crm_rescue_recovered_total         journeys started by a failed payment that converted (payment recovered)
+    crm_step_sent_total{channel}       steps sent, by channel
+    crm_step_failed_total{channel}     steps that failed, by channel
+    crm_steps_deferred{channel}        steps waiting for a contact's quiet hours to end (a gauge)
+
+Counters are counts of rows, over every tenant: deleting old executions lowers them, which Prometheus reads
+as a counter reset.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
-from prometheus_client import Counter
+from django.db.models import Count
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-PLAYBOOK_FIRED = Counter("crm_playbook_fired_total", "CRM journeys started, by journey name.", ["name"])
-RESCUE_RECOVERED = Counter("crm_rescue_recovered_total", "Payment failed rescues converted (payment recovered).")
-STEP_SENT = Counter("crm_step_sent_total", "CRM journey steps sent, by channel.", ["channel"])
-STEP_FAILED = Counter("crm_step_failed_total", "CRM journey steps that failed, by channel.", ["channel"])
-STEP_DEFERRED = Counter("crm_step_deferred_total", "CRM journey steps deferred by quiet hours, by channel.",
-                        ["channel"])
-CONVERSIONS = Counter("crm_conversions_total", "CRM journey executions converted, by journey name.", ["name"])
+from csplatform.tenancy import system_context
+
+from .models import CRMPlaybookExecution, CRMStepExecution, TriggerEvent
 
 
-def count(counter: Counter, **labels) -> None:
-    """Increment ``counter`` once the current transaction commits (at once outside a transaction)."""
-    target = counter.labels(**labels) if labels else counter
-    transaction.on_commit(target.inc)
+class JourneyCollector(Collector):
+    def describe(self):
+        """The metric names, without reading the database (the registry asks when the collector registers)."""
+        yield CounterMetricFamily("crm_playbook_fired", "", labels=["name"])
+        yield CounterMetricFamily("crm_conversions", "", labels=["name"])
+        yield CounterMetricFamily("crm_rescue_recovered", "")
+        yield CounterMetricFamily("crm_step_sent", "", labels=["channel"])
+        yield CounterMetricFamily("crm_step_failed", "", labels=["channel"])
+        yield GaugeMetricFamily("crm_steps_deferred", "", labels=["channel"])
+
+    def collect(self):
+        with system_context("metrics: CRM journey counts"):
+            executions = list(CRMPlaybookExecution.objects.values("playbook__name", "playbook__trigger_event", "status")
+                              .annotate(n=Count("pk")).order_by())
+            steps = list(CRMStepExecution.objects.values("channel", "status").annotate(n=Count("pk")).order_by())
+        fired = CounterMetricFamily("crm_playbook_fired", "CRM journeys started, by journey name.", labels=["name"])
+        converted = CounterMetricFamily("crm_conversions", "CRM journey executions converted, by journey name.",
+                                        labels=["name"])
+        for name, total in _sum(executions, "playbook__name").items():
+            fired.add_metric([name], total)
+        for name, total in _sum(executions, "playbook__name", status=CRMPlaybookExecution.Status.CONVERTED).items():
+            converted.add_metric([name], total)
+        recovered = _sum(executions, "playbook__trigger_event", status=CRMPlaybookExecution.Status.CONVERTED).get(
+            TriggerEvent.PAYMENT_FAILED, 0)
+        yield fired
+        yield converted
+        yield CounterMetricFamily("crm_rescue_recovered", "Payment failed rescues converted (payment recovered).",
+                                  value=recovered)
+        S = CRMStepExecution.Status
+        for metric, help_text, status, family in (
+                ("crm_step_sent", "CRM journey steps sent, by channel.", S.SENT, CounterMetricFamily),
+                ("crm_step_failed", "CRM journey steps that failed, by channel.", S.FAILED, CounterMetricFamily),
+                ("crm_steps_deferred", "CRM journey steps waiting for quiet hours to end, by channel.", S.DEFERRED,
+                 GaugeMetricFamily)):
+            rows = family(metric, help_text, labels=["channel"])
+            for channel, total in _sum(steps, "channel", status=status).items():
+                rows.add_metric([channel], total)
+            yield rows
+
+
+def _sum(rows: list[dict], key: str, *, status: str | None = None) -> dict:
+    totals: dict = {}
+    for row in rows:
+        if status is None or row["status"] == status:
+            totals[row[key]] = totals.get(row[key], 0) + row["n"]
+    return totals
+

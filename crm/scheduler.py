@@ -41,7 +41,6 @@ from automation import conditions
 from csplatform.tenancy import system_context, tenant_context
 from delivery.feedback import suppressed_reasons
 
-from . import metrics
 from .channels import ChannelError, chat_route, send
 from .discounts import discount_issue
 from .models import CUSTOMER_CHANNELS, Channel, CRMPlaybookExecution, CRMStep, CRMStepExecution
@@ -199,7 +198,6 @@ def run_step(execution: CRMPlaybookExecution, steps: dict[int, CRMStep], now, cr
             row.save()
             execution.next_step_at = until
             execution.save(update_fields=["next_step_at", "updated_at"])
-            metrics.count(metrics.STEP_DEFERRED, channel=step.channel)
             return "deferred"
 
     skip = _email_skip_reason(row.tenant_id, contact) if step.channel == Channel.EMAIL else ""
@@ -215,10 +213,8 @@ def run_step(execution: CRMPlaybookExecution, steps: dict[int, CRMStep], now, cr
     except ChannelError as exc:
         row.status, row.error, row.discount_code = StepStatus.FAILED, str(exc), None
         row.save()
-        metrics.count(metrics.STEP_FAILED, channel=step.channel)
         _advance(execution, steps, now, to=None, after=step.order)
         return "failed"
-    metrics.count(metrics.STEP_SENT, channel=step.channel)
     _advance(execution, steps, now, to=None, after=step.order)
     return "sent"
 
@@ -236,7 +232,6 @@ def _record_crash(execution, steps, now, exc: Exception) -> str:
             row = schedule_step(execution, step)
             row.status, row.error = StepStatus.FAILED, message
             row.save()
-            metrics.count(metrics.STEP_FAILED, channel=step.channel)
             _advance(execution, steps, now, to=None, after=step.order)
             return "failed"
     except Exception:

@@ -20,9 +20,8 @@ from accounts.models import Account, Contact, Tenant
 from automation.events import emit, json_safe
 from csplatform.celery import task_named
 
-from . import metrics
 from .journeys import DEFAULT_JOURNEYS
-from .models import CRMPlaybook, CRMPlaybookExecution, CRMSettings, CRMStep, CRMStepExecution, TriggerEvent
+from .models import CRMPlaybook, CRMPlaybookExecution, CRMSettings, CRMStep, CRMStepExecution
 from .rules import journey_rules_sync, rules_missing
 
 log = logging.getLogger("crm")
@@ -186,7 +185,6 @@ def start_journey(contact: Contact, playbook: CRMPlaybook | str, context: dict |
         winner = earlier.filter(status=ExecStatus.ACTIVE).first()
         raise JourneyRefused("already_active", f"{contact} is already in journey '{journey.name}'.", winner) from None
     schedule_step(execution, first)
-    metrics.count(metrics.PLAYBOOK_FIRED, name=journey.name)
     _emit(execution, "crm_journey_started")
     if execution.next_step_at <= timezone.now():
         transaction.on_commit(lambda: _kick(execution))
@@ -255,9 +253,6 @@ def execution_convert(*, execution: CRMPlaybookExecution, value=None, now: datet
         row.context = {**(row.context or {}), "conversion_reason": reason}
     row.save()
     _cancel_pending_steps(row, "journey converted")
-    metrics.count(metrics.CONVERSIONS, name=row.playbook.name)
-    if row.playbook.trigger_event == TriggerEvent.PAYMENT_FAILED:
-        metrics.count(metrics.RESCUE_RECOVERED)
     _emit(row, "crm_journey_converted", {"conversion_value": float(amount) if amount is not None else None})
     for name in ("status", "converted_at", "conversion_value", "next_step_at", "completed_at", "context"):
         setattr(execution, name, getattr(row, name))

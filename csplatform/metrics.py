@@ -18,12 +18,23 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 
+_database_collectors: list = []
+
+
+def register_collector(collector) -> None:
+    """A collector that reads the database when scraped (e.g. ``crm.metrics``): right in every process."""
+    REGISTRY.register(collector)
+    _database_collectors.append(collector)
+
+
 def _registry():
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in _database_collectors:
+            registry.register(collector)
         return registry
     return REGISTRY
 

@@ -237,14 +237,25 @@ def test_it_counts_fired_journeys_steps_and_recoveries_on_metrics(tenant, accoun
 def test_it_does_not_count_a_start_that_was_rolled_back(tenant, account, contact):
     from django.db import transaction
 
-    from crm.metrics import PLAYBOOK_FIRED
-
-    before = PLAYBOOK_FIRED.labels(name="winback")._value.get()
+    fired = '{name="winback"}'
+    before = _sample(Client().get("/metrics").content.decode(), "crm_playbook_fired_total", fired)
     with pytest.raises(RuntimeError):
         with transaction.atomic():
             start_journey(contact, "winback")
             raise RuntimeError("rolled back")
-    assert PLAYBOOK_FIRED.labels(name="winback")._value.get() == before
+    assert _sample(Client().get("/metrics").content.decode(), "crm_playbook_fired_total", fired) == before
+
+
+def test_metrics_count_what_another_process_did(tenant, account, contact):
+    """Read from the database: a journey started by a command, the tick or a worker shows on the web's /metrics
+    (here: a row written without going through this process's code paths at all)."""
+    from crm.models import CRMPlaybook, CRMPlaybookExecution
+
+    fired = '{name="winback"}'
+    before = _sample(Client().get("/metrics").content.decode(), "crm_playbook_fired_total", fired)
+    journey = CRMPlaybook.objects.for_tenant(tenant).get(name="winback")
+    CRMPlaybookExecution.objects.create(tenant=tenant, playbook=journey, contact=contact, account=account)
+    assert _sample(Client().get("/metrics").content.decode(), "crm_playbook_fired_total", fired) == before + 1
 
 
 def test_it_can_protect_metrics_with_a_token(settings):
