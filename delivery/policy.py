@@ -4,6 +4,10 @@
 
 * never: link-local (169.254.0.0/16, fe80::/10, which hold the cloud metadata services), known
   metadata addresses and names, unspecified, multicast, reserved and broadcast addresses;
+* never: IPv6 addresses that tunnel or translate to IPv4 (6to4 2002::/16, Teredo 2001::/32, NAT64
+  64:ff9b::/96 and 64:ff9b:1::/48, IPv4-compatible ::/96) or are deprecated (site-local fec0::/10): they can
+  carry any IPv4 address, an internal one included, past the checks below; IPv4-mapped ones
+  (::ffff:a.b.c.d) are checked as the IPv4 address they map to;
 * only with ``settings.OUTBOUND_ALLOW_LOOPBACK`` (the embedded demo and the tests): loopback,
   private (RFC 1918, unique-local fc00::/7) and carrier-grade NAT (100.64.0.0/10) addresses.
 
@@ -25,6 +29,10 @@ ALWAYS_DENIED = [ipaddress.ip_network(n) for n in (
     "100.100.100.200/32",  # Alibaba Cloud metadata
     "192.0.0.0/24",        # IETF protocol assignments (incl. 192.0.0.192, Oracle Cloud metadata)
     "::/128", "fe80::/10", "ff00::/8", "fd00:ec2::254/128",  # AWS IPv6 metadata
+)]
+# IPv6 ranges that embed or translate to an IPv4 address, or are deprecated: refused whatever they carry.
+TUNNELS = [ipaddress.ip_network(n) for n in (
+    "2002::/16", "2001::/32", "64:ff9b::/96", "64:ff9b:1::/48", "::/96", "fec0::/10",
 )]
 PRIVATE = [ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "198.18.0.0/15",
@@ -90,6 +98,9 @@ def check_address(ip: str) -> None:
         address = address.ipv4_mapped
     if any(address in net for net in ALWAYS_DENIED if net.version == address.version):
         raise Refused(f"{address} is a link-local, metadata or reserved address; outbound calls may never go there")
+    if address.version == 6 and not address.is_loopback and any(address in net for net in TUNNELS):
+        raise Refused(f"{address} tunnels or translates to an IPv4 address (6to4, Teredo, NAT64) or is deprecated; "
+                      "outbound calls may never go there")
     if any(address in net for net in PRIVATE if net.version == address.version) or address.is_private \
             or address.is_loopback:
         if not settings.OUTBOUND_ALLOW_LOOPBACK:

@@ -96,3 +96,28 @@ def test_it_verifies_tls_for_the_hosts_name_while_connecting_to_the_checked_addr
     services.deliver()
     bad.refresh_from_db()
     assert bad.status == Outbox.Status.FAILED and "CERTIFICATE_VERIFY_FAILED" in bad.error
+
+
+@pytest.mark.parametrize("url", [
+    "http://[2002:7f00:1::]/",            # 6to4 carrying 127.0.0.1 (the probe's address)
+    "http://[2002:a9fe:a9fe::]/",         # 6to4 carrying 169.254.169.254
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo (its client is 127.0.0.1)
+    "http://[64:ff9b::a9fe:a9fe]/",       # NAT64 of 169.254.169.254
+    "http://[64:ff9b:1::a00:1]/",         # local-use NAT64 of 10.0.0.1
+    "http://[::7f00:1]/",                 # IPv4-compatible 127.0.0.1
+    "http://[fec0::1]/",                  # site-local
+])
+def test_it_refuses_ipv6_that_tunnels_to_ipv4_even_when_loopback_is_allowed(settings, url):
+    """Literal addresses only: nothing is resolved and no packet is sent."""
+    for allow in (False, True):
+        settings.OUTBOUND_ALLOW_LOOPBACK = allow
+        with pytest.raises(policy.Refused) as error:
+            policy.check_url(url)
+        assert "tunnels or translates" in str(error.value)
+
+
+def test_a_mapped_ipv4_address_is_checked_as_the_ipv4_it_maps_to(settings):
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    with pytest.raises(policy.Refused):
+        policy.check_url("http://[::ffff:10.0.0.1]/")
+    assert policy.check_url("http://[::ffff:93.184.215.14]/").ip == "::ffff:93.184.215.14"
