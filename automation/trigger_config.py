@@ -51,12 +51,21 @@ DURATION = re.compile(r"^\s*(\d+)\s*(m|min|h|d|w)\s*$")
 UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+MAX_DURATION = timedelta(days=3660)  # ten years: longer is a typo, and '99999999999w' overflows timedelta
+
+
 def parse_duration(value: str, field: str) -> timedelta:
-    """'15m', '1h', '1d', '1w' (seed 001's time_window)."""
+    """'15m', '1h', '1d', '1w' (seed 001's time_window), at most ten years."""
     match = DURATION.match(str(value or ""))
     if not match:
         raise ConfigError(field, "must be a duration like 15m, 1h, 1d or 1w")
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    amount = int(match.group(1))
+    if amount > 10 ** 7:
+        raise ConfigError(field, "must be at most ten years")
+    duration = timedelta(**{UNITS[match.group(2)]: amount})
+    if duration > MAX_DURATION:
+        raise ConfigError(field, "must be at most ten years")
+    return duration
 
 
 def statuses(config: dict, key: str, *, required: bool = False):

@@ -138,6 +138,9 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="success@localhost")
 OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
 
 REST_FRAMEWORK = {
+    # JSON that nests too deeply or holds NUL / unpaired surrogates is a 400 naming it (csplatform.json_input).
+    "DEFAULT_PARSER_CLASSES": ["csplatform.json_input.SafeJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

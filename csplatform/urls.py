@@ -21,3 +21,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("metrics", include("csplatform.metrics")),
 ]
+
+# A request Django refuses before any view (e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE): JSON for the API.
+handler400 = "csplatform.json_input.bad_request"

@@ -8,7 +8,6 @@ the endpoint tells a guesser nothing.
 
 from __future__ import annotations
 
-import json
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -20,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from csplatform import json_input
 from automation import running
 from automation.selectors import live_webhook_rule
 from csplatform.tenancy import tenant_context
@@ -56,7 +56,9 @@ class InboundWebhookView(APIView):
             return Response({"detail": "No live webhook rule has this token."}, status=status.HTTP_404_NOT_FOUND)
         try:
             # The raw body, not request.data: senders rarely set a JSON content type.
-            body = json.loads(request.body or b"")
+            body = json_input.loads(request.body or b"")
+        except json_input.BadJSON as exc:
+            return Response({"body": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         except (ValueError, UnicodeDecodeError):
             return Response({"body": ["Not valid JSON."]}, status=status.HTTP_400_BAD_REQUEST)
         if not isinstance(body, dict):

@@ -8,7 +8,6 @@ that are ignored and for duplicates, ``duplicate: true``), 400 naming the header
 
 from __future__ import annotations
 
-import json
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
@@ -19,6 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from csplatform import json_input
 from automation.api.webhooks import WebhookThrottle
 from csplatform.tenancy import tenant_context
 
@@ -59,7 +59,9 @@ class StripeWebhookView(APIView):
         try:
             verify(endpoint, request.headers.get(HEADER, ""), body)
             try:
-                event = json.loads(body)
+                event = json_input.loads(body)
+            except json_input.BadJSON as exc:
+                raise BadEvent("body", str(exc)) from None
             except (ValueError, UnicodeDecodeError):
                 raise BadEvent("body", "not valid JSON") from None
             if not isinstance(event, dict):

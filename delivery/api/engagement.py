@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 import django_filters
 from django.conf import settings
@@ -24,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from csplatform import json_input
 from accounts.audit import audit_record, audit_snapshot
 from csplatform.api import TenantFilterSet, TenantModelViewSet
 from csplatform.permissions import ADMINS, resolve_membership
@@ -192,7 +192,9 @@ class InboundFeedbackView(APIView):
         if endpoint is None:
             return Response(NOT_FOUND, status=status.HTTP_404_NOT_FOUND)
         try:
-            body = json.loads(request.body or b"")  # the raw body: providers do not always say it is JSON
+            body = json_input.loads(request.body or b"")  # the raw body: providers do not always say it is JSON
+        except json_input.BadJSON as exc:
+            return Response({"body": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         except (ValueError, UnicodeDecodeError):
             return Response({"body": ["Not valid JSON."]}, status=status.HTTP_400_BAD_REQUEST)
         try:
