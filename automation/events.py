@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from django.core.serializers.json import DjangoJSONEncoder
+from kombu.exceptions import OperationalError as BrokerError
 from django.db import transaction
 
 from . import rule_index
@@ -29,6 +31,8 @@ from .subjects import account_of, name_of
 
 if TYPE_CHECKING:
     from .batch import Batch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -152,5 +156,9 @@ def dispatch(event: Event) -> None:
 
 
 def dispatch_ids(tenant_id, event_id) -> None:
-    """Hand one event to a worker (by task name: the tasks module imports the engine, which imports this one)."""
-    task_named(PROCESS_EVENT_TASK).delay(str(tenant_id), event_id)
+    """Hand one event to a worker (by task name: the tasks module imports the engine, which imports this one).
+    A broker outage only delays it: the event stays pending and the sweeper hands it out again."""
+    try:
+        task_named(PROCESS_EVENT_TASK).delay(str(tenant_id), event_id)
+    except (BrokerError, OSError):
+        log.exception("could not hand event %s of tenant %s to celery; the sweeper will", event_id, tenant_id)
