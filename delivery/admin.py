@@ -194,7 +194,7 @@ class EmailTemplateAdmin(AuditedAdminMixin, TenantScopedAdmin):
 
         email_template_save(template=obj, data={})  # the form has set the fields; the service checks and saves
 
-    @admin.action(description="Preview", permissions=["view"])
+    @admin.action(description="Preview", permissions=["change"])
     def preview_selected(self, request, queryset):
         first = queryset.order_by("name", "pk").first()
         if first is not None:
@@ -210,7 +210,7 @@ class EmailTemplateAdmin(AuditedAdminMixin, TenantScopedAdmin):
         template = self.get_object(request, object_id)
         if template is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_view_permission(request, template):
+        if not self.has_change_permission(request, template):  # rendering is for those who may edit it
             raise PermissionDenied
         form = PreviewForm(request.GET or None, template=template)
         result, error = None, ""

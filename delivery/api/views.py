@@ -29,7 +29,7 @@ from rest_framework.response import Response
 from accounts.audit import audit_record, audit_snapshot, mask_secrets
 from accounts.models import Account, Contact
 from csplatform.api import TenantFilterSet, TenantModelSerializer, TenantModelViewSet, TenantRelatedField
-from csplatform.permissions import ADMINS, EVERYONE, MANAGERS, resolve_membership
+from csplatform.permissions import ADMINS, MANAGERS, resolve_membership
 
 from .. import email as email_service
 from .. import policy
@@ -212,7 +212,7 @@ class EmailTemplateViewSet(TenantModelViewSet):
     ordering_fields = ["name", "category", "created_at", "updated_at"]
     lookup_value_regex = "[0-9]+"
     write_roles = ADMINS
-    action_roles = {"preview": EVERYONE}
+    action_roles = {"preview": ADMINS}  # what may be rendered is for those who may edit it (issue 15)
 
     def _save(self, serializer, template: EmailTemplate, action_name: str):
         before = audit_snapshot(template) if template.pk else None

@@ -139,6 +139,8 @@ def test_it_previews_a_template_for_an_account_or_with_sample_data(client, tenan
     row = EmailTemplateFactory(tenant=tenant, html="<p>Dear {{ contact.first_name }} <script>x()</script></p>")
     theirs = EmailTemplateFactory(tenant=other_tenant)
     client.force_login(staff(tenant, Role.VIEWER))
+    assert client.get(url("emailtemplate", "preview", row.pk)).status_code == 403  # only its editors render it
+    client.force_login(staff(tenant))
     sample = client.get(url("emailtemplate", "preview", row.pk))
     assert sample.status_code == 200 and "Hi Sample Account" in sample.content.decode()
     real = client.get(url("emailtemplate", "preview", row.pk), {"account": account.pk, "contact": contact.pk})

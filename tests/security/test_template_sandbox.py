@@ -129,3 +129,34 @@ def test_render_itself_refuses_template_tags(ctx, source):
 def test_dates_and_decimals_in_the_payload_stay_data(ctx):
     ctx.event_payload.update({"when": datetime.date(2026, 1, 2).isoformat(), "arr": str(Decimal("10.50"))})
     assert render("{{ event.when }} {{ event.arr }}", ctx) == "2026-01-02 10.50"
+
+
+def test_a_loop_over_a_large_value_stops_while_rendering_not_after(api, tenant):
+    """The probe's case: a template looping over a 100 KB value, previewed: a 400 in well under a second, and
+    nothing near the gigabytes the loop would build (issue 15, "bounded rendering")."""
+    import time  # noqa: PLC0415 - this test's imports
+    import tracemalloc  # noqa: PLC0415
+
+    from tests.factories import EmailTemplateFactory  # noqa: PLC0415
+
+    template = EmailTemplateFactory(tenant=tenant, name="loop", variables=["big"],
+                                    html="{% for c in custom.big %}{{ custom.big }}{% endfor %}")
+    tracemalloc.start()
+    started = time.perf_counter()
+    response = api.post(f"/api/email-templates/{template.pk}/preview", {"custom": {"big": "x" * 100_000}},
+                        format="json")
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert response.status_code == 400 and "loop" in str(response.json()), response.json()
+    assert elapsed < 1.0 and peak < 50_000_000  # bounds of the behaviour (tens of ms, a few MB), not a benchmark
+
+
+def test_rule_templates_loop_within_bounds_too():
+    from csplatform.sandbox import RenderTooLarge, sandbox_engine  # noqa: PLC0415
+    from django.template import Context  # noqa: PLC0415
+
+    engine = sandbox_engine(tags=("for",))
+    assert engine.from_string("{% for i in items %}{{ i }},{% endfor %}").render(Context({"items": [1, 2]})) == "1,2,"
+    with pytest.raises(RenderTooLarge):
+        engine.from_string("{% for i in items %}x{% endfor %}").render(Context({"items": list(range(20_000))}))
