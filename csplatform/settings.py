@@ -69,7 +69,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csplatform.middleware.TenantContextMiddleware",
+    "csplatform.login_guard.LoginGuardMiddleware",
 ]
+# Every password form (token, DRF and admin logins): failures per client address and per username
+# (csplatform/login_guard.py). X-Forwarded-For is believed only behind TRUSTED_PROXY_COUNT proxies (also
+# DRF's NUM_PROXIES), so rotating it does not give a client a new identity.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
 
 ROOT_URLCONF = "csplatform.urls"
 ADMIN_URL = "admin/"
@@ -140,6 +147,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="success@localhost")
 OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
 
 REST_FRAMEWORK = {
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,  # None would make the whole X-Forwarded-For header the client's identity
     # JSON that nests too deeply or holds NUL / unpaired surrogates is a 400 naming it (csplatform.json_input).
     "DEFAULT_PARSER_CLASSES": ["csplatform.json_input.SafeJSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
