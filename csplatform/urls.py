@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("metrics", include("csplatform.metrics")),
+    path("", include("csplatform.health")),
 ]
 
 # A request Django refuses before any view (e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE): JSON for the API.

@@ -1,0 +1,67 @@
+"""``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: what it needs is there).
+
+``/readyz`` checks PostgreSQL (a query), Redis when one is configured (a PING with a short timeout) and that
+every migration is applied, and answers 200 with each check's result, or 503 naming what is down, so a load
+balancer stops sending traffic and an operator sees why. Neither needs a login or reveals more than up/down.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+from django.http import JsonResponse
+from django.urls import path
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _database() -> str:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _migrations() -> str:
+    executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return "ok" if not pending else f"{len(pending)} not applied"
+
+
+def _redis() -> str:
+    if not settings.REDIS_URL:
+        return "not used (embedded mode)"
+    import redis  # only when a Redis is configured
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "ok"
+
+
+CHECKS = {"database": _database, "redis": _redis, "migrations": _migrations}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    results, ready = {}, True
+    for name, check in CHECKS.items():
+        try:
+            results[name] = check()
+        except Exception as exc:  # anything a dependency raises means "not ready", never a 500
+            results[name] = f"down: {type(exc).__name__}"
+        if results[name] != "ok" and not results[name].startswith("not used"):
+            ready = False
+    return JsonResponse({"status": "ready" if ready else "not ready", "checks": results}, status=200 if ready else 503)
+
+
+urlpatterns = [path("healthz", healthz, name="healthz"), path("readyz", readyz, name="readyz")]
