@@ -3,13 +3,16 @@
 No loader tags, no ``{% load %}``, no tag at all unless asked for, and only filters whose output is bounded
 by their input: center/ljust/rjust/stringformat would build strings of any size from a small template.
 
-Loops are bounded while they render, not after: ``{% for %}`` takes at most ``MAX_LOOP_ITEMS`` items, and what
-a loop's body has rendered so far in one template is counted against ``MAX_LOOP_OUTPUT``; past either the
-render stops with ``RenderTooLarge`` (a ValueError), so a 100 KB value looped over itself fails in
-milliseconds instead of building gigabytes.
+Loops are bounded while they render, not after: ``{% for %}`` takes at most ``MAX_LOOP_ITEMS`` items, what
+a loop's body has rendered so far in one template is counted against ``MAX_LOOP_OUTPUT``, and its loops may
+take ``MAX_LOOP_SECONDS`` in all; past any of them the render stops with ``RenderTooLarge`` (a ValueError), so
+a 100 KB value looped over itself fails in milliseconds instead of building gigabytes. (Outside loops a
+template's output is bounded by its size and its filters'.)
 """
 
 from __future__ import annotations
+
+import time
 
 from django.template import Engine, Library, Node, NodeList, defaultfilters, defaulttags
 
@@ -21,7 +24,8 @@ MAX_FLOAT_DIGITS = 20
 MAX_RENDERED = 100_000
 MAX_LOOP_ITEMS = 10_000
 MAX_LOOP_OUTPUT = 500_000  # characters a template's loops may render in all (an email may be that long)
-_BUDGET = "sandbox:loop-output"
+MAX_LOOP_SECONDS = 1.0
+_BUDGET, _DEADLINE = "sandbox:loop-output", "sandbox:loop-deadline"
 
 
 class RenderTooLarge(ValueError):
@@ -44,6 +48,8 @@ class _Counted(Node):
         if used > MAX_LOOP_OUTPUT:
             raise RenderTooLarge(f"the template's loops render more than {MAX_LOOP_OUTPUT} characters")
         context.render_context[_BUDGET] = used
+        if time.monotonic() > context.render_context[_DEADLINE]:
+            raise RenderTooLarge(f"the template's loops take longer than {MAX_LOOP_SECONDS} s")
         return out
 
 
@@ -52,6 +58,8 @@ class _BoundedFor(defaulttags.ForNode):
         values = self.sequence.resolve(context, ignore_failures=True)
         if values is not None and hasattr(values, "__len__") and len(values) > MAX_LOOP_ITEMS:
             raise RenderTooLarge(f"a loop over {len(values)} items (at most {MAX_LOOP_ITEMS})")
+        if _DEADLINE not in context.render_context:  # the first loop of this render starts the clock
+            context.render_context[_DEADLINE] = time.monotonic() + MAX_LOOP_SECONDS
         return super().render(context)
 
 

@@ -160,3 +160,15 @@ def test_rule_templates_loop_within_bounds_too():
     assert engine.from_string("{% for i in items %}{{ i }},{% endfor %}").render(Context({"items": [1, 2]})) == "1,2,"
     with pytest.raises(RenderTooLarge):
         engine.from_string("{% for i in items %}x{% endfor %}").render(Context({"items": list(range(20_000))}))
+
+
+def test_loops_render_under_a_time_budget(monkeypatch):
+    from csplatform import sandbox  # noqa: PLC0415 - this test's imports
+    from django.template import Context  # noqa: PLC0415
+
+    engine = sandbox.sandbox_engine(tags=("for",))
+    template = engine.from_string("{% for i in items %}{{ i }}{% endfor %}")
+    assert template.render(Context({"items": [1, 2, 3]})) == "123"  # well within a second
+    monkeypatch.setattr(sandbox, "MAX_LOOP_SECONDS", -1.0)  # a budget already spent when the loop starts
+    with pytest.raises(sandbox.RenderTooLarge, match="longer than"):
+        template.render(Context({"items": [1, 2, 3]}))
