@@ -389,3 +389,27 @@ def test_the_admin_action_triggers_a_play_for_an_account(client, tenant, techsta
     assert "cooling down" in response.content.decode()
     assert client.get(reverse("admin:playbooks_playbook_change", args=[health.pk])).status_code == 200
     assert client.get(reverse("admin:accounts_account_change", args=[techstart.pk])).status_code == 200
+
+
+def test_a_renewal_play_opens_the_renewal_opportunity(tenant, api, django_capture_on_commit_callbacks):
+    """Issue 13: a Renewal play creates the account's renewal opportunity (create_opportunity; that firing again
+    updates it instead of adding another is tests/automation/test_create_opportunity.py)."""
+    from accounts.models import Opportunity
+
+    renewal = datetime.date.today() + datetime.timedelta(days=30)
+    account = AccountFactory(tenant=tenant, name="Renews Soon", arr=Decimal("24000"), renewal_date=renewal)
+    response = api.post(URL, {"name": "Open the renewal", "is_active": True, "trigger_type": "playbook_trigger",
+                              "trigger_config": {"playbook_types": ["renewal"]}, "cooldown_minutes": 0,
+                              "actions": [{"type": "create_opportunity", "config": {
+                                  "kind": "renewal", "value": "arr", "close_date": "renewal_date",
+                                  "stage": "qualification"}}]}, format="json")
+    assert response.status_code == 201, response.json()
+    services.playbook_trigger_save(tenant=tenant, playbook_type="renewal",
+                                   changes={"auto_trigger_enabled": True, "require_risk_signal": False})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.playbook_triggers_evaluate_all(tenant=tenant)
+
+    deal = Opportunity.objects.for_tenant(tenant).get()
+    assert (deal.account, deal.kind, deal.stage, deal.value, deal.close_date) == (
+        account, "renewal", "qualification", Decimal("24000.00"), renewal)
