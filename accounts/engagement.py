@@ -49,6 +49,13 @@ def engagement_score(contact: Contact, now=None) -> int:
     return max(0, min(100, points))
 
 
+def contact_engagement_refresh_id(tenant_id, contact_id) -> None:
+    """``contact_engagement_refresh`` for the contact with this id, if it still exists (for receivers)."""
+    contact = Contact.objects.for_tenant(tenant_id).filter(pk=contact_id).first()
+    if contact is not None:
+        contact_engagement_refresh(contact)
+
+
 def contact_engagement_refresh(contact: Contact) -> int:
     """Recompute and store the contact's score (a save, only when it changed); returns it."""
     score = engagement_score(contact)
@@ -70,9 +77,7 @@ def _engagement_changed(sender, instance, raw=False, **kwargs):
     if raw:
         return
     if instance.contact_id:
-        contact = Contact.objects.for_tenant(instance.tenant_id).filter(pk=instance.contact_id).first()
-        if contact is not None:
-            contact_engagement_refresh(contact)
+        contact_engagement_refresh_id(instance.tenant_id, instance.contact_id)
     if instance.opportunity_id and "created" in kwargs and instance.occurred_at <= timezone.now():  # saved, happened
         deal_touched(instance.opportunity_id, instance.tenant_id, timezone.localdate(instance.occurred_at))
 

@@ -23,16 +23,20 @@ SNAPSHOT_EVENTS = ("model_created", "model_updated")
 ACTED = (Run.Status.SUCCESS, Run.Status.FAILED, Run.Status.RUNNING)  # and runs waiting before an action (waits)
 
 
+def describes(event_type: str | None, payload, subject, kinds=SNAPSHOT_EVENTS) -> bool:
+    """Whether an event of ``event_type`` (one of ``kinds``) with this payload carries a snapshot of ``subject``."""
+    return bool(subject is not None and payload and event_type in kinds and str(payload.get("id")) == str(subject.pk))
+
+
 def as_described(subject, event):
     """``subject`` with the field values of ``event``'s snapshot of it (an unsaved copy, made once per event
     and shared by its rules, so a related row one rule's conditions load is loaded once), or ``subject``
     itself when the event carries no snapshot of that row."""
-    payload = event.payload if event is not None else None
-    if subject is None or not payload or event.type not in SNAPSHOT_EVENTS or str(payload.get("id")) != str(subject.pk):
+    if event is None or not describes(event.type, event.payload, subject):
         return subject
     views = event.__dict__.setdefault("_described", {})
     if id(subject) not in views:
-        views[id(subject)] = (subject, _view(subject, payload))
+        views[id(subject)] = (subject, _view(subject, event.payload))
     return views[id(subject)][1]
 
 

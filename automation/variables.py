@@ -24,6 +24,7 @@ from django.db import models
 
 from accounts.models import Contact
 
+from .chains import describes
 from .events import payload_of
 
 MODEL_EVENTS = ("model_created", "model_updated", "model_deleted")
@@ -63,8 +64,7 @@ def _entity(ctx, subject, account: dict | None, text: str) -> dict:
     payload = ctx.event_payload or {}
     if not isinstance(subject, models.Model):  # none, or an inbound webhook's body (webhook_subject)
         return copy.deepcopy(payload)
-    describes = event is not None and event.type in MODEL_EVENTS and str(payload.get("id")) == str(subject.pk)
-    entity = copy.deepcopy(payload) if describes else payload_of(subject)
+    entity = copy.deepcopy(payload) if describes(getattr(event, "type", None), payload, subject, MODEL_EVENTS) else payload_of(subject)
     if subject._meta.model_name != "account":
         entity.setdefault("company", account)
         if "contact" in text and not isinstance(subject, Contact):  # a deal's contact: its account's primary one

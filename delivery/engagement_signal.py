@@ -7,7 +7,7 @@ from django.db.models import Count
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from accounts.engagement import contact_engagement_refresh, register_signal
+from accounts.engagement import contact_engagement_refresh_id, register_signal
 from accounts.models import Contact
 
 from .models import EmailEvent
@@ -28,6 +28,4 @@ def email_points(contact: Contact, since) -> int:
 @receiver(post_save, sender=EmailEvent, dispatch_uid="delivery.engagement_signal.refresh")
 def _refresh(sender, instance, created, raw=False, **kwargs):
     if created and not raw and instance.contact_id and instance.kind in (EmailEvent.Kind.OPEN, EmailEvent.Kind.CLICK):
-        contact = Contact.objects.for_tenant(instance.tenant_id).filter(pk=instance.contact_id).first()
-        if contact is not None:
-            contact_engagement_refresh(contact)
+        contact_engagement_refresh_id(instance.tenant_id, instance.contact_id)

@@ -181,28 +181,27 @@ class UsageMetricSerializer(TenantModelSerializer):
         return super().validate(attrs)
 
 
-class ContactOfAccountMixin:
-    """A survey, ticket or engagement names a contact of its own account, not of some other account."""
+class OfItsAccountMixin:
+    """The rows a record names in ``of_its_account`` (a survey's contact, an engagement's deal) belong to the
+    record's own account, not to some other account."""
+
+    of_its_account: tuple[str, ...] = ()
 
     def validate(self, attrs):
-        if "contact" in attrs or "account" in attrs:
-            contact = attrs.get("contact", getattr(self.instance, "contact", None))
-            account = attrs.get("account", getattr(self.instance, "account", None))
-            if contact is not None and account is not None and contact.account_id != account.pk:
-                raise serializers.ValidationError({"contact": "The contact must belong to the account."})
+        account = attrs.get("account", getattr(self.instance, "account", None))
+        for name in self.of_its_account:
+            if name not in attrs and "account" not in attrs:
+                continue
+            row = attrs.get(name, getattr(self.instance, name, None))
+            if row is not None and account is not None and row.account_id != account.pk:
+                raise serializers.ValidationError({name: f"The {name} must belong to the account."})
         return super().validate(attrs)
 
 
-class DealOfAccountMixin:
-    """An engagement or note about a deal names one of its own account's deals."""
+class ContactOfAccountMixin(OfItsAccountMixin):
+    """A survey, ticket or engagement names a contact of its own account."""
 
-    def validate(self, attrs):
-        if "opportunity" in attrs or "account" in attrs:
-            deal = attrs.get("opportunity", getattr(self.instance, "opportunity", None))
-            account = attrs.get("account", getattr(self.instance, "account", None))
-            if deal is not None and account is not None and deal.account_id != account.pk:
-                raise serializers.ValidationError({"opportunity": "The opportunity must belong to the account."})
-        return super().validate(attrs)
+    of_its_account = ("contact",)
 
 
 class SurveyResponseSerializer(ContactOfAccountMixin, TenantModelSerializer):
@@ -226,7 +225,8 @@ class SupportTicketSerializer(ContactOfAccountMixin, TenantModelSerializer):
         ]
 
 
-class EngagementSerializer(DealOfAccountMixin, ContactOfAccountMixin, TenantModelSerializer):
+class EngagementSerializer(OfItsAccountMixin, TenantModelSerializer):
+    of_its_account = ("contact", "opportunity")
     account = TenantRelatedField(Account)
     contact = TenantRelatedField(Contact, required=False, allow_null=True)
     opportunity = TenantRelatedField(Opportunity, required=False, allow_null=True)
@@ -271,7 +271,8 @@ class TaskSerializer(TenantModelSerializer):
         return attrs
 
 
-class NoteSerializer(DealOfAccountMixin, TenantModelSerializer):
+class NoteSerializer(OfItsAccountMixin, TenantModelSerializer):
+    of_its_account = ("opportunity",)
     account = TenantRelatedField(Account)
     opportunity = TenantRelatedField(Opportunity, required=False, allow_null=True)
     author = NullSafeEmailField(source="author.email", read_only=True, allow_null=True)

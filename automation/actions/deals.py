@@ -9,16 +9,13 @@ default "<account> renewal"), ``stage`` (an open stage; a new one starts at pros
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-
-from django.utils import timezone
 
 from accounts.models import Opportunity
 
 from ..triggers import ConfigError
 from .base import Action, ActionError, register, render
-from .records import OFFSET
+from .records import OFFSET, offset_date
 
 OPEN_STAGES = [s for s in Opportunity.Stage.values if s not in Opportunity.CLOSED_STAGES]
 
@@ -93,8 +90,7 @@ def _fields(config: dict, account, ctx) -> dict:
             raise ActionError(f"account '{account.name}' has no renewal date for the opportunity's close date")
         fields["close_date"] = account.renewal_date
     elif close:
-        amount, unit = OFFSET.match(str(close)).groups()
-        fields["close_date"] = timezone.localdate() + timedelta(days=int(amount) * (7 if unit == "w" else 1))
+        fields["close_date"] = offset_date(close)
     for key in ("probability", "currency"):
         if config.get(key) is not None:
             fields[key] = config[key]

@@ -22,7 +22,7 @@ from delivery.transports import RESERVED_HEADERS
 
 from .. import payloads
 from ..subjects import model_for
-from ..triggers import ConfigError, parse_duration, triggers
+from ..triggers import ConfigError, triggers
 from .base import (
     Action, ActionContext, ActionError, check_json_templates, check_template, register, render, render_json,
     string_map,
@@ -61,19 +61,17 @@ def subject_reaches_people(rule) -> bool:
     return name == "account" or bool(fields & {"email", "phone", "account"})
 
 
-DELIVERY_SETTINGS = ("delay", "retry_count")
+DELIVERY_SETTINGS = ("retry_count",)  # seed 001's ``delay`` is every action's: checked and run by automation.waits
 
 
 class DeliveryAction(Action):
-    """Base of the actions that send: options every channel shares (seed 001 ``delay``: the run waits before
-    the action, ``automation.waits``; ``retry_count``)."""
+    """Base of the actions that send: ``retry_count``, the option every channel shares (seed 001's ``delay``
+    makes the run wait before the action: ``automation.waits``)."""
 
     needs_account = False
 
     def validate_config(self, config):
         config = super().validate_config(config)
-        if config.get("delay") not in (None, "", "0h", "0m", "0d"):
-            parse_duration(config["delay"], "delay")
         if config.get("retry_count") is not None:
             if not isinstance(config["retry_count"], int) or not 0 <= config["retry_count"] <= 10:
                 raise ConfigError("retry_count", "must be an integer from 0 to 10")

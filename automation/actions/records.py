@@ -25,12 +25,17 @@ from .base import Action, ActionContext, ActionError, register, render
 OFFSET = re.compile(r"^\+?(\d+)([dw])$")
 
 
+def offset_date(offset: str):
+    """Today plus a checked offset such as ``+3d`` or ``+1w`` (``OFFSET``)."""
+    amount, unit = OFFSET.match(str(offset)).groups()
+    return timezone.localdate() + timedelta(days=int(amount) * (7 if unit == "w" else 1))
+
+
 def _due_date(config: dict):
     if config.get("due_days") is not None:
         return timezone.localdate() + timedelta(days=int(config["due_days"]))
     if config.get("due_date_offset"):
-        amount, unit = OFFSET.match(config["due_date_offset"]).groups()
-        return timezone.localdate() + timedelta(days=int(amount) * (7 if unit == "w" else 1))
+        return offset_date(config["due_date_offset"])
     return None
 
 
