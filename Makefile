@@ -1,4 +1,4 @@
-.PHONY: run test lint requirements
+.PHONY: run test lint requirements screenshots prod-smoke
 
 # Start the platform on the embedded defaults (SQLite, no Redis) with the demo tenant loaded.
 run:
@@ -7,6 +7,21 @@ run:
 # Lint with ruff, then run the whole test suite against PostgreSQL and Redis (started if installed but down).
 test:
 	scripts/test.sh
+
+# docs/screenshots/home.png and account-360.png: the demo data on a throwaway SQLite database, a development
+# server and headless Chromium (installed by bootstrap.sh --browser when missing), as in the browser tests.
+screenshots:
+	scripts/bootstrap.sh --test --browser
+	.venv/bin/python scripts/screenshots.py
+
+# The production topology as processes on this machine (gunicorn, a worker on events/delivery/default, one on
+# bulk, beat) on a fresh database: one account change through the API to a signed webhook, then SIGTERM and
+# "nothing lost or left in flight" (scripts/prod_smoke.py). RabbitMQ as the broker:
+#   CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// make prod-smoke
+prod-smoke:
+	scripts/bootstrap.sh
+	scripts/services.sh
+	.venv/bin/python scripts/prod_smoke.py
 
 # Lint only (ruff, configured in pyproject.toml).
 lint:

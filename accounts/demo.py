@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from csplatform.tenancy import tenant_context
 
@@ -73,8 +72,7 @@ def _seed_tenant(tenant: Tenant) -> None:
         tenant=tenant, email=email, role=Role.TENANT_ADMIN, password=password, first_name=first, last_name=last,
         update_existing=True,
     )
-    admin = membership.user
-    Token.objects.get_or_create(user=admin)
+    admin = membership.user  # no API token: a key is shown only once; log in (/api/auth/token/) for one
     stages = {s.name: s for s in JourneyStage.objects.for_tenant(tenant)}
     now = timezone.now()
     today = timezone.localdate()

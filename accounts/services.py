@@ -20,8 +20,8 @@ from csplatform.tenancy import system_context, tenant_context
 from . import signals
 from .audit import audit_record, audit_snapshot
 from .models import (
-    COMPONENTS, DEFAULT_STAGES, Account, AuditLog, Goal, HealthScore, JourneyHistory, JourneyStage, Membership,
-    RiskLevel, Role, Tenant,
+    COMPONENTS, DEFAULT_STAGES, Account, AuditLog, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage,
+    Membership, Note, RiskLevel, Role, Task, Tenant,
 )
 
 log = logging.getLogger("accounts.services")
@@ -102,11 +102,14 @@ def membership_grant(*, tenant: Tenant, email: str, role: str, password: str | N
         user.set_unusable_password()
     user.is_staff = user.is_staff or staff
     user.save()
-    existing = Membership.objects.select_for_update().filter(user=user, tenant=tenant).first()
-    before = _membership_snapshot(existing) if existing is not None else None
-    membership, created = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
-    _audit_membership(membership, action=AuditLog.Action.CREATE if created else AuditLog.Action.UPDATE, actor=actor,
-                      before=before, after=_membership_snapshot(membership))
+    # A membership row is the tenant's (row-level security on PostgreSQL): an operator command runs
+    # with no tenant in scope, so write it in the tenant's.
+    with tenant_context(tenant):
+        existing = Membership.objects.select_for_update().filter(user=user, tenant=tenant).first()
+        before = _membership_snapshot(existing) if existing is not None else None
+        membership, created = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+        _audit_membership(membership, action=AuditLog.Action.CREATE if created else AuditLog.Action.UPDATE,
+                          actor=actor, before=before, after=_membership_snapshot(membership))
     return membership
 
 
@@ -473,3 +476,36 @@ def goal_save(*, goal: Goal, changes: Mapping[str, Any] | None = None) -> Goal:
             sender=Goal, goal=goal, from_status=old_status, to_status=goal.status, created=created
         )
     return goal
+
+
+# --- notes, engagements, tasks: what a CSM records about an account -----------------------------------
+
+def _work_create(model, account: Account, **fields):
+    row = model(tenant_id=account.tenant_id, account=account, **fields)
+    row.full_clean()
+    row.save()  # a save: rules see the record created, engagement scores and deal activity follow
+    return row
+
+
+@transaction.atomic
+def note_create(*, account: Account, body: str, author=None, pinned: bool = False) -> Note:
+    return _work_create(Note, account, body=body, author=author, pinned=pinned)
+
+
+@transaction.atomic
+def engagement_create(*, account: Account, kind: str, outcome: str, user=None, contact=None,
+                      occurred_at: datetime | None = None, summary: str = "") -> Engagement:
+    if contact is not None and contact.account_id != account.pk:
+        raise ValidationError({"contact": "The contact must belong to the account."})
+    return _work_create(Engagement, account, kind=kind, outcome=outcome, user=user, contact=contact,
+                        occurred_at=occurred_at or timezone.now(), summary=summary)
+
+
+@transaction.atomic
+def task_create(*, account: Account, title: str, assignee=None, created_by=None, due_date=None,
+                priority: str = Task.Priority.MEDIUM, description: str = "") -> Task:
+    """A task about ``account``; its assignee must be a member of the account's tenant."""
+    if assignee is not None and not Membership.objects.filter(user=assignee, tenant_id=account.tenant_id).exists():
+        raise ValidationError({"assignee": "The assignee must be a member of the account's tenant."})
+    return _work_create(Task, account, title=title, assignee=assignee, created_by=created_by, due_date=due_date,
+                        priority=priority, description=description)

@@ -40,6 +40,11 @@ def is_managed(rule) -> bool:
     return owner_of(rule) is not None
 
 
+def managed_sources() -> list[str]:
+    """The ``Workflow.source`` values of kept rules, for querysets that leave them out (the cockpit's plays)."""
+    return list(_owners)
+
+
 def managed_by(rule) -> dict | None:
     """``{"type", "id", "name", "endpoint"}`` of the object that keeps ``rule``, or None for a free rule."""
     owner = owner_of(rule)

@@ -11,9 +11,13 @@ entries with ``register_periodic_task(...)`` from their ``AppConfig.ready``. Run
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 
+from celery.signals import task_postrun
 from django.db import transaction
+
+from csplatform.logs import log_summary
 
 EVERY_MINUTE = "*"
 
@@ -50,6 +54,18 @@ def register_periodic_task(name: str, task: str, *, description: str = "", cron_
 
 def periodic_specs() -> list[PeriodicSpec]:
     return list(_specs.values())
+
+
+log = logging.getLogger("automation.periodic")
+
+
+@task_postrun.connect(dispatch_uid="automation.periodic.summary")
+def _summarize(task_id=None, task=None, retval=None, state=None, **kwargs) -> None:
+    """One INFO line per run of a registered periodic task that did something, DEBUG when it was idle (beat
+    sends most of them every minute); a failure is celery's to log."""
+    names = {spec.task: spec.name for spec in _specs.values()}
+    if state == "SUCCESS" and getattr(task, "name", None) in names:
+        log_summary(log, names[task.name], retval, request_id=task_id)
 
 
 register_periodic_task(

@@ -26,6 +26,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import Tenant
+from csplatform.logs import did_work, log_summary
 from csplatform.tenancy import system_context, tenant_context
 
 from . import conditions, engine
@@ -92,7 +93,8 @@ class TickResult:
 
 
 def tick(now: datetime.datetime | None = None) -> TickResult:
-    """Run every registered piece of due work once; one failing piece does not stop the others."""
+    """Run every registered piece of due work once; one failing piece does not stop the others. Logs one
+    INFO line when something was done (the pieces that did it), DEBUG when the tick was idle."""
     now = now or timezone.now()
     outcome = TickResult()
     for name, fn in due_work():
@@ -101,6 +103,8 @@ def tick(now: datetime.datetime | None = None) -> TickResult:
         except Exception as exc:  # keep the loop alive; the error is logged and reported
             log.exception("due work %s failed", name)
             outcome.errors[name] = f"{type(exc).__name__}: {exc}"
+    busy = {name: result for name, result in outcome.results.items() if did_work(result)}
+    log_summary(log, "tick", busy, errors=outcome.errors)
     return outcome
 
 
@@ -128,8 +132,7 @@ def sweep_events(*, grace: datetime.timedelta = SWEEP_GRACE, now: datetime.datet
             continue
         cache.set(key, 1, REDISPATCH_AFTER)
         dispatched += 1
-    if dispatched:
-        log.info("sweeper re-dispatched %d events", dispatched)
+    log.debug("sweeper re-dispatched %d events", dispatched)
     return dispatched
 
 
@@ -371,7 +374,7 @@ def fire_slot(rule: Workflow, slot: datetime.datetime, *, now: datetime.datetime
             elif run.skip_reason == Run.SkipReason.RATE_LIMITED:
                 break  # the limit is per rule: every further subject would be skipped the same way
         ScheduledSlot.objects.filter(pk=claim.pk).update(runs=acted)
-    log.info("rule %s fired slot %s: %d runs", rule.pk, slot.isoformat(), acted)
+    log.debug("rule %s fired slot %s: %d runs", rule.pk, slot.isoformat(), acted)
     return acted
 
 

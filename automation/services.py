@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record, audit_snapshot
+from csplatform.conflicts import StateConflict
 
 from . import conditions, managed, rule_index, waits
 from .actions import actions
@@ -281,10 +282,10 @@ def _record_version(rule: Workflow, definition: dict, actor) -> WorkflowVersion:
 def workflow_publish(*, rule: Workflow, actor=None) -> Workflow:
     """Make the rule's draft its live definition: validated again (other rules, registries and accounts may
     have changed since it was saved), the next version number, a ``WorkflowVersion``, the draft cleared,
-    the rule index refreshed and the change audited. No draft: ValidationError on ``draft``."""
+    the rule index refreshed and the change audited. No draft: ``StateConflict`` on ``draft`` (a 409)."""
     stored = Workflow.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=rule.pk)
     if stored.draft is None:
-        raise ValidationError({"draft": "This rule has no draft to publish."})
+        raise StateConflict({"draft": "This rule has no draft to publish."})
     before = audit_snapshot(stored)
     draft = stored.draft
     workflow_validate(rule=stored, data={name: draft[name] for name in CONTENT_FIELDS if name in draft})

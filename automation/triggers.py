@@ -11,6 +11,7 @@ import re
 from zoneinfo import available_timezones
 
 from accounts.models import Account, Engagement, HealthScore, JourneyStage, RiskLevel
+from csplatform import json_schema as js
 from csplatform.registry import Registry
 
 from .subjects import model_type_name
@@ -23,7 +24,7 @@ class Trigger:
     type: str = ""
     event_types: tuple[str, ...] = ()
     subject_model: str | None = "account"  # what conditions are evaluated on, by default
-    settings: tuple[str, ...] = ()  # the trigger_config keys it reads: any other is refused at save
+    settings: dict[str, dict] = {}  # the trigger_config keys it reads, each with its JSON schema; others are refused
 
     def known(self, config: dict | None) -> dict:
         """A copy of ``config``; a key the trigger does not read is a ConfigError (never accepted and ignored)."""
@@ -58,7 +59,7 @@ def register(cls):
 class ModelTrigger(Trigger):
     """Seed 003's model triggers; ``model_type`` names the model (``account``, ``accounts.Account``)."""
 
-    settings = ("model_type", "model")
+    settings = {"model_type": js.text(description="account, contact, ..."), "model": js.alias("model_type")}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
@@ -90,7 +91,7 @@ class AccountCreated(ModelTrigger):
 
     type = "account_created"
     event_types = ("model_created",)
-    settings = ("status",)
+    settings = {"status": js.many(js.text(), one_or_many=True, description="Statuses or journey stage names.")}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
@@ -155,7 +156,8 @@ class ModelUpdated(ModelTrigger):
 
     type = "model_updated"
     event_types = ("model_updated",)
-    settings = ("model_type", "model", "fields", "debounce_seconds")
+    settings = {**ModelTrigger.settings, "fields": js.many(js.text(), description="Only updates of these; empty = any."),
+                "debounce_seconds": js.duration("seconds", minimum=1, maximum=86400, integer=True)}
 
     def validate_config(self, config, model_type=""):
         config, name = super().validate_config(config, model_type)
@@ -179,7 +181,8 @@ class FieldChanged(ModelUpdated):
     """A field changed, optionally ``from`` one value ``to`` another (seed 003's field_changed)."""
 
     type = "field_changed"
-    settings = ("model_type", "model", "field", "fields", "from", "to", "debounce_seconds")
+    settings = {**ModelUpdated.settings, "field": js.alias("fields"), "from": js.any_json(), "to": js.any_json(),
+                "fields": js.many(js.text(), description="The fields watched; empty = those the conditions read.")}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
@@ -222,13 +225,15 @@ class HealthScoreChange(Trigger):
 
     type = "health_score_change"
     event_types = ("health_score_change",)
-    settings = ("threshold", "direction", "minimum_change", "time_window", "risk_levels", "entering")
+    DIRECTIONS = ("decrease", "increase", "both", "any")
+    settings = {"threshold": js.number(minimum=0), "direction": js.enum(DIRECTIONS), "minimum_change": js.number(minimum=0),
+                "time_window": js.duration(), "risk_levels": js.many(js.enum(RiskLevel.values)), "entering": js.boolean()}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
         threshold = number(config, "threshold", minimum=0)
         config["threshold"] = float(threshold) if threshold is not None else None
-        config["direction"] = choice(config, "direction", ("increase", "decrease", "both", "any"), "decrease")
+        config["direction"] = choice(config, "direction", self.DIRECTIONS, "decrease")
         config["minimum_change"] = float(number(config, "minimum_change", minimum=0) or 0)
         if config.get("time_window"):
             parse_duration(config["time_window"], "time_window")
@@ -292,7 +297,8 @@ class StatusChange(Trigger):
 
     type = "status_change"
     event_types = ("status_change",)
-    settings = ("from_status", "to_status", "include_new_accounts", "entering")
+    settings = {"from_status": js.one_or_many(Account.Status.values), "to_status": js.one_or_many(Account.Status.values),
+                "include_new_accounts": js.boolean(), "entering": js.boolean()}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
@@ -324,7 +330,7 @@ class StageChange(Trigger):
 
     type = "stage_change"
     event_types = ("stage_change",)
-    settings = ("from_stage", "to_stage")
+    settings = dict.fromkeys(("from_stage", "to_stage"), js.text(description="A journey stage name."))
 
     def matches(self, config, model_type, event):
         p = event.payload
@@ -347,7 +353,8 @@ class EngagementEvent(Trigger):
     type = "engagement_event"
     event_types = ("engagement_event",)
     KINDS = ("meeting_missed", "negative_outcome", "no_response")
-    settings = ("event_type", "engagement_types", "time_threshold")
+    settings = {"event_type": js.enum(KINDS), "engagement_types": js.many(js.enum(Engagement.Kind.values)),
+                "time_threshold": js.duration(description="From the engagement to its recorded outcome.")}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
@@ -382,11 +389,12 @@ class EngagementEvent(Trigger):
 class GoalEvent(Trigger):
     type = "goal_event"
     event_types = ("goal_event",)
-    settings = ("event", "goal_types", "include_created")
+    EVENTS = ("created", "achieved", "missed", "at_risk")
+    settings = {"event": js.enum(EVENTS), "goal_types": js.many(js.text()), "include_created": js.boolean()}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
-        config["event"] = choice(config, "event", ("created", "achieved", "missed", "at_risk"))
+        config["event"] = choice(config, "event", self.EVENTS)
         config["goal_types"] = string_list(config, "goal_types")
         if "include_created" in config and not isinstance(config["include_created"], bool):
             raise ConfigError("include_created", "must be true or false")
@@ -406,7 +414,7 @@ class DomainEvent(Trigger):
     """Any named domain event sent through ``emit()``: payment_failed, trial_ending, …"""
 
     type = "event"
-    settings = ("event_type",)
+    settings = {"event_type": js.text(pattern=r"^[a-z][a-z0-9_]{1,63}$", description="E.g. payment_failed.")}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
@@ -434,11 +442,13 @@ class Scheduled(Trigger):
     """Seed 001's schedule; fired by the scheduler over every account in scope (not by events)."""
 
     type = "scheduled"
-    settings = ("schedule", "time", "timezone", "days_of_week")
+    SCHEDULES = ("daily", "weekly", "monthly")
+    settings = {"schedule": js.enum(SCHEDULES), "time": js.text(fmt="time", description="HH:MM"),
+                "timezone": js.text(description="IANA, e.g. Europe/Paris"), "days_of_week": js.many(js.integer())}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
-        config["schedule"] = choice(config, "schedule", ("daily", "weekly", "monthly"), "daily")
+        config["schedule"] = choice(config, "schedule", self.SCHEDULES, "daily")
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(config.get("time", "09:00"))):
             raise ConfigError("time", "must be HH:MM")
         config["time"] = config.get("time", "09:00")
@@ -451,13 +461,17 @@ class Scheduled(Trigger):
         return config, ""
 
 
+TIME_BASED_EVERY = {"hourly": "1h", "daily": "1d", "weekly": "1w"}  # seed 003's schedule names
+
+
 @register
 class TimeBased(Trigger):
     """Seed 003's time-based trigger: conditions such as ``updated_at less_than "7 days ago"`` checked
     on a schedule, compiled to one queryset."""
 
     type = "time_based"
-    settings = ("model_type", "model", "schedule", "check_every")
+    settings = {**ModelTrigger.settings, "schedule": js.enum(TIME_BASED_EVERY, description="Sets check_every."),
+                "check_every": js.duration(description="How often the conditions are checked (default 1h).")}
 
     def validate_config(self, config, model_type=""):
         config = self.known(config)
@@ -478,9 +492,6 @@ class TimeBased(Trigger):
         config["check_every"] = config.get("check_every") or "1h"
         parse_duration(config["check_every"], "check_every")
         return config, name
-
-
-TIME_BASED_EVERY = {"hourly": "1h", "daily": "1d", "weekly": "1w"}  # seed 003's schedule names
 
 
 @register

@@ -238,6 +238,7 @@ def main():
     if MigrationExecutor(connection).migration_plan(MigrationExecutor(connection).loader.graph.leaf_nodes()):
         sys.exit("the database has unapplied migrations: run `python manage.py migrate` first")
     app.conf.task_default_queue = args.queue
+    app.conf.task_routes = {}  # every task on the bench's own queue, not on the lanes of CELERY_TASK_ROUTES
 
     port_out, hits, stop = mp.Queue(), mp.Queue(), mp.Event()
     receiver = mp.Process(target=_receiver, args=(port_out, hits, stop), daemon=True)

@@ -25,6 +25,7 @@ import re
 from accounts.models import Contact
 from automation.actions import Action, ActionContext, ActionError, ActionRefused
 from automation.triggers import ConfigError
+from csplatform import json_schema as js
 
 from .journeys import DEFAULT_JOURNEYS
 from .models import CRMPlaybook, CRMPlaybookExecution, CRMStep
@@ -88,7 +89,12 @@ class AddToCadence(Action):
     type = "add_to_cadence"
     needs_account = False
     aliases = ALIASES
-    KNOWN = ("journey", "context", "trigger", "start_step", "delay_hours")
+    KNOWN = known = ("journey", "context", "trigger", "start_step", "delay_hours")
+    settings_schema = {"journey": js.text(description="A journey's name (e.g. winback) or id."),
+                       "context": js.json_object(), "trigger": js.enum(TRIGGERS),
+                       "start_step": js.integer(minimum=1, description="Start at this step (1 = the first)."),
+                       "delay_hours": js.duration("hours", minimum=0, maximum=MAX_DELAY_HOURS,
+                                                  description="The first step waits this long instead.")}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -137,7 +143,9 @@ class ConvertCadence(Action):
     type = "convert_cadence"
     needs_account = True
     aliases = ALIASES
-    KNOWN = ("journey", "trigger")
+    KNOWN = known = ("journey", "trigger")
+    settings_schema = {"journey": js.text(description="A journey's name or id."),
+                       "trigger": js.text(description="The event, e.g. payment_succeeded.")}
 
     def validate_config(self, config):
         config = super().validate_config(config)

@@ -2,12 +2,15 @@
 
 Tenant admins and practitioners see and edit journeys (like the owner API); executions and discount
 codes are history: read-only here, changed through the API or the admin actions (cancel, convert),
-which go through ``crm.services``.
+which go through ``crm.services``. A step's conditions and A/B variants are edited with inputs (the
+conditions with the rule admin's condition editor, the JSON under "Advanced"), delays and the re-entry
+cooldown as durations shown in words; a step's errors (``step_validate``) appear next to the input they name.
 """
 
 from __future__ import annotations
 
-from django import forms
+import re
+
 from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
@@ -15,10 +18,15 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit_snapshot
 from accounts.models import Tenant
+from automation.admin.editors import conditions_field
+from csplatform import json_schema as js
 from csplatform.admin_base import (
-    AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedInline, tenant_ids_with_role,
+    AuditedAdminMixin, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm, TenantScopedInline,
+    tenant_ids_with_role,
 )
+from csplatform.json_schema import duration_words
 from csplatform.permissions import ADMINS, MANAGERS
+from csplatform.schema_forms import DurationField, SchemaEditor, SchemaJSONField
 from csplatform.tenancy import tenant_context
 
 from . import services
@@ -28,22 +36,70 @@ from .models import (
 )
 
 
+#: A step's A/B variants (checked by ``crm.models.step_validate``, this only offers the inputs).
+VARIANTS_SCHEMA = js.many({"type": "object", "title": "variant", "required": ["name"], "properties": {
+    "name": js.text(), "weight": js.number(minimum=0, description="Share of the contacts (default 1)."),
+    "template": js.text(description="Another template, e.g. crm/rescue_b.html; empty = the step's."),
+    "subject": js.template(description="Another subject; empty = the step's."),
+}})
+PATH_FIRST = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
+
+
+class CRMStepForm(TenantScopedForm):
+    """A step with its conditions and variants as inputs and its delay as a duration."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "delay_hours" in self.fields:
+            old = self.fields["delay_hours"]
+            self.fields["delay_hours"] = DurationField("hours", min_value=0, required=old.required, label="Delay",
+                                                       initial=old.initial, help_text="After the previous step "
+                                                       "(the first: after the start).")
+        if "conditions" in self.fields:
+            self.fields["conditions"] = conditions_field(help_text="On the contact, e.g. account.status equals "
+                                                                   "active; none = always.")
+        if "variants" in self.fields:
+            self.fields["variants"] = SchemaJSONField(VARIANTS_SCHEMA, required=False,
+                                                      help_text="A/B test; none = no test.")
+
+    def _post_clean(self):
+        super()._post_clean()  # the step's own validation (``step_validate``): errors name the field
+        for name in ("conditions", "variants"):
+            widget = self.fields[name].widget if name in self.fields else None
+            if not isinstance(widget, SchemaEditor):
+                continue
+            for text in self.errors.get(name, []):
+                match = PATH_FIRST.match(text)  # a condition's error starts with its path: "conditions[0].value: ..."
+                if match:
+                    widget.add_error(match.group(1), match.group(2))
+
+
+def as_duration(form, name: str, unit: str, label: str, **kwargs):
+    """``form`` (a ModelForm class) with its whole number of ``unit`` entered as a duration, shown in words."""
+    old = form.base_fields.get(name)
+    if old is not None:
+        form.base_fields[name] = DurationField(unit, integer=True, initial=old.initial, required=old.required,
+                                               label=label, help_text=old.help_text, **kwargs)
+    return form
+
+
 class CRMStepInline(TenantScopedInline):
     model = CRMStep
+    form = CRMStepForm
+    template = "admin/edit_inline/stacked.html"
     tenant_parent_field = "playbook"
     read_roles = MANAGERS
     extra = 0
     ordering = ("order",)
     fields = ("order", "name", "delay_hours", "channel", "template", "subject", "discount_percent", "quiet_hours",
               "conditions", "on_condition_fail", "branch_to", "variants")
-    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 40})}}
 
 
 @admin.register(CRMPlaybook)
 class CRMPlaybookAdmin(AuditedAdminMixin, TenantScopedAdmin):
     tenant_parent_field = None
     read_roles = MANAGERS
-    list_display = ("name", "title", "trigger_event", "active", "step_count", "reentry_cooldown_hours", "max_entries")
+    list_display = ("name", "title", "trigger_event", "active", "step_count", "reentry_cooldown", "max_entries")
     list_filter = ("trigger_event", "active")
     search_fields = ("name", "title")
     readonly_fields = ("rules", "created_at", "updated_at")
@@ -61,6 +117,14 @@ class CRMPlaybookAdmin(AuditedAdminMixin, TenantScopedAdmin):
     @admin.display(description="Steps", ordering="steps_total")
     def step_count(self, obj):
         return obj.steps_total
+
+    @admin.display(description="Re-entry cooldown", ordering="reentry_cooldown_hours")
+    def reentry_cooldown(self, obj):
+        return duration_words(obj.reentry_cooldown_hours, "hours")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return as_duration(form, "reentry_cooldown_hours", "hours", "Re-entry cooldown", min_value=0)
 
     @admin.display(description="Automation rules")
     def rules(self, obj):
@@ -170,9 +234,17 @@ class CRMSettingsAdmin(TenantScopedAdmin):
     read_roles = MANAGERS
     write_roles = ADMINS
     delete_roles = frozenset()
-    list_display = ("__str__", "quiet_hours_start", "quiet_hours_end", "chat_transport", "discount_expiry_days",
+    list_display = ("__str__", "quiet_hours_start", "quiet_hours_end", "chat_transport", "code_expiry",
                     "last_daily_scan")
     readonly_fields = ("last_daily_scan",)
+
+    @admin.display(description="Discount codes expire after", ordering="discount_expiry_days")
+    def code_expiry(self, obj):
+        return duration_words(obj.discount_expiry_days, "days")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return as_duration(form, "discount_expiry_days", "days", "Discount codes expire after", min_value=1)
 
 
 @admin.register(BillingEvent)

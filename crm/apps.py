@@ -14,6 +14,7 @@ class CrmConfig(AppConfig):
         from delivery.ab_results import register_conversions  # models: see above
 
         from . import rules, signals, tasks  # noqa: F401  (models: see above; signals connects the receivers)
+        from . import cockpit  # noqa: F401  (models: see above; its part of the CSM cockpit)
         from .actions import AddToCadence, ConvertCadence  # models: see above
         from csplatform.metrics import register_collector  # models: see above
 

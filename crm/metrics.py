@@ -8,6 +8,8 @@ worker, ``tick``, a command) did the work, and a rolled-back start is never coun
     crm_step_sent_total{channel}       steps sent, by channel
     crm_step_failed_total{channel}     steps that failed, by channel
     crm_steps_deferred{channel}        steps waiting for a contact's quiet hours to end (a gauge)
+    crm_steps_due                      journey steps due now and not yet taken by the step scheduler (a gauge)
+    crm_scheduler_lag_seconds          how long the oldest due step has waited (0 when none; a gauge)
 
 Counters are counts of rows, over every tenant: deleting old executions lowers them, which Prometheus reads
 as a counter reset.
@@ -15,7 +17,8 @@ as a counter reset.
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, Min
+from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -33,12 +36,19 @@ class JourneyCollector(Collector):
         yield CounterMetricFamily("crm_step_sent", "", labels=["channel"])
         yield CounterMetricFamily("crm_step_failed", "", labels=["channel"])
         yield GaugeMetricFamily("crm_steps_deferred", "", labels=["channel"])
+        yield GaugeMetricFamily("crm_steps_due", "")
+        yield GaugeMetricFamily("crm_scheduler_lag_seconds", "")
 
     def collect(self):
+        now = timezone.now()
         with system_context("metrics: CRM journey counts"):
             executions = list(CRMPlaybookExecution.objects.values("playbook__name", "playbook__trigger_event", "status")
                               .annotate(n=Count("pk")).order_by())
             steps = list(CRMStepExecution.objects.values("channel", "status").annotate(n=Count("pk")).order_by())
+            # The partial index crm_exec_due_idx (active executions by next_step_at).
+            due = CRMPlaybookExecution.objects.filter(status=CRMPlaybookExecution.Status.ACTIVE,
+                                                      next_step_at__lte=now).aggregate(n=Count("pk"),
+                                                                                       oldest=Min("next_step_at"))
         fired = CounterMetricFamily("crm_playbook_fired", "CRM journeys started, by journey name.", labels=["name"])
         converted = CounterMetricFamily("crm_conversions", "CRM journey executions converted, by journey name.",
                                         labels=["name"])
@@ -62,6 +72,12 @@ class JourneyCollector(Collector):
             for channel, total in _sum(steps, "channel", status=status).items():
                 rows.add_metric([channel], total)
             yield rows
+        yield GaugeMetricFamily("crm_steps_due", "CRM journey steps due now, not yet sent by the step scheduler.",
+                                value=due["n"])
+        yield GaugeMetricFamily("crm_scheduler_lag_seconds",
+                                "How long the oldest due CRM journey step has waited for the step scheduler (runs "
+                                "every minute); 0 when none is due.",
+                                value=max(0.0, (now - due["oldest"]).total_seconds()) if due["oldest"] else 0)
 
 
 def _sum(rows: list[dict], key: str, *, status: str | None = None) -> dict:

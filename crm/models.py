@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from accounts.models import Contact
 from automation import conditions
+from csplatform.crypto import EncryptedTextField
 from csplatform.tenancy import TenantOwnedModel
 
 
@@ -382,7 +383,7 @@ class StripeWebhookEndpoint(TenantOwnedModel):
     ``Stripe-Signature`` headers are checked against. The secret is shown once, to tenant admins."""
 
     token = models.CharField(max_length=64, unique=True, editable=False)
-    signing_secret = models.CharField(max_length=255)
+    signing_secret = EncryptedTextField(max_length=255)  # encrypted at rest; ``token`` is the lookup key
     tolerance_seconds = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(1), MaxValueValidator(86400)],
         help_text="How old a signature's timestamp may be (Stripe's default: 300 seconds).")

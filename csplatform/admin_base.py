@@ -10,7 +10,8 @@ tenant, see DESIGN.md "Roles"), not from Django's model permissions, so nobody h
 * a new object's tenant comes from its parent (``tenant_parent_field``, e.g. a contact's account),
   else from the user's only tenant, else from a required "Tenant" choice on the add form;
 * every relation on a saved form must belong to that same tenant (a user of two tenants could
-  otherwise link tenant A's survey to tenant B's contact).
+  otherwise link tenant A's survey to tenant B's contact);
+* an object's "History" page shows its audit trail to the tenant's admins (``admin_history``).
 
 Admin classes declare roles like the API viewsets do: ``read_roles`` (default: everyone),
 ``write_roles`` (change; default: managers), ``add_roles`` and ``delete_roles`` (default: ``write_roles``).
@@ -29,6 +30,7 @@ from django.forms.models import BaseInlineFormSet, InlineForeignKeyField
 from accounts.audit import audit_record, audit_snapshot
 from accounts.models import Membership, Tenant
 
+from .admin_history import AuditHistoryMixin
 from .permissions import EVERYONE, MANAGERS
 
 TENANT_CHOICE = "tenant_choice"
@@ -292,8 +294,10 @@ class LatestRowsFormSet(BaseInlineFormSet):
 
 # --- admin base classes --------------------------------------------------------------------------
 
-class TenantScopedAdmin(TenantRoles, admin.ModelAdmin):
+class TenantScopedAdmin(AuditHistoryMixin, TenantRoles, admin.ModelAdmin):
     form = TenantScopedForm
+    # Form labels in words where a field's name reads badly ("HTML", not "Html").
+    field_labels: dict[str, str] = {}
 
     # permissions: roles in the user's memberships instead of Django model permissions
     def has_module_permission(self, request):
@@ -354,6 +358,8 @@ class TenantScopedAdmin(TenantRoles, admin.ModelAdmin):
         readonly = self.get_readonly_fields(request, obj)
         attrs.update(dict.fromkeys(f for f in readonly if f in base.declared_fields))
         kwargs["form"] = type(base.__name__, (base,), attrs)
+        if self.field_labels:
+            kwargs["labels"] = {**self.field_labels, **(kwargs.get("labels") or {})}
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
@@ -375,26 +381,26 @@ class TenantScopedAdmin(TenantRoles, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
     # lists: a tenant column and filter only for those who see several tenants
-    def _shows_tenant(self, request) -> bool:
+    def shows_tenant(self, request) -> bool:
         return has_tenant_field(self.model) and (request.user.is_superuser or len(member_roles(request)) > 1)
 
     def get_list_display(self, request):
         columns = list(super().get_list_display(request))
-        if self._shows_tenant(request) and "tenant" not in columns:
+        if self.shows_tenant(request) and "tenant" not in columns:
             columns.append("tenant")
         return columns
 
     def get_list_filter(self, request):
         filters = list(super().get_list_filter(request))
         named = {f[0] if isinstance(f, (list, tuple)) else f for f in filters}
-        if self._shows_tenant(request) and "tenant" not in named:
+        if self.shows_tenant(request) and "tenant" not in named:
             # Only tenants that occur in the user's rows: never list other tenants' names.
             filters.append(("tenant", admin.RelatedOnlyFieldListFilter))
         return filters
 
     def get_list_select_related(self, request):
         related = super().get_list_select_related(request)
-        if isinstance(related, (list, tuple)) and self._shows_tenant(request):
+        if isinstance(related, (list, tuple)) and self.shows_tenant(request):
             return (*related, "tenant")
         return related
 

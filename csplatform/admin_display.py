@@ -1,4 +1,4 @@
-"""Small read-only displays and form fields the apps' admins share (pretty JSON)."""
+"""Small read-only displays and form fields the apps' admins share (pretty JSON, audit changes)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from django import forms
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 
 def pretty_json(value):
@@ -14,6 +14,24 @@ def pretty_json(value):
         return "-"
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
     return format_html('<pre style="margin:0;white-space:pre-wrap;max-width:60em">{}</pre>', text)
+
+
+def shown_value(value) -> str:
+    """One audited value as a CSM reads it: text as it is, anything else as JSON, nothing as "-"."""
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def changes_table(changes: dict | None):
+    """An audit entry's ``{field: [before, after]}`` as a table of field, before and after."""
+    if not changes:
+        return "-"
+    return format_html(
+        "<table><thead><tr><th>Field</th><th>Before</th><th>After</th></tr></thead><tbody>{}</tbody></table>",
+        format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                         ((field, shown_value(pair[0]), shown_value(pair[1])) for field, pair in changes.items())),
+    )
 
 
 def json_display(field: str, description: str):

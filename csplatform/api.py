@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+from collections.abc import Mapping
 
 import django_filters
 from django import forms
@@ -12,19 +13,28 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.db.models import ProtectedError, RestrictedError
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.relations import MANY_RELATION_KWARGS
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from .conflicts import StateConflict
 from .permissions import django_validation_error_detail, resolve_membership
+from .query_params import given_once
 from .tenancy import TenantOwnedModel
 
 
 def exception_handler(exc, context):
-    """Django ValidationErrors raised by services become 400s that name the field; deleting a row that
-    others still point at (``on_delete=PROTECT``) is a 409 that says which rows, not a 500."""
+    """Django ValidationErrors raised by services become 400s that name the field (409 for a ``StateConflict``:
+    the row's state refuses a well-formed request); deleting a row that others still point at
+    (``on_delete=PROTECT``) is a 409 that says which rows, not a 500."""
+    if isinstance(exc, StateConflict):
+        set_rollback()
+        return Response(django_validation_error_detail(exc), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError(django_validation_error_detail(exc))
     if isinstance(exc, (ProtectedError, RestrictedError)):
@@ -53,9 +63,24 @@ def tenant_scoped(queryset: models.QuerySet, tenant) -> models.QuerySet:
     return queryset
 
 
+class ListOfRelatedField(serializers.ManyRelatedField):
+    """Several related rows: a list of ids. DRF iterates whatever it gets, so an object (``{}``) read as its keys,
+    an empty list; it is a 400 here, as the schema's array says."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
 class TenantRelatedField(serializers.PrimaryKeyRelatedField):
     """A foreign key to another tenant-owned row: only the request tenant's rows are valid choices,
     so a payload naming another tenant's object gets "does not exist" like any unknown id."""
+
+    @classmethod
+    def many_init(cls, *args, **kwargs):  # DRF's, with ListOfRelatedField
+        list_kwargs = {key: value for key, value in kwargs.items() if key in MANY_RELATION_KWARGS}
+        return ListOfRelatedField(child_relation=cls(*args, **kwargs), **list_kwargs)
 
     def __init__(self, model=None, **kwargs):
         self.model = model
@@ -129,11 +154,32 @@ class TenantModelSerializer(serializers.ModelSerializer):
                 raise ValidationError({field: f"A {model._meta.verbose_name} with this {field} already exists."})
 
 
+BOOLEAN_WORDS = frozenset({"true", "false", "True", "False", "1", "0"})
+MULTIPLE_CHOICE_FIELDS = (forms.MultipleChoiceField, forms.ModelMultipleChoiceField)
+
+
 class UTCDateTimesForm(forms.Form):
     """Date-time filter values in UTC: PostgreSQL refuses offsets beyond +-15:59 that Python accepts
-    (``?responded_at__lte=0863-11-25T11:42:24+16:36`` was a 500, found by schemathesis); out of range is a 400."""
+    (``?responded_at__lte=0863-11-25T11:42:24+16:36`` was a 500, found by schemathesis); out of range is a 400.
+
+    And filters take what the schema says they take, or answer 400: django-filter reads a boolean it does not
+    know (``?pinned=4116``) and an empty number, id or choice (``?account=``, ``?priority=``) as "no filter",
+    and a filter given twice (``?run=1&run=2``) as its last value, which answered rows to a request that meant
+    something else. An empty text filter still means none."""
 
     def clean(self):
+        for name, field in self.fields.items():
+            if name not in self.data:
+                continue
+            raw = self.data.get(name)
+            given = self.data.getlist(name) if hasattr(self.data, "getlist") else [raw]
+            if len(given) > 1 and not isinstance(field, MULTIPLE_CHOICE_FIELDS):
+                self.add_error(name, "Give this filter once.")
+            elif isinstance(field, forms.NullBooleanField):
+                if raw not in BOOLEAN_WORDS:
+                    self.add_error(name, "Must be true or false.")
+            elif raw == "" and (not isinstance(field, forms.CharField) or isinstance(field, forms.UUIDField)):
+                self.add_error(name, "This filter needs a value; leave it out for no filter.")
         cleaned = super().clean()
         for name, value in list(cleaned.items()):
             if isinstance(value, datetime.datetime) and value.tzinfo is not None:
@@ -142,6 +188,13 @@ class UTCDateTimesForm(forms.Form):
                 except OverflowError:
                     self.add_error(name, "Date and time out of range.")
         return cleaned
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IntegerFilter(django_filters.NumberFilter):
+    """A filter by a whole number, such as a row's id: ``?run=2.5`` is a 400, as the schema's integer says."""
+
+    field_class = forms.IntegerField
 
 
 class TenantFilterSet(django_filters.rest_framework.FilterSet):
@@ -172,6 +225,30 @@ class TenantFilterBackend(DjangoFilterBackend):
         return filterset_class
 
 
+class SearchFilter(filters.SearchFilter):
+    def get_search_terms(self, request):
+        given_once(request.query_params, self.search_param)
+        return super().get_search_terms(request)
+
+
+class OrderingFilter(filters.OrderingFilter):
+    def get_ordering(self, request, queryset, view):
+        given_once(request.query_params, self.ordering_param)
+        return super().get_ordering(request, queryset, view)
+
+
+class QueryParametersSerializer(serializers.Serializer):
+    """Query parameters read through a serializer: a parameter given empty (``?started_after=``) or twice is a
+    400, not "left out" or its last value (DRF reads a query string like a form)."""
+
+    def to_internal_value(self, data):
+        given_once(data, *self.fields)
+        empty = {name: ["Give a value, or leave the parameter out."] for name in self.fields if data.get(name) == ""}
+        if empty:
+            raise ValidationError(empty)
+        return super().to_internal_value(data)
+
+
 class TenantModelViewSet(viewsets.ModelViewSet):
     """The base of every tenant-owned endpoint: reads through ``for_tenant``, creates in the request tenant.
 
@@ -179,7 +256,7 @@ class TenantModelViewSet(viewsets.ModelViewSet):
     ``write_roles`` / ``create_roles`` / ``action_roles`` (see ``csplatform.permissions``).
     """
 
-    filter_backends = [TenantFilterBackend, filters.SearchFilter, filters.OrderingFilter]
+    filter_backends = [TenantFilterBackend, SearchFilter, OrderingFilter]
 
     def get_queryset(self):
         tenant = resolve_membership(self.request).tenant
@@ -194,3 +271,36 @@ def slash_optional(router):
     it). Set after construction: DRF's constructor turns any truthy ``trailing_slash`` into "/"."""
     router.trailing_slash = "/?"
     return router
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class JSONObjectField(serializers.JSONField):
+    """JSON that must be an object (a setting's ``config``); anything else is a 400, as the schema says."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise ValidationError("must be a JSON object")
+        return value
+
+
+class TextOnlyField(serializers.CharField):
+    """Text that must come as a JSON string: a secret or a token sent as a number is a 400 (DRF's ``CharField``
+    would store the number's digits; a key typed as a number has lost its leading zeros already). Taken as sent,
+    untrimmed, so its length is the one the schema's ``maxLength`` counts."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def closed(serializer_class):
+    """Class decorator of a serializer whose body refuses fields it does not know: its request schema says so
+    (``additionalProperties: false``, through ``csplatform.openapi.AutoSchema``)."""
+    serializer_class.openapi_request_constraints = staticmethod(lambda partial: {"additionalProperties": False})
+    return serializer_class

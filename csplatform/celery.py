@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from . import logs  # noqa: F401  (signal receivers: task id as request id, workers log through settings.LOGGING)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csplatform.settings")
 
 app = Celery("csplatform")

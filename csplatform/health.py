@@ -3,6 +3,10 @@
 ``/readyz`` checks PostgreSQL (a query), Redis when one is configured (a PING with a short timeout) and that
 every migration is applied, and answers 200 with each check's result, or 503 naming what is down, so a load
 balancer stops sending traffic and an operator sees why. Neither needs a login or reveals more than up/down.
+
+Apps add checks with ``register_check`` (from their ``AppConfig.ready``). An *advisory* check is reported but
+does not make the process unready: automation's ``scheduler`` (beat or ``tick`` silent) says the background
+clock stopped, which taking every web process out of the load balancer would not mend.
 """
 
 from __future__ import annotations
@@ -42,6 +46,16 @@ def _redis() -> str:
 
 
 CHECKS = {"database": _database, "redis": _redis, "migrations": _migrations}
+ADVISORY: set[str] = set()
+
+
+def register_check(name: str, check, *, advisory: bool = False) -> None:
+    """Add a readiness check: a callable returning "ok" (or "not used ...") when fine, else what is wrong."""
+    if name in CHECKS:
+        raise ValueError(f"readiness check '{name}' is already registered")
+    CHECKS[name] = check
+    if advisory:
+        ADVISORY.add(name)
 
 
 @never_cache
@@ -59,7 +73,7 @@ def readyz(request):
             results[name] = check()
         except Exception as exc:  # anything a dependency raises means "not ready", never a 500
             results[name] = f"down: {type(exc).__name__}"
-        if results[name] != "ok" and not results[name].startswith("not used"):
+        if results[name] != "ok" and not results[name].startswith("not used") and name not in ADVISORY:
             ready = False
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": results}, status=200 if ready else 503)
 

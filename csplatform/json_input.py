@@ -1,7 +1,7 @@
 """Reading JSON from outside, and what the API answers to input Django refuses (``bad_request``, the 400
-handler). Every API body (``SafeJSONParser``) and the raw bodies of inbound webhooks
-(``loads``). What the standard parser lets through and a later step chokes on is refused here, as a 400 that
-names the problem, instead of a 500 somewhere deeper:
+handler) or to a URL no route matches (``not_found``, the 404 handler). Every API body (``SafeJSONParser``)
+and the raw bodies of inbound webhooks (``loads``). What the standard parser lets through and a later step
+chokes on is refused here, as a 400 that names the problem, instead of a 500 somewhere deeper:
 
 * nesting deeper than ``MAX_DEPTH`` (the parser itself raises RecursionError near 1,000 levels, and code that
   walks a value recursively, such as the condition language, would do so much earlier);
@@ -14,6 +14,7 @@ import json
 
 from django.http import JsonResponse
 from django.views.defaults import bad_request as html_bad_request
+from django.views.defaults import page_not_found as html_page_not_found
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
@@ -81,3 +82,11 @@ def bad_request(request, exception=None):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": f"Bad request: {exception}" if exception else "Bad request."}, status=400)
     return html_bad_request(request, exception)
+
+
+def not_found(request, exception=None):
+    """``handler404``: a URL that no route matches is a JSON 404 on the API (the documented ``Error`` shape),
+    the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return html_page_not_found(request, exception)

@@ -6,7 +6,7 @@ tenants of the staff user's memberships, superusers everything (an explicit syst
 
 from django.conf import settings
 
-from .tenancy import system_context, tenant_context, tenants_context
+from .tenancy import system_context, tenant_context, tenants_context, user_context
 
 
 class TenantContextMiddleware:
@@ -15,8 +15,12 @@ class TenantContextMiddleware:
         self.admin_prefix = "/" + settings.ADMIN_URL
 
     def __call__(self, request):
-        with self._scope_for(request):
-            return self.get_response(request)
+        user = getattr(request, "user", None)
+        # The session's user (admin, browsable API) sees their own memberships under row-level security;
+        # a token's user is known only inside the view (``permissions.resolve_membership`` sets it).
+        with user_context(user.pk if user is not None and user.is_authenticated else None):
+            with self._scope_for(request):
+                return self.get_response(request)
 
     def _scope_for(self, request):
         user = getattr(request, "user", None)

@@ -15,7 +15,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from accounts.models import Membership, Role, Tenant
 
-from .tenancy import _current_tenant
+from .tenancy import _current_tenant, set_current_user
 
 TENANT_HEADERS = ("HTTP_X_TENANT_ID", "HTTP_X_CUSTOMER_ID")
 
@@ -54,6 +54,7 @@ def resolve_membership(request) -> Membership:
     user = request.user
     if not user or not user.is_authenticated:
         raise NotAuthenticated()
+    set_current_user(user.pk)  # row-level security shows a user their own memberships
     key = _requested_tenant_key(request)
     memberships = Membership.objects.select_related("tenant").filter(user=user)
     if key:

@@ -5,11 +5,17 @@ emails go to the console. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQ
 Redis-backed celery. ``.env`` is read only when ``DJANGO_READ_DOT_ENV=true``.
 """
 
+import base64
+import datetime
+import hashlib
+import hmac
 import secrets
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from csplatform.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -37,20 +43,38 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _field_encryption_keys() -> list[str]:
+    """Fernet keys for secrets at rest (csplatform/crypto.py): the first encrypts, all decrypt (rotation). Like
+    the secret key, production must set them; debug/test runs derive one from SECRET_KEY (a changed SECRET_KEY
+    then makes their stored secrets unreadable)."""
+    keys = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+    if keys:
+        return keys
+    if not (DEBUG or env.bool("DJANGO_ALLOW_GENERATED_SECRET", default=False)):
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set when DJANGO_DEBUG is false (comma-separated "
+                                   "Fernet keys, the first encrypts; docs/security.md \"Secrets at rest\")")
+    derived = hmac.new(SECRET_KEY.encode(), b"csplatform.field-encryption.v1", hashlib.sha256).digest()
+    return [base64.urlsafe_b64encode(derived).decode()]
+
+
+FIELD_ENCRYPTION_KEYS = _field_encryption_keys()
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.cockpit.apps.CockpitAdminConfig",  # django.contrib.admin, its home the CSM cockpit (docs/cockpit.md)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # only so accounts 0007 can move its keys to ApiToken: its table stays empty
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from static files, not a CDN
     "django_celery_beat",
     "csplatform.apps.CSPlatformConfig",
     "accounts",
@@ -61,7 +85,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every layer below logs with the request id (csplatform/request_id.py, docs/observability.md).
+    "csplatform.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (STORAGES below)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -77,6 +104,13 @@ MIDDLEWARE = [
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+# API tokens (accounts.ApiToken, docs/security.md "API tokens"): how long a new one lasts. Only
+# ``issue_api_token --no-expiry`` makes one that never expires.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+if API_TOKEN_TTL_DAYS < 1:
+    raise ImproperlyConfigured("API_TOKEN_TTL_DAYS must be at least 1 (a token that never expires is issued "
+                               "only by the issue_api_token command)")
+API_TOKEN_TTL = datetime.timedelta(days=API_TOKEN_TTL_DAYS)
 
 ROOT_URLCONF = "csplatform.urls"
 ADMIN_URL = "admin/"
@@ -102,6 +136,11 @@ VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 # One transaction per request: the tenant setting for PostgreSQL row-level security lives in it.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# Row-level security (csplatform/rls.py): the runtime role granted DML after each migrate (run
+# migrate as the tables' owner, the web and workers as this role), and the key that signs a
+# session's scope (default: derived from SECRET_KEY).
+DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
+RLS_SIGNING_KEY = env("RLS_SIGNING_KEY", default="")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -117,7 +156,14 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
+# WhiteNoise serves STATIC_ROOT; without DEBUG, names carry a content hash (cached forever) and gzip copies,
+# which needs ``collectstatic`` first (the Dockerfile runs it at build time; settings_test does not need it).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+                    else "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
@@ -127,10 +173,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Celery: eager in embedded mode (no broker needed), Redis when REDIS_URL is set.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Celery: eager in embedded mode (no broker needed). The broker is CELERY_BROKER_URL (Redis or RabbitMQ,
+# e.g. amqp://user:pass@host:5672//), else REDIS_URL; results and the cache stay on Redis either way.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = REDIS_URL or None
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL == "memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -139,6 +186,34 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Priority lanes (docs/operations.md): rule processing and delivery never wait behind work over many
+# accounts. One worker on ``-Q events,delivery,default``, another on ``-Q bulk``. Every task of the project
+# is named here (tests/csplatform/test_task_routes.py), so none lands on ``default`` by accident.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "automation.tasks.process_event": {"queue": "events"},
+    "automation.tasks.run_due_runs_task": {"queue": "events"},  # delayed and retried runs, due now
+    "automation.tasks.sweep_events_task": {"queue": "events"},  # re-dispatches lost events (cheap)
+    "automation.delivery.deliver_messages": {"queue": "delivery"},
+    "automation.delivery.deliver_outbox": {"queue": "delivery"},  # retries, lost dispatches
+    "playbooks.tasks.evaluate_due_tenants_task": {"queue": "bulk"},  # evaluate-all over every account
+    "automation.tasks.run_scheduled_rules_task": {"queue": "bulk"},  # scheduled and time-based sweeps
+    "automation.tasks.tick_task": {"queue": "bulk"},
+    "crm.tasks.daily_triggers_task": {"queue": "bulk"},
+    "crm.tasks.execute_pending_steps_task": {"queue": "bulk"},  # up to 10,000 executions per tenant and tick
+    "crm.tasks.run_execution_steps": {"queue": "default"},  # the first step of one journey just started
+    "automation.health_adjustments.expire_health_adjustments_task": {"queue": "default"},
+    "automation.heartbeat.scheduler_heartbeat_task": {"queue": "default"},  # says beat and a worker are alive
+    "automation.retention.purge_history_task": {"queue": "bulk"},  # batched deletes of old history, hourly
+}
+# Bulk tasks may run for minutes (evaluate-all over 100,000 accounts: 124 s the first time, bench/playbooks_bench.py);
+# the 60/120 s limits above stay for the other lanes. Per task, since a worker's --time-limit does not override them.
+CELERY_TASK_ANNOTATIONS = {
+    name: {"soft_time_limit": env.int("CELERY_BULK_SOFT_TIME_LIMIT", default=1500),
+           "time_limit": env.int("CELERY_BULK_TIME_LIMIT", default=1800)}
+    for name, route in CELERY_TASK_ROUTES.items()
+    if route["queue"] == "bulk" and name != "automation.retention.purge_history_task"  # its own, from its budget
+}
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="success@localhost")
@@ -152,7 +227,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["csplatform.json_input.SafeJSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.api.authentication.ApiTokenAuthentication",  # hashed, expiring, revocable; same header
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["csplatform.permissions.RolePermission"],
@@ -163,7 +238,8 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Error responses, tags and summaries of every operation (csplatform/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "csplatform.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "EXCEPTION_HANDLER": "csplatform.api.exception_handler",
     # Per user (token or session) and per client address for anonymous calls; views that evaluate rules
@@ -184,20 +260,29 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer Success Platform API",
-    "DESCRIPTION": "Accounts, health scores, journeys and the automation that reacts to them.",
+    "DESCRIPTION": "Accounts, health scores, journeys and the automation that reacts to them. Send "
+                   "`Authorization: Token <key>` (POST /api/auth/token/) and JSON bodies; text may not contain NUL "
+                   "(U+0000) or unpaired surrogates. Errors: `{\"detail\": ...}`, or the fields and their messages "
+                   "(400).",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Two choice sets share the field name risk_level: the account's health band keeps its name.
     "ENUM_NAME_OVERRIDES": {"RiskLevelEnum": "accounts.models.customers.RiskLevel",
                             "OpportunityRiskEnum": "accounts.models.opportunities.Opportunity.Risk"},
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "csplatform.openapi.add_tag_descriptions"],
+    # /api/docs/ and /api/redoc/ load their scripts from this server (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGIN_URL = "admin:login"
 
 # --- transport and browser security -----------------------------------------------------------------
 # Secure by default whenever DEBUG is off, so ``manage.py check --deploy`` is clean with nothing but
-# DJANGO_SECRET_KEY set; each setting can be relaxed through the environment (docs/security.md).
+# DJANGO_SECRET_KEY (and FIELD_ENCRYPTION_KEYS) set; each setting can be relaxed through the environment (docs/security.md).
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Prometheus and load balancers often speak plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = env.list("DJANGO_SECURE_REDIRECT_EXEMPT", default=[r"^(metrics|healthz|readyz)/?$"])
@@ -221,12 +306,11 @@ if _proxy_ssl_header:
         )
     SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-}
+# One console handler; LOG_FORMAT=json writes JSON lines; every line carries request_id and tenant_id
+# (csplatform/logs.py, docs/observability.md). Celery workers and beat log through it too.
+LOG_LEVEL = env("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env("LOG_FORMAT", default="text").lower()
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
 
 # --- delivery (delivery/, docs/delivery.md) ------------------------------------------------------
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=10)  # rows claimed per SKIP LOCKED query
@@ -263,6 +347,21 @@ AUTOMATION_EVENT_MAX_ATTEMPTS = env.int("AUTOMATION_EVENT_MAX_ATTEMPTS", default
 # A rule whose automatic runs failed this many times in a row gets one task for its owner (automation.breaker).
 AUTOMATION_FAILING_RULE_TASK_AFTER = env.int("AUTOMATION_FAILING_RULE_TASK_AFTER", default=3)
 # --- end engine -----------------------------------------------------------------------------------
+
+# --- retention and observability (automation/retention.py, docs/scaling.md, docs/observability.md) --------
+# Days of history kept; a tenant's RetentionPolicy (automation) overrides each. Pending work is never purged.
+RETENTION_DEFAULTS = {
+    "events": env.int("RETENTION_EVENTS_DAYS", default=30),  # processed events
+    "runs": env.int("RETENTION_RUNS_DAYS", default=180),  # finished runs and their steps
+    "delivered_messages": env.int("RETENTION_DELIVERED_DAYS", default=30),  # delivered outbox messages
+    "dead_messages": env.int("RETENTION_DEAD_DAYS", default=90),  # dead outbox messages
+    "audit_log": env.int("RETENTION_AUDIT_DAYS", default=730),  # audit log entries
+}
+RETENTION_BATCH = env.int("RETENTION_BATCH", default=5000)  # ids per DELETE, each in its own short transaction
+RETENTION_PURGE_BUDGET = env.float("RETENTION_PURGE_BUDGET", default=600)  # s one beat run purges; the next goes on
+METRICS_WINDOW = env.int("METRICS_WINDOW", default=3600)  # s of runs, steps and deliveries /metrics counts
+SCHEDULER_SILENT_AFTER = env.int("SCHEDULER_SILENT_AFTER", default=300)  # s without a heartbeat: "silent"
+# --- end retention and observability ----------------------------------------------------------------
 
 # --- scheduling (automation/scheduling.py, docs/scheduling.md) ------------------------------------
 # Embedded mode runs the web server and the ``tick --loop`` process on one SQLite file: WAL lets reads

@@ -8,10 +8,16 @@ import os
 
 os.environ.setdefault("DJANGO_ALLOW_GENERATED_SECRET", "true")
 os.environ.setdefault("OUTBOUND_ALLOW_LOOPBACK", "true")
+# The runtime role the RLS probe tests connect as (scripts/services.sh creates it; migrate grants it DML).
+os.environ.setdefault("DATABASE_APP_ROLE", "csplatform_app")
 
 from .settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Pages render without a collectstatic manifest (production's hashed names need one), and WhiteNoise finds the
+# files in the apps, as under `make run`, instead of warning that STATIC_ROOT does not exist.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from delivery.views import click_view, open_pixel_view, unsubscribe_view
 
@@ -19,9 +19,12 @@ urlpatterns = [
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
     path("metrics", include("csplatform.metrics")),
     path("", include("csplatform.health")),
 ]
 
 # A request Django refuses before any view (e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE): JSON for the API.
 handler400 = "csplatform.json_input.bad_request"
+# A URL no route matches (``/api/playbooks/x/trigger/``): a JSON 404 on the API, as the schema documents.
+handler404 = "csplatform.json_input.not_found"

@@ -13,6 +13,8 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import HttpResponseRedirect
@@ -30,7 +32,7 @@ from csplatform.admin_display import PrettyJSONField, json_display, pretty_json
 from csplatform.permissions import ADMINS, MANAGERS
 from csplatform.tenancy import tenant_context
 
-from . import policy
+from . import message_accounts, policy
 from .ab_results import variant_results
 from .email import email_template_save
 from .masking import masked_headers, masked_payload
@@ -38,6 +40,56 @@ from .models import EmailEvent, EmailTemplate, IntegrationCredential, Outbox, Su
 from .previews import PreviewError, render_preview
 from .secrets import webhook_secret_rotate
 from .services import outbox_requeue
+
+_UNKNOWN = object()
+
+
+class OutboxAccountFilter(admin.SimpleListFilter):
+    """Messages about one account (``message_accounts``: through the run or journey step that wrote them)."""
+
+    title = "account"
+    parameter_name = "account"
+
+    def lookups(self, request, model_admin):
+        accounts = model_admin.scope_queryset(request, Account.objects.all()).select_related("tenant")
+        several = model_admin.shows_tenant(request)
+        return [(str(a.pk), f"{a.name} ({a.tenant.name})" if several else a.name) for a in accounts.order_by("name")]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        try:
+            account = Account.objects.filter(pk=self.value())
+            account.exists()  # a malformed id fails here, not while the page renders
+        except (ValueError, ValidationError):
+            return queryset.none()
+        return queryset.filter(message_accounts.about(account))
+
+
+def message_words(message: Outbox) -> str:
+    """A message as a CSM names it: its subject, else its channel and target (never its id)."""
+    subject = message.payload.get("subject") if isinstance(message.payload, dict) else None
+    if subject:
+        return f"“{Truncator(str(subject)).chars(80)}” to {Truncator(message.target).chars(60)}"
+    return f"{message.get_channel_display()} to {Truncator(message.target).chars(60)}"
+
+
+class TimeFilter(admin.DateFieldListFilter):
+    """The date filter of a field named ``at``: "By time", not "By at"."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "time"
+
+
+class OutboxChangeList(ChangeList):
+    """Finds the account of each message of the page at once (one query per writer, not per row)."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        found = message_accounts.accounts_of(list(self.result_list))
+        for message in self.result_list:
+            message._account = found.get(message.pk)
 
 
 @admin.register(Outbox)
@@ -48,27 +100,63 @@ class OutboxAdmin(ReadOnlyAdmin):
     requeue_roles = MANAGERS
     tenant_parent_field = None
     deleted_with_parent = True
-    list_display = ("message_id", "channel", "short_target", "status", "attempts", "last_status_code",
-                    "next_attempt_at", "created_at", "run_link")
-    list_filter = ("status", "channel", "created_at")
+    list_display = ("message_ref", "account_link", "channel", "short_target", "status", "attempts",
+                    "last_status_code", "next_attempt_at", "created_at", "run_link")
+    list_filter = ("status", "channel", OutboxAccountFilter, "created_at")
     search_fields = ("target", "message_id", "idempotency_key")
+    search_help_text = "Account name, target (URL, address, channel), message ID or idempotency key."
     date_hierarchy = "created_at"
     actions = ("requeue",)
     fieldsets = (
-        (None, {"fields": ("message_id", "channel", "method", "target", "status", "run_link", "step",
+        (None, {"fields": ("message_ref", "account_link", "channel", "method", "target", "status", "run_link", "step",
                            "idempotency_key")}),
         ("Attempts", {"fields": ("attempts", "max_attempts", "next_attempt_at", "last_attempt_at", "delivered_at",
                                  "last_status_code", "last_response_text", "error", "retry_policy_pretty")}),
         ("Message", {"fields": ("headers_masked", "payload_masked")}),
         ("Timing", {"fields": ("created_at", "updated_at")}),
     )
-    readonly_fields = ("message_id", "channel", "method", "target", "status", "run_link", "step", "idempotency_key",
+    readonly_fields = ("message_ref", "account_link", "channel", "method", "target", "status", "run_link", "step",
+                       "idempotency_key",
                        "attempts", "max_attempts", "next_attempt_at", "last_attempt_at", "delivered_at",
                        "last_status_code", "last_response_text", "error", "retry_policy_pretty", "headers_masked",
                        "payload_masked", "created_at", "updated_at")
 
     def has_requeue_permission(self, request, obj=None):
         return self.has_role(request, frozenset(self.requeue_roles), obj)
+
+    def get_changelist(self, request, **kwargs):
+        return OutboxChangeList
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        message = self.get_object(request, unquote(object_id))
+        if message is not None:  # the page names the message in words, not by its id
+            account = message_accounts.accounts_of([message]).get(message.pk)
+            about = f", about {account.name}" if account is not None else ""
+            extra_context = {"subtitle": f"{message_words(message)}{about} ({message.get_status_display()})",
+                             **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Message ID", ordering="message_id")
+    def message_ref(self, obj):
+        return obj.message_id
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return found, may_have_duplicates
+        accounts = self.scope_queryset(request, Account.objects.filter(name__icontains=term))
+        return found | queryset.filter(message_accounts.about(accounts)), may_have_duplicates
+
+    @admin.display(description="Account")
+    def account_link(self, obj):
+        account = getattr(obj, "_account", _UNKNOWN)
+        if account is _UNKNOWN:  # the detail page: one message
+            account = message_accounts.accounts_of([obj]).get(obj.pk)
+        if account is None:
+            return "-"
+        return format_html('<a href="{}">{}</a>', reverse("admin:accounts_account_change", args=[account.pk]),
+                           account.name)
 
     @admin.display(description="Target", ordering="target")
     def short_target(self, obj):
@@ -169,6 +257,7 @@ class EmailTemplateAdmin(AuditedAdminMixin, TenantScopedAdmin):
     fields = ("name", "category", "subject", "html", "text", "variables", "variants", "ab_results", "preview_link",
               "created_at", "updated_at")
     readonly_fields = ("ab_results", "preview_link", "created_at", "updated_at")
+    field_labels = {"html": "HTML", "text": "Plain text"}
 
     @admin.display(description="A/B results")
     def ab_results(self, obj):
@@ -373,13 +462,31 @@ class IntegrationCredentialAdmin(AuditedAdminMixin, TenantScopedAdmin):
 class EmailEventAdmin(ReadOnlyAdmin):
     """Opens, clicks, bounces and complaints of the tenant's emails."""
 
-    list_display = ("kind", "email", "message", "url", "at")
-    list_filter = ("kind", "at")
-    search_fields = ("email", "url", "message__message_id")
+    tenant_parent_field = None
+    list_display = ("kind", "email", "contact", "message_link", "link", "when")
+    list_filter = ("kind", ("at", TimeFilter))
+    search_fields = ("email", "url", "message__message_id", "contact__name")
     date_hierarchy = "at"
-    list_select_related = ("message",)
-    readonly_fields = ("kind", "email", "message", "contact", "url", "at", "meta")
+    list_select_related = ("message", "contact")
+    readonly_fields = ("kind", "email", "contact", "message_link", "link", "when", "details")
     fields = readonly_fields
+
+    @admin.display(description="Message", ordering="message")
+    def message_link(self, obj):
+        if obj.message is None:
+            return "-"
+        return format_html('<a href="{}">{}</a>', reverse("admin:delivery_outbox_change", args=[obj.message_id]),
+                           message_words(obj.message))
+
+    @admin.display(description="Link followed", ordering="url")
+    def link(self, obj):
+        return Truncator(obj.url).chars(80) or "-"
+
+    @admin.display(description="Time", ordering="at")
+    def when(self, obj):
+        return obj.at
+
+    details = json_display("meta", "Details")
 
 
 @admin.register(Suppression)
@@ -387,6 +494,7 @@ class SuppressionAdmin(AuditedAdminMixin, ReadOnlyAdmin):
     """Addresses the tenant no longer emails; deleting one (tenant admins, audited) allows it again."""
 
     delete_roles = ADMINS
+    tenant_parent_field = None
     list_display = ("email", "reason", "created_at")
     list_filter = ("reason", "created_at")
     search_fields = ("email",)

@@ -20,6 +20,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from csplatform.crypto import EncryptedTextField
 from csplatform.tenancy import TenantOwnedModel
 
 from .template_checks import email_template_validate
@@ -110,7 +111,7 @@ class WebhookSecret(TenantOwnedModel):
     """A signing secret. Every active secret signs every webhook (one ``v1,`` signature each), so a
     receiver keeps working while the tenant rotates: the old secret stays active until ``expires_at``."""
 
-    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    secret = EncryptedTextField(max_length=100, default=new_webhook_secret)  # encrypted at rest: never filter on it
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Stops signing after this time.")
 
@@ -208,7 +209,7 @@ class IntegrationCredential(TenantOwnedModel):
 
     integration = models.CharField(max_length=16, choices=Integration.choices)
     base_url = models.URLField(blank=True, default="", help_text="Blank: the platform's default for this integration.")
-    token = models.CharField(max_length=500)
+    token = EncryptedTextField(max_length=500)  # encrypted at rest (Slack/HubSpot/Salesforce/SMS token, Telegram bot token)
     config = models.JSONField(default=dict, blank=True, help_text='e.g. {"from": "+15550100"} for SMS.')
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -285,8 +286,8 @@ class EmailFeedbackEndpoint(TenantOwnedModel):
     webhooks, whose signature is verified with ``mailgun_signing_key``)."""
 
     token = models.CharField(max_length=64, unique=True, default=new_feedback_token, editable=False)
-    mailgun_signing_key = models.CharField(max_length=200, blank=True, default="",
-                                           help_text="Mailgun's HTTP webhook signing key (write-only in the API).")
+    mailgun_signing_key = EncryptedTextField(max_length=200, blank=True, default="",
+                                             help_text="Mailgun's HTTP webhook signing key (write-only in the API).")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

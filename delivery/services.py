@@ -34,13 +34,13 @@ from functools import partial
 from typing import Callable
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Tenant
 from csplatform.celery import task_named
+from csplatform.conflicts import StateConflict
 from csplatform.tenancy import system_context, tenant_context
 
 from . import health, retry, secrets
@@ -326,7 +326,7 @@ def outbox_requeue(message: Outbox) -> Outbox:
     with transaction.atomic():
         row = Outbox.objects.for_tenant(message.tenant_id).select_for_update().get(pk=message.pk)
         if row.status not in (S.DEAD, S.FAILED):
-            raise ValidationError({"status": f"only dead or failed messages can be re-queued; this one is {row.status}"})
+            raise StateConflict({"status": f"only dead or failed messages can be re-queued; this one is {row.status}"})
         row.status, row.attempts, row.next_attempt_at = S.PENDING, 0, timezone.now()
         row.error, row.claim_token = "", None
         row.save(update_fields=["status", "attempts", "next_attempt_at", "error", "claim_token", "updated_at"])

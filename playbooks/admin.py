@@ -1,9 +1,12 @@
 """Admin of the playbook trigger settings, their evaluations and the executions they start.
 
 Trigger settings are created by ``playbook_triggers_ensure`` (five per tenant) and changed by tenant
-admins; the config is validated like the API's (unknown keys and out-of-range values are form errors).
-Executions are read-only history except their status and outcome; ``PlaybookExecutionInline`` lists
-an account's latest ones on its page (added to the account admin from here, as ``accounts`` knows
+admins with one input per setting (made from the evaluator's settings; the JSON under "Advanced"); the config
+is validated like the API's, and an unknown key or out-of-range value is an error next to its input.
+SuccessPlays are edited with the rule admin's editors (``automation.admin.editors``). Executions are
+read-only history except their status and outcome, and say what became of the messages their run sent
+("webhook delivered 200", "webhook failing (3 attempts)", linked to the outbox); ``PlaybookExecutionInline``
+lists an account's latest ones on its page (added to the account admin from here, as ``accounts`` knows
 nothing of playbooks; see ``ATTACH_TO_ACCOUNT_PAGE``).
 """
 
@@ -14,20 +17,35 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.views.main import ChangeList
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from accounts.models import Account
 from automation.admin.display import run_outcome_text
-from automation.delivery_outcomes import DELIVERY_FAILED, Deliveries, has_dead_message
+from automation.admin.editors import EditorsFormMixin, minutes_field, trigger_choices
+from automation.delivery_outcomes import DELIVERY_FAILED, has_dead_message
 from csplatform.admin_base import LatestRowsFormSet, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm
+from csplatform.json_schema import duration_words
 from csplatform.permissions import ADMINS, MANAGERS
+from csplatform.schema_forms import SchemaJSONField
+from delivery.models import Outbox
 
 from . import services
-from .evaluators import SettingsError
+from .evaluators import SettingsError, get_evaluator
 from .models import Playbook, PlaybookExecution, PlaybookSchedule, PlaybookTrigger, PlaybookTriggerEvaluation
 
 
 class PlaybookTriggerForm(TenantScopedForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("trigger_config")
+        if field is not None and self.instance.playbook_type:
+            schema = get_evaluator(self.instance.playbook_type).config_schema()
+            self.fields["trigger_config"] = SchemaJSONField(schema, label="Settings", required=False,
+                                                            help_text="Empty threshold = that check is off.")
+
     def clean(self):
         cleaned = super().clean()
         config = cleaned.get("trigger_config")
@@ -38,6 +56,9 @@ class PlaybookTriggerForm(TenantScopedForm):
                     self.instance.playbook_type, config)
             except SettingsError as exc:
                 self.add_error("trigger_config", "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items()))
+                for key, texts in exc.errors.items():
+                    for text in texts:
+                        self.fields["trigger_config"].widget.add_error(key, text)
         return cleaned
 
 
@@ -106,11 +127,44 @@ class PlaybookExecutionForm(TenantScopedForm):
         return cleaned
 
 
+def delivery_messages(executions) -> None:
+    """Give each execution ``messages``: its run's outbox messages (one query for them all)."""
+    runs = {e.run_id for e in executions if e.run_id}
+    found: dict[int, list[dict]] = {}
+    if runs:
+        rows = (Outbox.objects.filter(tenant_id__in={e.tenant_id for e in executions}, run_id__in=runs)
+                .order_by("id").values("pk", "run_id", "channel", "status", "attempts", "last_status_code"))
+        for row in rows:
+            found.setdefault(row["run_id"], []).append(row)
+    for execution in executions:
+        execution.messages = found.get(execution.run_id, [])
+
+
+def message_text(row: dict) -> str:
+    """ "webhook delivered 200", "webhook failing (3 attempts)", "email dead after 8 attempts", "sms queued"."""
+    channel, status, attempts = row["channel"], row["status"], row["attempts"]
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if status == Outbox.Status.DELIVERED:
+        return f"{channel} delivered" + (f" {row['last_status_code']}" if row["last_status_code"] else "")
+    if status == Outbox.Status.FAILED:
+        return f"{channel} failing ({tries})"
+    if status == Outbox.Status.DEAD:
+        return f"{channel} dead after {tries}"
+    return f"{channel} {'sending' if status == Outbox.Status.SENDING else 'queued'}"
+
+
+class ExecutionChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        delivery_messages(self.result_list)
+
+
 @admin.register(PlaybookExecution)
 class PlaybookExecutionAdmin(TenantScopedAdmin):
     form = PlaybookExecutionForm
     add_roles = delete_roles = frozenset()
-    list_display = ("account", "playbook", "playbook_type", "shown_status", "source", "started_at", "finished_at")
+    list_display = ("account", "playbook", "playbook_type", "shown_status", "delivery", "source", "started_at",
+                    "finished_at")
     list_filter = ("playbook_type", "status", "source", "playbook")
     search_fields = ("account__name", "reason", "outcome")
     date_hierarchy = "started_at"
@@ -123,6 +177,9 @@ class PlaybookExecutionAdmin(TenantScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(has_dead=has_dead_message("run_id"))
 
+    def get_changelist(self, request, **kwargs):
+        return ExecutionChangeList
+
     @admin.display(description="Status", ordering="status")
     def shown_status(self, obj):
         """A completed play whose run has a dead message reads "Delivery failed" (its outcome only says "queued")."""
@@ -132,14 +189,15 @@ class PlaybookExecutionAdmin(TenantScopedAdmin):
 
     @admin.display(description="Delivery")
     def delivery(self, obj):
-        """What became of the messages the play's run wrote (the run's page has each one)."""
+        """What became of each message the play's run wrote, linked to the message in the outbox."""
         if obj.run_id is None:
             return "-"
-        deliveries = Deliveries(obj.tenant_id, [obj.run_id])
-        counts = deliveries.by_run.get(obj.run_id)
-        if not counts:
+        if not hasattr(obj, "messages"):
+            delivery_messages([obj])
+        if not obj.messages:
             return "No messages"
-        return run_outcome_text(DELIVERY_FAILED if counts["dead"] else "sent", counts)
+        return format_html_join(format_html("<br>"), '<a href="{}">{}</a>', (
+            (reverse("admin:delivery_outbox_change", args=[row["pk"]]), message_text(row)) for row in obj.messages))
 
     def has_add_permission(self, request):
         return False
@@ -153,8 +211,19 @@ class PlaybookExecutionAdmin(TenantScopedAdmin):
         super().save_model(request, obj, form, change)
 
 
-class PlaybookForm(TenantScopedForm):
-    """Validated like the API: the engine checks trigger, conditions and actions (errors on the field)."""
+class PlaybookForm(EditorsFormMixin, TenantScopedForm):
+    """Validated like the API: the engine checks trigger, conditions and actions (errors on the field and next
+    to the input); they are edited with the rule admin's editors, the cooldown as a duration."""
+
+    trigger_type = forms.ChoiceField(choices=trigger_choices, help_text="Any trigger of the automation engine.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "cooldown_minutes" in self.fields:
+            old = self.fields["cooldown_minutes"]
+            self.fields["cooldown_minutes"] = minutes_field(required=old.required, initial=old.initial,
+                                                            label="Cooldown", help_text=old.help_text)
+        self.use_editors("trigger_config", "conditions", "actions")
 
     def clean(self):
         import copy
@@ -168,9 +237,10 @@ class PlaybookForm(TenantScopedForm):
         try:
             normalised = services.playbook_validate(playbook=copy.copy(self.instance), data=data)
         except ValidationError as exc:
-            for key, messages in exc.message_dict.items():
-                self.add_error(key if key in self.fields else None, [f"{key}: {m}" if key not in self.fields else m
-                                                                    for m in messages])
+            for key, texts in exc.message_dict.items():
+                for text in texts:
+                    field = self.show_error(key, text)
+                    self.add_error(field, text if key == field else f"{key}: {text}")
             return cleaned
         for name in ("trigger_config", "conditions", "actions"):
             cleaned[name] = getattr(normalised, name)
@@ -190,7 +260,7 @@ class PlaybookAdmin(TenantScopedAdmin):
     form = PlaybookForm
     write_roles = add_roles = delete_roles = ADMINS
     tenant_parent_field = None
-    list_display = ("name", "is_active", "trigger_type", "webhook_url", "cooldown_minutes", "updated_at")
+    list_display = ("name", "is_active", "trigger_type", "webhook_url", "cooldown", "updated_at")
     list_filter = ("is_active", "trigger_type")
     search_fields = ("name", "description")
     fields = ("name", "description", "is_active", "trigger_type", "trigger_config", "conditions", "webhook_url",
@@ -198,6 +268,10 @@ class PlaybookAdmin(TenantScopedAdmin):
     readonly_fields = ("workflow", "created_by", "created_at", "updated_at")
     action_form = TriggerPlayForm
     actions = ("trigger_for_account",)
+
+    @admin.display(description="Cooldown", ordering="cooldown_minutes")
+    def cooldown(self, obj):
+        return duration_words(obj.cooldown_minutes, "minutes")
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in services.PLAYBOOK_FIELDS if name in form.cleaned_data}

@@ -7,6 +7,7 @@ class PlaybooksConfig(AppConfig):
 
     def ready(self):
         from . import engine_hooks, signals  # noqa: F401  (receivers: tenant defaults, demo); ready(): app registry loaded
+        from . import cockpit  # noqa: F401  (its part of the CSM cockpit: accounts.cockpit.sources)
 
         engine_hooks.register()  # the playbook_trigger trigger and the record_playbook_execution action
         self._register_schedule()

@@ -17,6 +17,7 @@ from accounts.models.customers import RiskLevel
 from automation.actions import Action, ActionContext, ActionError, actions
 from automation.models import RunStep
 from automation.triggers import ConfigError, Trigger, triggers
+from csplatform import json_schema as js
 
 from .models import Playbook, PlaybookExecution, PlaybookType
 
@@ -31,12 +32,10 @@ class PlaybookTriggerFired(Trigger):
 
     type = PLAYBOOK_TRIGGER
     event_types = (FIRED_EVENT,)
+    settings = {"playbook_types": js.many(js.enum(PlaybookType.values), description="Empty = any type.")}
 
     def validate_config(self, config, model_type=""):
-        config = dict(config or {})
-        unknown = sorted(set(config) - {"playbook_types"})
-        if unknown:
-            raise ConfigError(unknown[0], "unknown setting; known: playbook_types")
+        config = self.known(config)
         types = config.get("playbook_types") or []
         if isinstance(types, str):
             types = [types]

@@ -28,6 +28,7 @@ from automation import engine, rule_index
 from automation.events import emit
 from automation.models import Run, Workflow
 from automation.services import workflow_delete, workflow_save, workflow_validate
+from csplatform.conflicts import StateConflict
 
 from .engine_hooks import RECORD_ACTION
 from .evaluators import EVALUATORS, SettingsError, get_evaluator
@@ -211,13 +212,12 @@ def _emit_fired(trigger: PlaybookTrigger, executions: list[PlaybookExecution]) -
 @transaction.atomic
 def playbook_execution_update(*, execution: PlaybookExecution, changes: dict) -> PlaybookExecution:
     """Move an open execution along (status, outcome); finishing it stamps ``finished_at``. A finished
-    execution keeps its status (its outcome may still be written down)."""
-    from django.core.exceptions import ValidationError
-
+    execution keeps its status (its outcome may still be written down); changing a finished one's status is a
+    ``StateConflict`` (a 409 on the API)."""
     execution = PlaybookExecution.objects.for_tenant(execution.tenant_id).select_for_update().get(pk=execution.pk)
     new_status = changes.get("status", execution.status)
     if execution.status in PlaybookExecution.CLOSED_STATUSES and new_status != execution.status:
-        raise ValidationError({"status": f"The execution is already {execution.get_status_display().lower()}; "
+        raise StateConflict({"status": f"The execution is already {execution.get_status_display().lower()}; "
                                          "it cannot be reopened or changed."})
     for field, value in changes.items():
         setattr(execution, field, value)

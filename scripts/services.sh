@@ -36,5 +36,15 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 SQL
+# The runtime role: logs in, owns nothing, may not bypass RLS; each migrate grants it DML (csplatform/rls.py).
+psql -q -h "$PGHOST" -p "$PGPORT" -U "$PGADMIN" -d postgres -v ON_ERROR_STOP=1 <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${APP_ROLE}_app') THEN
+    CREATE ROLE ${APP_ROLE}_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  ELSE
+    ALTER ROLE ${APP_ROLE}_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+END \$\$;
+SQL
 psql -q -h "$PGHOST" -p "$PGPORT" -U "$PGADMIN" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$APP_ROLE'" | grep -q 1 \
   || psql -q -h "$PGHOST" -p "$PGPORT" -U "$PGADMIN" -d postgres -c "CREATE DATABASE $APP_ROLE OWNER $APP_ROLE"

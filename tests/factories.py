@@ -8,9 +8,9 @@ from decimal import Decimal
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from accounts import services
+from accounts.tokens import api_token_issue
 from accounts.models import (
     Account, Contact, Engagement, Goal, Membership, Note, Opportunity, Role, SupportTicket, SurveyResponse, Tag, Task, Tenant,
     UsageMetric,
@@ -267,8 +267,9 @@ def health_score(account, **components):
     return services.health_score_record(account=account, components=components)
 
 
-def token_for(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+def token_for(user, **options) -> str:
+    """The key of a new API token of ``user`` (``name``, ``ttl``: as ``api_token_issue``)."""
+    return api_token_issue(user=user, **{"name": "test", **options})[1]
 
 
 def staff(tenant, role=Role.TENANT_ADMIN):

@@ -5,9 +5,12 @@ scores, journey moves, goals, tenant creation, memberships), exactly as the API 
 signals fire and computed fields stay right.
 """
 from django.contrib import admin
+from django.urls import reverse_lazy
 
-from . import customers, health, tenants, work  # noqa: F401  (each registers its admins)
+from . import customers, health, tenants, tokens, work  # noqa: F401  (each registers its admins)
 
 admin.site.site_header = "Customer Success Platform"
 admin.site.site_title = "Customer Success Platform"
 admin.site.index_title = "Customer success"
+# "View site" leads to the CSMs' home, the cockpit: the platform has no public site at "/".
+admin.site.site_url = reverse_lazy("admin:index")

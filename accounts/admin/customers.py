@@ -6,6 +6,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from csplatform.admin_base import (
     LatestRowsFormSet, ReadOnlyAdmin, ReadOnlyInline, TenantScopedAdmin, TenantScopedForm, TenantScopedInline,
@@ -13,6 +15,7 @@ from csplatform.admin_base import (
 from csplatform.permissions import ADMINS, CONTRIBUTORS
 
 from .. import services
+from ..cockpit.views import account_360
 from ..models import Account, Contact, HealthScore, JourneyHistory, JourneyStage, Note, Opportunity, Tag, Task
 from .display import breakdown_summary, risk_badge
 
@@ -93,7 +96,8 @@ class AccountAdmin(TenantScopedAdmin):
     form = AccountAdminForm
     tenant_parent_field = None
     list_display = (
-        "name", "parent", "health_score", "risk", "current_stage", "arr_column", "renewal_date", "owner", "status",
+        "name", "customer_360", "parent", "health_score", "risk", "current_stage", "arr_column", "renewal_date", "owner",
+        "status",
     )
     list_select_related = ("parent", "current_stage", "owner")
     list_filter = (
@@ -121,6 +125,15 @@ class AccountAdmin(TenantScopedAdmin):
     @admin.display(description="ARR", ordering="arr")
     def arr_column(self, obj):
         return f"{obj.arr:,.0f}"
+
+    @admin.display(description="Customer 360")
+    def customer_360(self, obj):
+        return format_html('<a href="{}">Open 360</a>', reverse("admin:accounts_account_360", args=[obj.pk]))
+
+    def get_urls(self):
+        # The read view of an account (accounts/cockpit); before the default "<id>/" catch-all.
+        view = self.admin_site.admin_view(lambda request, object_id: account_360(request, object_id, self))
+        return [path("<path:object_id>/360/", view, name="accounts_account_360"), *super().get_urls()]
 
     def save_model(self, request, obj, form, change):
         # Validates the hierarchy again (inside the transaction) and reports status changes.

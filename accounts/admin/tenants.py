@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import copy
-import json
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
-from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 from csplatform.admin_base import ReadOnlyAdmin, TenantScopedAdmin, TenantScopedForm, adopt
+from csplatform.admin_display import changes_table
 from csplatform.permissions import ADMINS
 
 from .. import services
 from ..models import AuditLog, Membership, Tenant
 
 # --- tenants and memberships ---------------------------------------------------------------------
+
+def _number(value) -> str:
+    """35.00 as "35", 12.50 as "12.5"."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
 
 class TenantAdminForm(TenantScopedForm):
     def clean(self):
@@ -41,11 +49,13 @@ class TenantAdmin(TenantScopedAdmin):
     read_roles = write_roles = ADMINS
     add_roles = delete_roles = frozenset()  # superusers only
     tenant_parent_field = None
-    list_display = (
-        "name", "slug", "timezone", "weight_usage", "weight_engagement", "weight_support", "weight_adoption",
-        "band_healthy", "band_moderate", "band_at_risk",
-    )
+    list_display = ("name", "slug", "timezone", "weights", "risk_bands")
     search_fields = ("name", "slug")
+    field_labels = {
+        "weight_usage": "Usage", "weight_engagement": "Engagement", "weight_support": "Support sentiment",
+        "weight_adoption": "Adoption", "band_healthy": "Healthy from", "band_moderate": "Moderate from",
+        "band_at_risk": "At risk from",
+    }
     fieldsets = (
         (None, {"fields": ("name", "slug", "timezone")}),
         ("Health score weights (%)", {
@@ -60,6 +70,15 @@ class TenantAdmin(TenantScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return () if request.user.is_superuser else ("name", "slug", "timezone")
+
+    @admin.display(description="Weights: usage / engagement / support / adoption (%)")
+    def weights(self, obj):
+        return " / ".join(_number(w) for w in (obj.weight_usage, obj.weight_engagement, obj.weight_support,
+                                               obj.weight_adoption))
+
+    @admin.display(description="Risk bands: healthy / moderate / at risk from")
+    def risk_bands(self, obj):
+        return " / ".join(_number(b) for b in (obj.band_healthy, obj.band_moderate, obj.band_at_risk))
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -152,16 +171,50 @@ class AuditLogAdmin(ReadOnlyAdmin):
     read_roles = ADMINS
     write_roles = add_roles = delete_roles = frozenset()
     tenant_parent_field = None
-    list_display = ("created_at", "actor_email", "action", "object_type", "object_repr", "changed_fields")
+    list_display = ("created_at", "who", "action", "object_kind", "object_name", "changed_fields")
     list_filter = ("action", "object_type", "created_at")
     search_fields = ("object_repr", "object_id", "actor_email")
     date_hierarchy = "created_at"
-    fields = ("created_at", "actor", "actor_email", "action", "object_type", "object_id", "object_repr",
+    fields = ("created_at", "who", "action", "object_kind", "object_name", "object_type", "object_ref",
               "changes_table")
     readonly_fields = fields
+    DONE = {"create": "Created", "update": "Changed", "delete": "Deleted"}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        entry = self.get_object(request, unquote(object_id))
+        if entry is not None:  # "Changed rule “At risk” by alice@…", not "update automation.workflow At risk"
+            done = self.DONE.get(entry.action, entry.get_action_display())
+            name = entry.object_repr or entry.object_id
+            subtitle = f"{done} {self.object_kind(entry).lower()} “{name}” by {self.who(entry)}"
+            extra_context = {"subtitle": subtitle, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # One object's entries (the "all entries" link of an object's history page).
+        return lookup in ("object_type", "object_id") or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="Who", ordering="actor_email")
+    def who(self, obj):
+        return obj.actor_email or "the system"
+
+    @admin.display(description="Name", ordering="object_repr")
+    def object_name(self, obj):
+        return obj.object_repr or "-"
+
+    @admin.display(description="Object ID", ordering="object_id")
+    def object_ref(self, obj):
+        return obj.object_id or "-"
+
+    @admin.display(description="Object", ordering="object_type")
+    def object_kind(self, obj):
+        """The kind of object in words ("Membership"), not its ``app_label.model``."""
+        try:
+            return capfirst(apps.get_model(obj.object_type)._meta.verbose_name)
+        except (LookupError, ValueError):
+            return obj.object_type
 
     @admin.display(description="Changed")
     def changed_fields(self, obj):
@@ -169,16 +222,4 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Changes")
     def changes_table(self, obj):
-        if not obj.changes:
-            return "-"
-        return format_html(
-            "<table><thead><tr><th>Field</th><th>Before</th><th>After</th></tr></thead><tbody>{}</tbody></table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                             ((field, _shown(pair[0]), _shown(pair[1])) for field, pair in obj.changes.items())),
-        )
-
-
-def _shown(value) -> str:
-    if value is None:
-        return "-"
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        return changes_table(obj.changes)

@@ -6,24 +6,28 @@ from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 
 from csplatform.api import TenantModelSerializer, TenantRelatedField, TenantUserField
 
 from ..models import (
-    Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, Opportunity,
+    Account, ApiToken, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, Opportunity,
     RiskLevel, SupportTicket, SurveyResponse, Tag, Task, Tenant, UsageMetric,
 )
+from ..models.health import COMPONENTS as HEALTH_COMPONENTS
 from ..services import tenant_validate_health_settings
 
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def validate_timezone_name(value: str) -> str:
-    if value and value not in available_timezones():
-        raise serializers.ValidationError(f"'{value}' is not an IANA timezone name.")
-    return value
+class TimezoneField(serializers.ChoiceField):
+    """An IANA timezone name (``Europe/Berlin``): the schema lists them, so a client sees what is accepted."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("error_messages", {"invalid_choice": "'{input}' is not an IANA timezone name."})
+        super().__init__(choices=sorted(available_timezones()), **kwargs)
 
 
 class NullSafeSource:
@@ -89,6 +93,7 @@ class ContactSerializer(TenantModelSerializer):
     account = TenantRelatedField(Account)
     quiet_hours_start = WallClockTimeField(required=False, allow_null=True)
     quiet_hours_end = WallClockTimeField(required=False, allow_null=True)
+    timezone = TimezoneField(required=False, allow_blank=True, help_text="IANA name; blank: the tenant's.")
     tags = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
     tag_ids = TenantRelatedField(Tag, many=True, required=False, write_only=True, source="tags")
 
@@ -100,9 +105,6 @@ class ContactSerializer(TenantModelSerializer):
             "tag_ids",
             "created_at", "updated_at",
         ]
-
-    def validate_timezone(self, value):
-        return validate_timezone_name(value)
 
 
 class JourneyStageSerializer(TenantModelSerializer):
@@ -151,6 +153,12 @@ class HealthScoreSerializer(TenantModelSerializer):
         read_only_fields = ["overall_score", "previous_score", "risk_level", "breakdown", "adjustment",
                             "adjustment_reason", "adjustment_expires_at"]
         extra_kwargs = {"calculated_at": {"required": False}}
+
+    @staticmethod
+    def openapi_request_constraints(partial: bool) -> dict:
+        # At least one component (the tenant's weight of it must not be 0, which no schema can say).
+        return {"anyOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                          for name in HEALTH_COMPONENTS]}
 
     def validate_calculated_at(self, value):
         # A score dated in the future would stay "the latest" and hide every score recorded until then.
@@ -205,12 +213,24 @@ class ContactOfAccountMixin(OfItsAccountMixin):
 
 
 class SurveyResponseSerializer(ContactOfAccountMixin, TenantModelSerializer):
+    """A survey answer; ``score`` is on the scale of its ``kind``: NPS 0-10, CSAT 1-5 (a PATCH of one of them is
+    checked against the stored other)."""
+
     account = TenantRelatedField(Account)
     contact = TenantRelatedField(Contact, required=False, allow_null=True)
 
     class Meta:
         model = SurveyResponse
         fields = ["id", "account", "contact", "kind", "score", "comment", "responded_at"]
+        extra_kwargs = {"score": {"min_value": 0, "max_value": max(high for _, high in SurveyResponse.SCALES.values())}}
+
+    @staticmethod
+    def openapi_request_constraints(partial: bool) -> dict:
+        if partial:
+            return {}
+        # a pattern, not an enum: drf-spectacular would make a one-value enum the kind's whole enum component
+        return {"oneOf": [{"properties": {"kind": {"pattern": f"^{kind}$"}, "score": {"minimum": low, "maximum": high}}}
+                          for kind, (low, high) in SurveyResponse.SCALES.items()]}
 
 
 class SupportTicketSerializer(ContactOfAccountMixin, TenantModelSerializer):
@@ -223,6 +243,9 @@ class SupportTicketSerializer(ContactOfAccountMixin, TenantModelSerializer):
             "id", "account", "contact", "subject", "description", "priority", "status", "opened_at",
             "first_response_at", "resolved_at", "csat",
         ]
+        extra_kwargs = {"csat": {"min_value": 1, "max_value": 5},
+                        "first_response_at": {"help_text": "Not before opened_at."},
+                        "resolved_at": {"help_text": "Not before opened_at."}}
 
 
 class EngagementSerializer(OfItsAccountMixin, TenantModelSerializer):
@@ -283,6 +306,8 @@ class NoteSerializer(OfItsAccountMixin, TenantModelSerializer):
 
 
 class TenantSettingsSerializer(serializers.ModelSerializer):
+    timezone = TimezoneField(required=False)
+
     class Meta:
         model = Tenant
         fields = [
@@ -290,9 +315,6 @@ class TenantSettingsSerializer(serializers.ModelSerializer):
             "weight_adoption", "band_healthy", "band_moderate", "band_at_risk",
         ]
         read_only_fields = ["id", "slug", "number"]
-
-    def validate_timezone(self, value):
-        return validate_timezone_name(value)
 
     def validate(self, attrs):
         candidate = copy.copy(self.instance)
@@ -330,3 +352,38 @@ class OpportunitySerializer(TenantModelSerializer):
         fields = ["id", "account", "name", "kind", "stage", "value", "currency", "close_date", "probability",
                   "last_activity_date", "risk_level", "owner", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
+
+
+# --- API tokens ------------------------------------------------------------------------------------
+
+@extend_schema_serializer(component_name="AuthToken")  # the login's documented names stay DRF's
+class LoginSerializer(AuthTokenSerializer):
+    """DRF's login form (``username`` = the email, ``password``) and an optional label; the answer is a new key,
+    shown this once, and when it expires."""
+
+    name = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                 max_length=ApiToken._meta.get_field("name").max_length,
+                                 help_text="A label for the new token (what or who uses it).")
+    expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """One of the caller's tokens: never its key (only the first characters, ``prefix``)."""
+
+    state = serializers.ChoiceField(choices=ApiToken.State.choices, read_only=True)
+    current = serializers.SerializerMethodField(help_text="Whether this request was made with this token.")
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "prefix", "name", "created_at", "expires_at", "last_used_at", "revoked_at", "state",
+                  "current"]
+        read_only_fields = fields
+
+    def get_current(self, obj) -> bool:
+        auth = self.context["request"].auth
+        return isinstance(auth, ApiToken) and auth.pk == obj.pk
+
+
+class TokenRevokeSerializer(serializers.Serializer):
+    all = serializers.BooleanField(default=False, help_text="Revoke every token of the caller, not only the "
+                                                            "one this request was made with.")

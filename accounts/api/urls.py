@@ -27,6 +27,8 @@ tenant_settings = views.TenantSettingsView.as_view({"get": "current", "patch": "
 urlpatterns = [
     path("tenant/", tenant_settings, name="tenant-settings"),
     path("auth/token/revoke/", views.RevokeTokenView.as_view(), name="api-token-revoke"),
+    path("auth/tokens/", views.ApiTokenViewSet.as_view({"get": "list"}), name="api-token-list"),
+    path("auth/tokens/<int:pk>/", views.ApiTokenViewSet.as_view({"delete": "destroy"}), name="api-token-detail"),
     # Token login, throttled (scope "login").
     path("auth/token/", views.LoginView.as_view(), name="api-token-login"),
     *router.urls,

@@ -1,24 +1,21 @@
 """REST endpoints of the customer data model. Every viewset reads through the tenant scoping helper."""
 
 import django_filters
-from django import forms
-from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.views import ObtainAuthToken
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from csplatform.api import TenantFilterSet, TenantModelViewSet
+from csplatform.api import IntegerFilter, TenantFilterSet, TenantModelViewSet
 from csplatform.permissions import ADMINS, CONTRIBUTORS, resolve_membership
 
-from .. import selectors, services
+from .. import selectors, services, tokens
 from ..models import (
-    Account, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, Opportunity,
+    Account, ApiToken, AuditLog, Contact, Engagement, Goal, HealthScore, JourneyHistory, JourneyStage, Note, Opportunity,
     SupportTicket, SurveyResponse, Tag, Task, UsageMetric,
 )
 from . import serializers as s
@@ -59,7 +56,9 @@ class AccountViewSet(TenantModelViewSet):
     def perform_update(self, serializer):
         serializer.instance = services.account_save(account=serializer.instance, changes=serializer.validated_data)
 
-    @extend_schema(request=s.MoveStageSerializer, responses=s.JourneyHistorySerializer)
+    @extend_schema(request=s.MoveStageSerializer,
+                   responses={201: s.JourneyHistorySerializer, 200: OpenApiResponse(
+                       s.JourneyHistorySerializer, description="Already in that stage: the open stay, unchanged.")})
     @action(detail=True, methods=["post"], url_path="move-stage")
     def move_stage(self, request, pk=None):
         """Move the account to another journey stage; the open stay is closed with its duration."""
@@ -258,10 +257,6 @@ class TenantSettingsView(viewsets.ViewSet):
         return Response(s.TenantSettingsSerializer(tenant).data)
 
 
-class IntegerFilter(django_filters.NumberFilter):
-    field_class = forms.IntegerField
-
-
 class AuditLogFilter(TenantFilterSet):
     actor = IntegerFilter(field_name="actor_id", help_text="The id of the user who made the change.")
     actor_email = django_filters.CharFilter(field_name="actor_email", lookup_expr="iexact")
@@ -292,23 +287,62 @@ class AuditLogViewSet(TenantModelViewSet):
     ordering_fields = ["created_at", "object_type", "action"]
 
 
-# --- API tokens ------------------------------------------------------------------------------------
+# --- API tokens (docs/security.md "API tokens") ------------------------------------------------------
 
-class LoginView(ObtainAuthToken):
-    """``POST username`` (the email) and ``password``: the user's API token. Throttled per client address
-    (rate ``login``) against password guessing; DRF's own view is not throttled at all."""
+class LoginView(generics.GenericAPIView):
+    """``POST username`` (the email) and ``password``: a new API token, its key shown this once, and when it
+    expires. Throttled per client address (rate ``login``) against password guessing, and guarded per address
+    and username (``csplatform.login_guard``). A stale ``Authorization`` header is ignored here, so a client
+    whose token expired can log in again."""
 
+    authentication_classes = []
+    permission_classes = []
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
-    parser_classes = api_settings.DEFAULT_PARSER_CLASSES  # DRF's view names its own, without the JSON checks
+    serializer_class = s.LoginSerializer
+
+    def post(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, key = tokens.api_token_issue(user=serializer.validated_data["user"],
+                                            name=serializer.validated_data.get("name") or "login")
+        return Response(self.get_serializer({"token": key, "expires_at": token.expires_at}).data)
 
 
 class RevokeTokenView(APIView):
-    """Revoke the caller's API token: it stops working at once; ``POST /api/auth/token/`` issues a new one."""
+    """Revoke the token this request is made with: it stops working at once (``POST /api/auth/token/`` issues a
+    new one). ``all=true`` (query or body) revokes every token of the caller, e.g. after a leak."""
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=s.TokenRevokeSerializer, parameters=[OpenApiParameter("all", bool)],
+                   responses={204: None, 400: OpenApiResponse(description="No token in the request and no `all`.")})
     def post(self, request):
-        Token.objects.filter(user=request.user).delete()
+        data = request.data or {}
+        if "all" in request.query_params:
+            data = {"all": request.query_params["all"]}
+        serializer = s.TokenRevokeSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        if serializer.validated_data["all"]:
+            tokens.api_token_revoke_all(user=request.user)
+        elif isinstance(request.auth, ApiToken):
+            tokens.api_token_revoke(token=request.auth)
+        else:  # signed in with a session: there is no "this token"
+            return Response({"detail": "This request was not made with an API token; send all=true to revoke "
+                                       "all of your tokens."}, status=status.HTTP_400_BAD_REQUEST)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The caller's API tokens (active, expired and revoked), never their keys. ``DELETE`` revokes one."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = s.ApiTokenSerializer
+    filter_backends = [OrderingFilter]
+    ordering_fields = ["created_at", "expires_at", "last_used_at"]
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user)
+
+    def perform_destroy(self, instance):
+        tokens.api_token_revoke(token=instance)

@@ -5,10 +5,11 @@ from .journey import DEFAULT_STAGES, JourneyHistory, JourneyStage
 from .activity import Engagement, Goal, SupportTicket, SurveyResponse, UsageMetric
 from .audit import AuditLog
 from .tenants import Membership, Role, Tenant
+from .tokens import ApiToken
 from .work import Note, Task
 
 __all__ = [
-    "COMPONENTS", "DEFAULT_STAGES", "Account", "AuditLog", "Contact", "Engagement", "Goal", "HealthScore",
+    "COMPONENTS", "DEFAULT_STAGES", "Account", "ApiToken", "AuditLog", "Contact", "Engagement", "Goal", "HealthScore",
     "JourneyHistory", "JourneyStage", "Membership", "Note", "Opportunity", "RiskLevel", "Role", "SupportTicket", "SurveyResponse",
     "Tag", "Task", "Tenant", "UsageMetric",
 ]

@@ -92,6 +92,8 @@ class Action:
     templated: tuple[str, ...] = ()
     aliases: dict[str, str] = {}  # seed 003's names for the same settings
     known: tuple[str, ...] | None = None  # every setting the action reads (with required, templated): others are refused
+    # What a setting holds when it is not plain text (``csplatform.json_schema``; ``automation.schemas``).
+    settings_schema: dict[str, dict] = {}
     needs_account = True
 
     def validate_config(self, config: dict) -> dict:

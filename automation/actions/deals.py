@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from accounts.models import Opportunity
+from csplatform import json_schema as js
 
 from ..triggers import ConfigError
 from .base import Action, ActionError, register, render
@@ -25,6 +26,10 @@ class CreateOpportunity(Action):
     type = "create_opportunity"
     templated = ("name",)
     known = ("kind", "stage", "value", "close_date", "probability", "currency")
+    settings_schema = {"kind": js.enum(Opportunity.Kind.values), "stage": js.enum(OPEN_STAGES),
+                       "value": js.text(description='A number, or "arr" (the account\'s ARR).'),
+                       "close_date": js.text(description='"renewal_date" or an offset such as +90d.'),
+                       "probability": js.integer(minimum=0, maximum=100), "currency": js.text(pattern="^[A-Za-z]{3}$")}
 
     def validate_config(self, config):
         config = super().validate_config(config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from csplatform import json_schema as js
+
 from ..models import Workflow
 from ..triggers import ConfigError
 from .base import Action, ActionError, check_json_templates, register, render_json
@@ -15,6 +17,8 @@ class TriggerWorkflow(Action):
     type = "trigger_workflow"
     required = ("workflow_id",)
     known = ("context",)
+    settings_schema = {"workflow_id": js.integer(minimum=1, description="The id of the rule to run."),
+                       "context": js.json_object()}
 
     def validate_config(self, config):
         config = super().validate_config(config)

@@ -4,6 +4,8 @@ every ``DeliveryAction``.
 
 from __future__ import annotations
 
+from csplatform import json_schema as js
+
 from ..triggers import ConfigError
 from .base import check_json_templates, register, render, render_json, string_map
 from .messaging import DELIVERY_SETTINGS, DeliveryAction
@@ -39,6 +41,9 @@ class IntegrationAction(DeliveryAction):
     type = "integration_action"
     required = ("integration", "action")
     known = ("parameters", *DELIVERY_SETTINGS)
+    settings_schema = {**DeliveryAction.settings_schema, "integration": js.enum(INTEGRATION_ACTIONS),
+                       "action": js.enum(sorted({a for names in INTEGRATION_ACTIONS.values() for a in names})),
+                       "parameters": js.json_object()}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -82,6 +87,8 @@ class SyncToExternal(DeliveryAction):
     type = "sync_to_external"
     required = ("integration", "mapping")
     known = ("object", "id_field", *DELIVERY_SETTINGS)
+    settings_schema = {**DeliveryAction.settings_schema, "integration": js.enum(CRM_DEFAULTS),
+                       "mapping": js.json_object(description="CRM field -> template")}
 
     def validate_config(self, config):
         config = super().validate_config(config)

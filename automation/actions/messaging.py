@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from accounts.models import Contact
+from csplatform import json_schema as js
 from delivery import email as emails
 from delivery import policy, retry
 from delivery.feedback import suppressed_reasons
@@ -69,6 +70,7 @@ class DeliveryAction(Action):
     makes the run wait before the action: ``automation.waits``)."""
 
     needs_account = False
+    settings_schema = {"retry_count": js.integer(minimum=0, maximum=10)}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -128,6 +130,8 @@ class Webhook(DeliveryAction):
     required = ("url",)
     aliases = {"body": "payload"}
     known = ("method", "headers", "payload", *DELIVERY_SETTINGS)
+    settings_schema = {**DeliveryAction.settings_schema, "url": js.template(), "method": js.enum(WEBHOOK_METHODS),
+                       "headers": js.json_object(), "payload": js.any_json(description="Empty: seed 004's payload.")}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -191,6 +195,10 @@ class SendEmail(DeliveryAction):
     templated = ("subject",)
     known = ("recipient", "custom_email", "recipients", "specific_emails", "personalization", "priority",
              *DELIVERY_SETTINGS)
+    settings_schema = {**DeliveryAction.settings_schema, "template_id": js.text(description="A template's id or name."),
+                       "recipient": js.enum(EMAIL_RECIPIENTS), "custom_email": js.text(fmt="email"),
+                       "recipients": js.json_object(), "specific_emails": js.many(js.text(fmt="email")),
+                       "personalization": js.json_object(), "priority": js.enum(EMAIL_PRIORITY)}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -335,6 +343,7 @@ class SendSms(DeliveryAction):
     type = "send_sms"
     templated = ("message",)
     known = ("template_id", "recipient", "phone", *DELIVERY_SETTINGS)
+    settings_schema = {**DeliveryAction.settings_schema, "recipient": js.enum(SMS_RECIPIENTS)}
 
     def validate_config(self, config):
         config = super().validate_config(config)

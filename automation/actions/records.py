@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Account, Contact, Note, Tag, Task
+from csplatform import json_schema as js
 
 from .. import assignees
 from ..subjects import model_for
@@ -64,6 +65,10 @@ class CreateTask(Action):
     templated = ("title", "description")
     aliases = {"assigned_to": "assignee"}
     known = ("assignee", "due_days", "due_date_offset", "priority")
+    settings_schema = {"title": js.template(), "assignee": js.text(description="A member (id or email), a role name "
+                                                                               "such as auto, or a template."),
+                       "due_days": js.integer(minimum=0), "due_date_offset": js.text(pattern=OFFSET.pattern),
+                       "priority": js.enum(Task.Priority.values)}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -110,6 +115,7 @@ class CreateNote(Action):
     aliases = {"content": "body"}
     templated = ("body",)
     known = ("created_by", "is_private")
+    settings_schema = {"created_by": js.text(description="system, or a member's id or email"), "is_private": js.boolean()}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -155,6 +161,7 @@ class UpdateField(Action):
     type = "update_field"
     required = ("field",)
     known = ("value", "model")
+    settings_schema = {"value": js.any_json(), "model": js.enum(UPDATABLE_FIELDS)}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -266,6 +273,7 @@ class ChangeStatus(Action):
     required = ("new_status",)
     templated = ("reason",)
     known = ("notify_team",)
+    settings_schema = {"new_status": js.enum(Account.Status.values), "notify_team": js.boolean()}
 
     def validate_config(self, config):
         config = super().validate_config(config)
@@ -304,6 +312,8 @@ class UpdateHealthScore(Action):
     required = ("reason",)
     templated = ("reason",)
     known = ("adjustment", "temporary", "duration")
+    settings_schema = {"adjustment": js.number(minimum=-100, maximum=100), "temporary": js.boolean(),
+                       "duration": js.duration(description="How long a temporary adjustment lasts.")}
 
     def validate_config(self, config):
         config = dict(config or {})

@@ -6,6 +6,7 @@ everyone else reads.
 
 * ``rules``: the Workflow admin, its form and the run-now page; ``drafts``: drafts and kept rules on it.
 * ``history``: runs, steps, events and scheduled slots (read-only).
+* ``retention``: the tenant's retention policy (tenant admins).
 * ``firing``: rules fired by hand (through ``automation.running``) as admin messages.
 * ``display``: readable summaries (``rule_summary``, trigger details, condition traces, durations).
 
@@ -13,7 +14,7 @@ Importing this package (Django's admin autodiscovery does) registers every admin
 ``templates/admin/automation/``.
 """
 
-from . import history, rules  # noqa: F401  (registers the admins)
+from . import history, retention, rules  # noqa: F401  (registers the admins)
 from .display import rule_summary
 
 __all__ = ["rule_summary"]

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from csplatform.json_schema import duration_words
+
 from ..conditions.tree import iter_leaves
 from ..models import Workflow
 
@@ -39,7 +41,7 @@ def trigger_details(trigger_type: str, config: dict, model_type: str) -> list[st
         if c.get("minimum_change"):
             parts.append(f"by at least {_num(c['minimum_change'])}")
         if c.get("time_window"):
-            parts.append(f"within {c['time_window']}")
+            parts.append(f"within {duration_words(c['time_window'])}")
     elif trigger_type in ("model_created", "model_deleted", "account_created"):
         parts.append(model_type or "account")
     elif trigger_type in ("model_updated", "field_changed"):
@@ -61,7 +63,7 @@ def trigger_details(trigger_type: str, config: dict, model_type: str) -> list[st
         if c.get("engagement_types"):
             parts.append(_items(c["engagement_types"]))
         if c.get("time_threshold"):
-            parts.append(f"after {c['time_threshold']}")
+            parts.append(f"after {duration_words(c['time_threshold'])}")
     elif trigger_type == "goal_event":
         parts += [str(c[k]) for k in ("event",) if c.get(k)]
         if c.get("goal_types"):
@@ -73,14 +75,15 @@ def trigger_details(trigger_type: str, config: dict, model_type: str) -> list[st
         if c.get("days_of_week"):
             parts.append(f"days {_items(c['days_of_week'])}")
     elif trigger_type == "time_based":
-        parts += [p for p in (model_type, f"every {c['check_every']}" if c.get("check_every") else "") if p]
+        parts += [p for p in (model_type, f"every {duration_words(c['check_every'])}" if c.get("check_every") else "")
+                  if p]
     elif trigger_type not in ("manual", "webhook"):
         # A trigger registered by another app: its simple settings, as they are.
         if model_type:
             parts.append(model_type)
         parts += [f"{k}={v}" for k, v in c.items() if isinstance(v, (str, int, float, bool)) and v not in ("", None)][:3]
     if c.get("debounce_seconds"):
-        parts.append(f"debounce {_num(c['debounce_seconds'])} s")
+        parts.append(f"debounce {duration_words(c['debounce_seconds'], 'seconds')}")
     return [p for p in parts if p]
 
 

@@ -1,17 +1,18 @@
 """Rules (workflows = event triggers) in the admin: the form, the list, saving, test and run.
 
 Tenant admins write rules; practitioners may also test and run them ("Test now", "Run now for account…");
-everyone else reads. Rules are saved only through ``automation.services.workflow_save``: the form asks the
-service first (inside a savepoint that is always rolled back), so whatever the service refuses appears as an
-error on the form field it names (``trigger_config.direction`` -> the trigger config box, ``actions[0].type``
--> the actions box), and nothing is stored. Editing an active rule saves a draft, and rules a SuccessPlay
-keeps are read-only (``drafts``).
+everyone else reads. The trigger config, conditions and actions are edited with inputs made from the
+registries' schemas (``editors``; the JSON itself under "Advanced"), durations as an amount and a unit. Rules
+are saved only through ``automation.services.workflow_save``: the form asks the service first (inside a
+savepoint that is always rolled back), so whatever the service refuses appears as an error on the form field it
+names and next to the input (``trigger_config.direction`` -> the trigger's direction, ``actions[0].config.title``
+-> the first action's title), and nothing is stored. Editing an active rule saves a draft, and rules a
+SuccessPlay keeps are read-only (``drafts``).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -35,6 +36,7 @@ from ..subjects import WATCHED
 from ..triggers import triggers
 from .display import rule_summary
 from .drafts import DraftAdminMixin
+from .editors import EditorsFormMixin, minutes_field, trigger_choices
 from .firing import run_rule, test_rule
 
 RECENT_DAYS = 7
@@ -42,6 +44,7 @@ JSON_FIELDS = ("trigger_config", "conditions", "actions", "rate_limiting", "retr
 JSON_OBJECT_FIELDS = ("trigger_config", "rate_limiting", "retry_configuration")
 INBOUND_HOOK_PATH = "/api/hooks/{token}/"
 RUN_PAGE = "admin/automation/workflow_run.html"
+DURATION_FIELDS = {"cooldown_minutes": "Cooldown", "delay_minutes": "Delay after the event"}
 
 
 class RunNowForm(forms.Form):
@@ -59,16 +62,12 @@ class _RollBack(Exception):
     """Raised inside a savepoint to undo what it wrote."""
 
 
-def _trigger_choices():
-    return [(name, name) for name in triggers.keys()]
-
-
 def _model_choices():
     return [("", "(the trigger's own: account, or none)")] + [(name, name) for name in sorted(WATCHED)]
 
 
-class WorkflowAdminForm(TenantScopedForm):
-    trigger_type = forms.ChoiceField(choices=_trigger_choices)
+class WorkflowAdminForm(EditorsFormMixin, TenantScopedForm):
+    trigger_type = forms.ChoiceField(choices=trigger_choices)
     model_type = forms.ChoiceField(choices=_model_choices, required=False,
                                    help_text="The model a model trigger (model_created, field_changed, …) watches.")
 
@@ -83,7 +82,13 @@ class WorkflowAdminForm(TenantScopedForm):
         current = getattr(self.instance, "trigger_type", "")
         if "trigger_type" in self.fields and current and current not in triggers:
             # A rule whose trigger is no longer registered: show it, so saving names the problem.
-            self.fields["trigger_type"].choices = [*_trigger_choices(), (current, f"{current} (unknown)")]
+            self.fields["trigger_type"].choices = [*trigger_choices(), (current, f"{current} (unknown)")]
+        for name in DURATION_FIELDS:
+            if name in self.fields:
+                old = self.fields[name]
+                self.fields[name] = minutes_field(required=old.required, initial=old.initial, help_text=old.help_text,
+                                                  label=DURATION_FIELDS[name])
+        self.use_editors("trigger_config", "conditions", "actions")
 
     def clean(self):
         cleaned = super().clean()
@@ -115,20 +120,12 @@ class WorkflowAdminForm(TenantScopedForm):
             self._add_service_errors(exc)
 
     def _add_service_errors(self, exc: ValidationError) -> None:
+        """``trigger_config.direction`` -> on trigger_config and next to its direction input; unknown -> the form's."""
         errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
         for key, texts in errors.items():
-            field = self._field_for(key)
             for text in texts:
+                field = self.show_error(key, text)
                 self.add_error(field, text if key in (None, field, "__all__") else f"{key}: {text}")
-
-    def _field_for(self, key: str | None) -> str | None:
-        """``trigger_config.direction`` -> trigger_config, ``actions[0].type`` -> actions; else non-field."""
-        if not key or key == "__all__":
-            return None
-        if key == "trigger_config.model_type" and "model_type" in self.fields:
-            return "model_type"
-        head = re.split(r"[.\[]", key, maxsplit=1)[0]
-        return head if head in self.fields else None
 
 
 @admin.register(Workflow)
@@ -165,13 +162,12 @@ class WorkflowAdmin(DraftAdminMixin, TenantScopedAdmin):
             (None, {"fields": ["name", "description", ("status", "enabled"),
                                *([] if obj is None else ["summary", state])]}),
             ("Trigger", {"fields": ["trigger_type", "model_type", json_field("trigger_config")],
-                         "description": f"Known triggers: {', '.join(triggers.keys())}."}),
+                         "description": "The trigger type's settings appear under it (its JSON under Advanced)."}),
             ("Conditions", {"fields": [json_field("conditions")],
-                            "description": 'A group {"all": [...]} / {"any": [...]} of {"field", "operator", '
-                                           '"value"} conditions; empty means always.'}),
+                            "description": "Conditions on the rule's record (industry equals Software, arr gte "
+                                           "10000, ...); none means always. Nested groups: edit the JSON."}),
             ("Actions", {"fields": [json_field("actions"), "continue_on_error"],
-                         "description": f'A list of {{"type", "config"}}, run in order. Known actions: '
-                                        f'{", ".join(action_registry.keys())}.'}),
+                         "description": f"Run in order. Known actions: {', '.join(action_registry.keys())}."}),
             ("Scope", {"fields": ["scope_all_accounts", "scope_accounts"]}),
             ("Limits and retries", {"fields": [
                 "cooldown_minutes", json_field("rate_limiting"), "delay_minutes", "allow_retries",

@@ -1,8 +1,8 @@
 """Drafts, versions and kept rules on both rule APIs.
 
-* ``POST /{id}/publish``: the rule's draft becomes its live definition (tenant admins); 400 ``draft`` when
-  there is none, or naming the field if the draft no longer validates (other rules, accounts may have
-  changed since it was saved).
+* ``POST /{id}/publish``: the rule's draft becomes its live definition (tenant admins); 409 ``draft`` when
+  there is none (the rule's state refuses it, ``csplatform.conflicts``), 400 naming the field if the draft no
+  longer validates (other rules, accounts may have changed since it was saved).
 * ``DELETE /{id}/draft``: drop the draft (204, also when there was none: the state asked for holds).
 * ``GET /{id}/versions``: the published definitions, newest first, each in the API's own shape.
 * Rules another app keeps (``automation.managed``: a SuccessPlay's rule) answer every write here
@@ -21,6 +21,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
 from automation import managed, services
+from csplatform.conflicts import StateConflict
 from csplatform.permissions import django_validation_error_detail
 from automation.models import WorkflowVersion
 
@@ -49,8 +50,10 @@ def write_schemas(serializer_class) -> dict:
         "partial_update": extend_schema(responses={200: serializer_class, 409: CONFLICT}),
         "destroy": extend_schema(responses={204: None, 409: CONFLICT}),
         "publish": extend_schema(request=None, responses={
-            200: serializer_class, 409: CONFLICT,
-            400: OpenApiResponse(description="No draft (`draft`), or the draft no longer validates (names the field)")},
+            200: serializer_class, 409: OpenApiResponse(description=(
+                "No draft to publish (``draft`` names why), or the rule is managed by another object "
+                "(``detail`` and ``managed_by``).")),
+            400: OpenApiResponse(description="The draft no longer validates (names the field).")},
                                  summary="Publish the draft: it becomes the live definition (next version)"),
     }
 
@@ -74,6 +77,8 @@ class DraftActions:
         serializer = self.get_serializer(rule)
         try:
             services.workflow_publish(rule=rule, actor=request.user)
+        except StateConflict:
+            raise  # no draft: a 409 (csplatform.api.exception_handler)
         except DjangoValidationError as exc:
             renames = serializer.definition_renames(rule.draft or {})
             raise ValidationError(shapes.rename_errors(django_validation_error_detail(exc), renames)) from None

@@ -148,8 +148,10 @@ class RuleViewSet(DraftActions, TenantModelViewSet):
         return paginator.get_paginated_response(s.RunSerializer(page, many=True).data)
 
 
+RUN_STATUSES = [*Run.Status.values, DELIVERY_FAILED, *RUN_STATUS_ALIASES]
 RUN_FILTERS = [
-    OpenApiParameter("status", str, description="queued, running, success (or completed), failed, skipped"),
+    OpenApiParameter("status", str, enum=RUN_STATUSES,
+                     description="queued, running, success (or completed), delivery_failed, failed, skipped"),
     OpenApiParameter("workflow", int), OpenApiParameter("account", OpenApiTypes.UUID),
     OpenApiParameter("skip_reason", str, enum=Run.SkipReason.values), OpenApiParameter("manual", bool),
     OpenApiParameter("page", int), OpenApiParameter("limit", int),
@@ -218,6 +220,7 @@ class EventTriggerViewSet(RuleViewSet):
 
     serializer_class = s.EventTriggerSerializer
     pagination_class = Pagination
+    openapi_noun = ("event trigger", "event triggers")  # the schema's summaries (csplatform.openapi)
 
     @extend_schema(request=s.RunRequestSerializer, responses={201: s.RunSerializer},
                    summary="Run this trigger now for an entity")
@@ -226,7 +229,8 @@ class EventTriggerViewSet(RuleViewSet):
         return self.execute_rule(s.RunRequestSerializer, self.get_object())
 
     @extend_schema(responses=s.RunSerializer(many=True), summary="Executions (runs) of this trigger", parameters=[
-        OpenApiParameter("status", str, description="queued, running, success (or completed), failed, skipped"),
+        OpenApiParameter("status", str, enum=RUN_STATUSES,
+                         description="queued, running, success (or completed), delivery_failed, failed, skipped"),
         OpenApiParameter("limit", int, description="Items per page (default 50)."),
         OpenApiParameter("page", int)])
     @action(detail=True, methods=["get"])

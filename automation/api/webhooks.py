@@ -44,6 +44,7 @@ class InboundWebhookView(APIView):
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]  # for the schema only: the raw body is read, whatever its content type
     throttle_classes = [WebhookThrottle]
+    openapi_raw_body = True  # the schema: a body is required (empty is not JSON), any media type (no 415)
 
     @extend_schema(
         request=OpenApiTypes.OBJECT, auth=[], summary="Inbound webhook: start the rule owning this token",

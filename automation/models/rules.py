@@ -38,7 +38,9 @@ class Event(TenantOwnedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["processed_at", "created_at"], name="event_pending_idx",
-                                condition=models.Q(processed_at__isnull=True))]
+                                condition=models.Q(processed_at__isnull=True)),
+                   # A tenant's oldest events first: retention (automation/retention.py), the admin's list.
+                   models.Index(fields=["tenant", "created_at"], name="event_tenant_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.model}:{self.object_id}"
@@ -168,7 +170,9 @@ class Run(TenantOwnedModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["workflow", "account", "-created_at"])]
+        indexes = [models.Index(fields=["workflow", "account", "-created_at"]),
+                   # A tenant's oldest runs first: retention (automation/retention.py), the runs API's default order.
+                   models.Index(fields=["tenant", "created_at"], name="run_tenant_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.workflow} run {self.pk} ({self.status})"

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Account, Contact
-from csplatform.api import TenantFilterSet, TenantModelViewSet, TenantRelatedField
+from csplatform.api import TenantFilterSet, TenantModelViewSet, TenantRelatedField, TextOnlyField
 from csplatform.permissions import ADMINS, MANAGERS, resolve_membership
 
 from ..billing import Received, billing_event_receive, contact_by_email
@@ -56,6 +56,10 @@ class BillingEventInSerializer(serializers.Serializer):
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="Why it failed.")
     trial_ends_on = serializers.DateField(required=False, allow_null=True)
+
+    @staticmethod
+    def openapi_request_constraints(partial: bool) -> dict:
+        return {"anyOf": [{"required": ["contact_id"]}, {"required": ["email"]}, {"required": ["account_id"]}]}
 
     def validate(self, attrs):
         contact, account = attrs.get("contact_id"), attrs.get("account_id")
@@ -114,8 +118,8 @@ class BillingEventViewSet(TenantModelViewSet):
 
 
 class StripeEndpointInSerializer(serializers.Serializer):
-    signing_secret = serializers.CharField(max_length=255, required=False, help_text="Stripe's whsec_... secret of "
-                                           "this endpoint; omitted: a new one is generated.")
+    signing_secret = TextOnlyField(max_length=255, required=False, help_text="Stripe's whsec_... secret of "
+                                   "this endpoint; omitted: a new one is generated.")
     tolerance_seconds = serializers.IntegerField(min_value=1, max_value=86400, required=False)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import Contact
-from csplatform.api import TenantRelatedField
+from csplatform.api import QueryParametersSerializer, TenantRelatedField
 
 from ..models import CRMDiscountCode, CRMPlaybook, CRMPlaybookExecution, CRMStep, CRMStepExecution
 
@@ -59,6 +59,10 @@ class CRMExecutionSerializer(serializers.ModelSerializer):
 class CRMExecutionStartSerializer(serializers.Serializer):
     """``POST /api/v1/crm/executions``: put a contact in a journey (by journey name or id)."""
 
+    @staticmethod
+    def openapi_request_constraints(partial: bool) -> dict:
+        return {"anyOf": [{"required": ["playbook"]}, {"required": ["journey"]}]}
+
     contact = TenantRelatedField(Contact)
     playbook = serializers.CharField(max_length=64, required=False, help_text="Journey name (or id).")
     journey = serializers.CharField(max_length=64, required=False, write_only=True, help_text="Alias of playbook.")
@@ -105,7 +109,7 @@ class CRMRedeemSerializer(serializers.Serializer):
                                        help_text="Convert the journey that issued the code (default true).")
 
 
-class CRMStatsQuerySerializer(serializers.Serializer):
+class CRMStatsQuerySerializer(QueryParametersSerializer):
     started_after = serializers.DateTimeField(required=False)
     started_before = serializers.DateTimeField(required=False)
 

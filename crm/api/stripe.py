@@ -45,6 +45,7 @@ class StripeWebhookView(APIView):
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]  # for the schema only: the signature covers the raw body, which is read as is
     throttle_classes = [StripeThrottle]
+    openapi_raw_body = True  # the schema: a body is required (empty is not JSON), any media type (no 415)
 
     @extend_schema(
         request=OpenApiTypes.OBJECT, auth=[], summary="Stripe webhook: billing events into the journeys",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Prefetch
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
@@ -89,7 +89,10 @@ class ExecutionViewSet(OwnerOnly, TenantModelViewSet):
     search_fields = ["contact__name", "contact__email", "account__name", "playbook__name"]
     ordering_fields = ["started_at", "next_step_at", "converted_at", "conversion_value"]
 
-    @extend_schema(request=s.CRMExecutionStartSerializer, responses={201: s.CRMExecutionSerializer})
+    @extend_schema(request=s.CRMExecutionStartSerializer, responses={
+        201: s.CRMExecutionSerializer,
+        409: OpenApiResponse(description="The journey refuses the contact now (reason: already in it, re-entry "
+                                         "cooldown, ...).")})
     def create(self, request, *args, **kwargs):
         payload = s.CRMExecutionStartSerializer(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
@@ -112,6 +115,8 @@ class ExecutionViewSet(OwnerOnly, TenantModelViewSet):
         execution = self.get_queryset().get(pk=execution.pk)
         return Response(s.CRMExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={200: s.CRMExecutionSerializer, 409: OpenApiResponse(
+        description="The execution cannot be cancelled in its state.")}, summary="Cancel a CRM journey execution")
     def destroy(self, request, *args, **kwargs):
         execution = self.get_object()
         try:
@@ -120,7 +125,8 @@ class ExecutionViewSet(OwnerOnly, TenantModelViewSet):
             raise Conflict(str(exc)) from None
         return Response(s.CRMExecutionSerializer(self.get_queryset().get(pk=execution.pk)).data)
 
-    @extend_schema(request=s.CRMConvertSerializer, responses=s.CRMExecutionSerializer)
+    @extend_schema(request=s.CRMConvertSerializer, responses={200: s.CRMExecutionSerializer, 409: OpenApiResponse(
+        description="The execution cannot convert in its state (cancelled, already converted).")})
     @action(detail=True, methods=["post"])
     def convert(self, request, pk=None):
         execution = self.get_object()
@@ -161,11 +167,15 @@ class DiscountCodeViewSet(OwnerOnly, TenantModelViewSet):
     search_fields = ["code", "contact__name", "contact__email"]
     ordering_fields = ["created_at", "expires_at", "used_at"]
 
+    @extend_schema(exclude=True)  # a 405: not an operation of the API
     def create(self, request, *args, **kwargs):
         return Response({"detail": "Codes are issued by journey steps; use POST redeem to use one."},
                         status=status.HTTP_405_METHOD_NOT_ALLOWED)
 
-    @extend_schema(request=s.CRMRedeemSerializer, responses=s.CRMDiscountCodeSerializer)
+    @extend_schema(request=s.CRMRedeemSerializer, responses={
+        200: s.CRMDiscountCodeSerializer, 404: OpenApiResponse(description="No such code in this tenant."),
+        409: OpenApiResponse(description="The code was redeemed already."),
+        410: OpenApiResponse(description="The code has expired.")})
     @action(detail=False, methods=["post"])
     def redeem(self, request):
         payload = s.CRMRedeemSerializer(data=request.data)

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from csplatform import json_input
 from accounts.audit import audit_record, audit_snapshot
-from csplatform.api import TenantFilterSet, TenantModelViewSet
+from csplatform.api import IntegerFilter, TenantFilterSet, TenantModelViewSet, TextOnlyField
 from csplatform.permissions import ADMINS, resolve_membership
 from csplatform.tenancy import tenant_context
 
@@ -36,8 +36,8 @@ from ..models import EmailEvent, EmailFeedbackEndpoint, Suppression, new_feedbac
 # --- events and suppressions ---------------------------------------------------------------------
 
 class EmailEventFilter(TenantFilterSet):
-    message = django_filters.NumberFilter(field_name="message_id", help_text="Id of the outbox message.")
-    contact = django_filters.NumberFilter(field_name="contact_id", help_text="Id of the contact.")
+    message = IntegerFilter(field_name="message_id", help_text="Id of the outbox message.")
+    contact = IntegerFilter(field_name="contact_id", help_text="Id of the contact.")
     email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
 
     class Meta:
@@ -97,7 +97,7 @@ class SuppressionViewSet(TenantModelViewSet):
 class FeedbackEndpointSerializer(serializers.Serializer):
     generic_url = serializers.CharField(read_only=True, help_text="POST generic JSON bounce/complaint reports here.")
     mailgun_url = serializers.CharField(read_only=True, help_text="Mailgun's webhook URL (failed, complained).")
-    mailgun_signing_key = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=200,
+    mailgun_signing_key = TextOnlyField(write_only=True, required=False, allow_blank=True, max_length=200,
                                                 help_text="Write-only: Mailgun's HTTP webhook signing key.")
     mailgun_signing_configured = serializers.BooleanField(read_only=True)
 
@@ -179,6 +179,7 @@ class InboundFeedbackView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [FeedbackThrottle]
+    openapi_raw_body = True  # the schema: a body is required (empty is not JSON), any media type (no 415)
 
     def report(self, endpoint: EmailFeedbackEndpoint, body, request):
         return feedback.parse_generic(body)

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 import django_filters
 from django.db import transaction
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -28,7 +28,8 @@ from rest_framework.response import Response
 
 from accounts.audit import audit_record, audit_snapshot, mask_secrets
 from accounts.models import Account, Contact
-from csplatform.api import TenantFilterSet, TenantModelSerializer, TenantModelViewSet, TenantRelatedField
+from csplatform.api import (IntegerFilter, JSONObjectField, TenantFilterSet, TenantModelSerializer, TenantModelViewSet,
+                            TenantRelatedField, TextOnlyField)
 from csplatform.permissions import ADMINS, MANAGERS, resolve_membership
 
 from .. import email as email_service
@@ -52,8 +53,8 @@ class OutboxFilter(TenantFilterSet):
                                                      help_text="Created at or after (ISO 8601).")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte",
                                                       help_text="Created at or before (ISO 8601).")
-    run = django_filters.NumberFilter(field_name="run_id", help_text="Id of the automation run that wrote it.")
-    run_step = django_filters.NumberFilter(field_name="run_step_id", help_text="Id of the run step that wrote it.")
+    run = IntegerFilter(field_name="run_id", help_text="Id of the automation run that wrote it.")
+    run_step = IntegerFilter(field_name="run_step_id", help_text="Id of the run step that wrote it.")
 
     class Meta:
         model = Outbox
@@ -90,7 +91,8 @@ class OutboxSerializer(serializers.ModelSerializer):
         return masked_payload(obj.payload)
 
 
-@extend_schema_view(list=extend_schema(summary="Outgoing messages (read-only)"))
+@extend_schema_view(list=extend_schema(summary="Outgoing messages (read-only)"),
+                    create=extend_schema(exclude=True))  # a 405: not an operation of the API
 class OutboxViewSet(TenantModelViewSet):
     """What the platform sent or will send; filter by ``status``, ``channel``, ``run``, ``run_step``,
     ``created_after`` / ``created_before``; search by target, message id or idempotency key."""
@@ -113,7 +115,8 @@ class OutboxViewSet(TenantModelViewSet):
         return Response({"detail": "Messages are written by actions; this list is read-only."},
                         status=status.HTTP_405_METHOD_NOT_ALLOWED)
 
-    @extend_schema(request=None, responses=OutboxSerializer,
+    @extend_schema(request=None, responses={200: OutboxSerializer, 409: OpenApiResponse(
+                       description="The message is not dead or failed (status names its state).")},
                    summary="Re-queue a dead or failed message (fresh attempts, same message id)")
     @action(detail=True, methods=["post"])
     def requeue(self, request, pk=None):
@@ -145,12 +148,27 @@ class EmailTemplateSerializer(serializers.ModelSerializer):
             raise ValidationError({"html": ["This field is required (or html_content)."]})
         return attrs
 
+    @staticmethod
+    def openapi_request_constraints(partial: bool) -> dict:
+        # one name or the other for each, not both (equal values are let through); creating needs the html
+        either = [{"not": {"required": [ours, seed]}} for seed, ours in EmailTemplateSerializer.SEED_NAMES.items()]
+        return {"allOf": either}
+
     def to_internal_value(self, data):
         if hasattr(data, "keys"):
             for seed, ours in self.SEED_NAMES.items():
                 if seed in data and ours in data and data[seed] != data[ours]:
                     raise ValidationError({seed: [f"Differs from {ours}; send one of them."]})
         return super().to_internal_value(data)
+
+
+class NewEmailTemplateSerializer(EmailTemplateSerializer):
+    """For the schema: creating a template takes its html (or seed 001's html_content)."""
+
+    @staticmethod
+    def openapi_request_constraints(partial: bool) -> dict:
+        either = EmailTemplateSerializer.openapi_request_constraints(partial)["allOf"]
+        return {"allOf": [*either, {"anyOf": [{"required": ["html"]}, {"required": ["html_content"]}]}]}
 
 
 class PreviewSerializer(serializers.Serializer):
@@ -201,7 +219,8 @@ class PreviewResultSerializer(serializers.Serializer):
     sample = serializers.BooleanField(help_text="Rendered with sample data (no account or contact given).")
 
 
-@extend_schema_view(list=extend_schema(summary="Email templates"))
+@extend_schema_view(list=extend_schema(summary="Email templates"),
+                    create=extend_schema(request=NewEmailTemplateSerializer, responses={201: EmailTemplateSerializer}))
 class EmailTemplateViewSet(TenantModelViewSet):
     """Tenant admins write; everyone reads and previews."""
 
@@ -236,7 +255,7 @@ class EmailTemplateViewSet(TenantModelViewSet):
 
     @extend_schema(responses=VariantResultSerializer(many=True),
                    summary="A/B results per variant: sent, delivered, opened, clicked, converted, significance")
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])  # one row per variant
     def results(self, request, pk=None):
         return Response(VariantResultSerializer(variant_results(self.get_object()), many=True).data)
 
@@ -318,9 +337,11 @@ class WebhookSecretViewSet(TenantModelViewSet):
 # --- integration credentials ---------------------------------------------------------------------
 
 class IntegrationCredentialSerializer(TenantModelSerializer):
-    token = serializers.CharField(write_only=True, required=False, max_length=500,
-                                  help_text="Write-only: never returned. Required when creating; omit to keep it.")
+    token = TextOnlyField(write_only=True, required=False, max_length=500,
+                          help_text="Write-only: never returned. Required when creating; omit to keep it.")
     connected = serializers.SerializerMethodField(help_text="Whether a token is stored.")
+    config = JSONObjectField(required=False, help_text='Settings of the integration, e.g. {"from": "+15550100"} '
+                                                       'for SMS.')
 
     class Meta:
         model = IntegrationCredential
@@ -338,11 +359,6 @@ class IntegrationCredentialSerializer(TenantModelSerializer):
                 raise ValidationError(str(exc)) from None
         return value
 
-    def validate_config(self, value):
-        if not isinstance(value, dict):
-            raise ValidationError("must be a JSON object")
-        return value
-
     def validate(self, attrs):
         if self.instance is None and not attrs.get("token"):
             raise ValidationError({"token": ["This field is required."]})
@@ -354,7 +370,15 @@ class IntegrationCredentialSerializer(TenantModelSerializer):
         return data
 
 
-@extend_schema_view(list=extend_schema(summary="Integration credentials (tokens are write-only)"))
+class NewIntegrationCredentialSerializer(IntegrationCredentialSerializer):
+    """For the schema: creating a credential takes its token (an update may leave it out to keep it)."""
+
+    token = TextOnlyField(write_only=True, max_length=500, help_text="Write-only: never returned.")
+
+
+@extend_schema_view(list=extend_schema(summary="Integration credentials (tokens are write-only)"),
+                    create=extend_schema(request=NewIntegrationCredentialSerializer,
+                                         responses={201: IntegrationCredentialSerializer}))
 class IntegrationCredentialViewSet(TenantModelViewSet):
     queryset = IntegrationCredential.objects.all()
     serializer_class = IntegrationCredentialSerializer

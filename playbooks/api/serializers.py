@@ -5,13 +5,17 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from automation.api.serializers.rules import TriggerTypeField
 from automation.api.serializers.runs import shown_deliveries
 from automation.delivery_outcomes import DELIVERY_FAILED
-from csplatform.api import TenantModelSerializer
+from csplatform.api import TenantModelSerializer, closed
+from csplatform.openapi import NOT_ONLY_SPACES
 
 from ..models import PlaybookExecution, PlaybookType
+from ..services import MAX_COOLDOWN_MINUTES
 
 
+@closed
 class TriggerSettingsRequest(serializers.Serializer):
     """Seed 000's body: thresholds of one type plus ``auto_trigger_enabled``; keys left out keep their value."""
 
@@ -19,6 +23,7 @@ class TriggerSettingsRequest(serializers.Serializer):
     triggers = serializers.DictField()
 
 
+@closed
 class TriggerTestRequest(serializers.Serializer):
     playbook_type = serializers.ChoiceField(choices=PlaybookType.choices)
     triggers = serializers.DictField(required=False)
@@ -51,7 +56,8 @@ class SuccessPlayExecutionSerializer(PlaybookExecutionSerializer):
     status = serializers.ChoiceField(choices=EXECUTION_STATUSES, required=False, help_text=(
         "delivery_failed (read only): the play's actions ran but a message they wrote is dead; a re-queued "
         "message that gets through makes it completed again."))
-    playbook_name = serializers.CharField(source="playbook.name", read_only=True, default=None)
+    playbook_name = serializers.CharField(source="playbook.name", read_only=True, default=None, allow_null=True,
+                                          help_text="Null for an execution that no SuccessPlay started.")
     started_by_label = serializers.CharField(read_only=True)
     delivery = serializers.SerializerMethodField(help_text=(
         "How many of the run's outbox messages are queued, retrying, delivered and dead; null when it wrote none."))
@@ -85,6 +91,7 @@ class SuccessPlayExecutionSerializer(PlaybookExecutionSerializer):
         return data
 
 
+@closed
 class PlaybookSerializer(serializers.Serializer):
     """A SuccessPlay. Shapes are checked here; trigger, conditions and actions are validated (and
     normalised) by the automation engine when the play is saved (400 naming the field)."""
@@ -93,12 +100,12 @@ class PlaybookSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     is_active = serializers.BooleanField(required=False, default=False)
-    trigger_type = serializers.CharField(max_length=64)
+    trigger_type = TriggerTypeField()
     trigger_config = serializers.DictField(required=False, default=dict)
     conditions = serializers.JSONField(required=False, default=dict)
     webhook_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     actions = serializers.ListField(child=serializers.DictField(), required=False, default=list)
-    cooldown_minutes = serializers.IntegerField(required=False, default=60, min_value=0)
+    cooldown_minutes = serializers.IntegerField(required=False, default=60, min_value=0, max_value=MAX_COOLDOWN_MINUTES)
     workflow = serializers.IntegerField(source="workflow_id", read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
@@ -113,6 +120,13 @@ class PlaybookSerializer(serializers.Serializer):
 
 class PlaybookTriggerRequest(serializers.Serializer):
     """``POST /api/playbooks/{id}/trigger``: run the play for one account now."""
+
+    @staticmethod
+    def openapi_request_constraints(partial: bool) -> dict:
+        # forcing a play past its cooldown takes a reason
+        return {"additionalProperties": False, "anyOf": [
+            {"properties": {"force": {"not": {"enum": [True]}}}},
+            {"required": ["reason"], "properties": {"reason": {"pattern": NOT_ONLY_SPACES}}}]}
 
     account_id = serializers.UUIDField()
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

@@ -11,7 +11,7 @@ import django_filters
 from django.db import transaction
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from accounts.models import Account
 from automation.delivery_outcomes import DELIVERY_FAILED, has_dead_message
 from csplatform.api import TenantFilterSet, TenantModelViewSet
+from csplatform.query_params import given_once
 from csplatform.permissions import ADMINS, MANAGERS, django_validation_error_detail, resolve_membership
 
 from .. import services
@@ -134,7 +135,8 @@ class PlaybookTriggerEvaluateAllView(APIView):
     write_roles = MANAGERS
     throttle_scope = "evaluation"
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: dict, 400: OpenApiResponse(description="A body was sent: "
+                                                                                  "evaluate-all takes none.")})
     def post(self, request):
         membership = resolve_membership(request)
         if isinstance(request.data, dict) and request.data:
@@ -171,10 +173,12 @@ class PlaybookTriggerHistoryView(APIView):
 
     @extend_schema(parameters=[
         OpenApiParameter("playbook_type", str, enum=PlaybookType.values),
-        OpenApiParameter("limit", int),
+        OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100},
+                         description="Latest evaluations per trigger (default 10)."),
     ], responses={200: dict, 400: dict})
     def get(self, request):
         tenant = resolve_membership(request).tenant
+        given_once(request.query_params, "playbook_type", "limit")
         playbook_type = request.query_params.get("playbook_type")
         errors = {}
         if playbook_type is not None and playbook_type not in PlaybookType.values:
@@ -239,6 +243,8 @@ class PlaybookExecutionFilter(TenantFilterSet):
         return queryset.filter(**lookup) if value == "true" else queryset.exclude(**lookup)
 
 
+@extend_schema_view(partial_update=extend_schema(responses={200: s.SuccessPlayExecutionSerializer, 409: OpenApiResponse(
+    description="The execution is finished: its status cannot change any more.")}))
 class PlaybookExecutionViewSet(TenantModelViewSet):
     """Plays started for accounts (``/api/playbooks/executions``). Practitioners move an open one along
     (``status``, ``outcome``); finished executions are history."""
@@ -263,6 +269,7 @@ class PlaybookViewSet(TenantModelViewSet):
 
     queryset = Playbook.objects.select_related("workflow")
     serializer_class = s.PlaybookSerializer
+    openapi_noun = ("SuccessPlay", "SuccessPlays")  # the schema's summaries (csplatform.openapi)
     write_roles = ADMINS
     action_roles = {"trigger": MANAGERS}
     lookup_value_regex = r"\d+"  # never takes "executions" for an id

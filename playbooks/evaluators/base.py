@@ -96,6 +96,21 @@ class Setting:
             spec["maximum"] = self.maximum
         return spec
 
+    def json_schema(self) -> dict:
+        """The setting as JSON schema (the admin's form is made from it); ``*_days`` / ``*_hours`` are durations."""
+        if self.kind == "names":
+            schema = {"type": "array", "items": {"type": "string"}, "minItems": self.minimum, "maxItems": self.maximum}
+        else:
+            kind = {"boolean": "boolean", "integer": "integer"}.get(self.kind, "number")
+            schema = {"type": kind, "minimum": self.minimum, "maximum": self.maximum}
+            unit = self.key.rsplit("_", 1)[-1]
+            if unit in ("days", "hours"):
+                schema["x-duration"] = unit
+        if self.nullable:
+            schema["type"] = [schema["type"], "null"]
+        schema.update(default=self.default, description=self.help)
+        return {key: value for key, value in schema.items() if value is not None}
+
 
 def _num(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -179,6 +194,11 @@ class Evaluator:
 
     def defaults(self) -> dict:
         return {s.key: (list(s.default) if isinstance(s.default, list) else s.default) for s in self.settings}
+
+    def config_schema(self) -> dict:
+        """The JSON schema of the trigger config (every setting; unknown keys are refused)."""
+        return {"type": "object", "title": self.play, "additionalProperties": False,
+                "properties": {s.key: s.json_schema() for s in self.settings}}
 
     def validate(self, changes: Any, base: dict | None = None) -> dict:
         """``base`` (the saved config, else the defaults) updated with ``changes``; raises SettingsError

@@ -296,9 +296,9 @@ def test_publishing_validates_again_against_the_live_rules(api, tenant, live):
     assert (stored.version, stored.draft is not None, stored.actions[0]["type"]) == (1, True, "create_note")
 
 
-def test_publishing_without_a_draft_is_a_400(api, live):
+def test_publishing_without_a_draft_is_a_409(api, live):
     response = api.post(f"{TRIGGERS}/{live['id']}/publish")
-    assert response.status_code == 400 and "draft" in response.json()
+    assert response.status_code == 409 and "draft" in response.json()  # the rule's state refuses it
 
 
 # --- discard, versions, audit ---------------------------------------------------------------------------

@@ -113,6 +113,13 @@ SERVICE_PATHS = {
         watch("field_changed", field="current_stage"),
         lambda w: services.journey_move_to_stage(account=w.account, stage=_stage(w.tenant, "Adoption")),
         changed="current_stage"),
+    "note_create": WritePath(
+        watch("model_created", "note"), lambda w: services.note_create(account=w.account, body="Called")),
+    "engagement_create": WritePath(
+        watch("model_created", "engagement"),
+        lambda w: services.engagement_create(account=w.account, kind="call", outcome="completed")),
+    "task_create": WritePath(
+        watch("model_created", "task"), lambda w: services.task_create(account=w.account, title="Follow up")),
     "goal_save": WritePath(
         watch("field_changed", "goal", field="status", to="achieved"),
         lambda w: services.goal_save(goal=w.goal, changes={"status": "achieved"}), setup=_goal, changed="status"),
@@ -176,6 +183,7 @@ ADMIN_ACTIONS_WRITING_NOTHING_WATCHED = {
     "playbooks.playbooktrigger:test_now": "a dry run, writes nothing",
     "playbooks.playbook:trigger_for_account": "starts a SuccessPlay: its writes are its rule's actions, walked here",
     "delivery.outbox:requeue": "outbox messages: no rule watches them",
+    "accounts.apitoken:revoke": "API tokens: no rule watches them",
     "delivery.emailtemplate:preview_selected": "a preview, writes nothing",
     "delivery.webhooksecret:rotate_for_tenant": "signing secrets: no rule watches them",
 }

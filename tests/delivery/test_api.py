@@ -93,7 +93,7 @@ def test_it_requeues_a_dead_message_as_pending_with_the_same_message_id(api, ten
 def test_it_refuses_to_requeue_a_delivered_message_naming_its_status(api, tenant):
     done = OutboxFactory(tenant=tenant, status=Outbox.Status.DELIVERED)
     response = api.post(f"{OUTBOX}{done.pk}/requeue/")
-    assert response.status_code == 400
+    assert response.status_code == 409  # well formed: the message's state refuses it
     assert "delivered" in response.json()["status"][0]
 
 

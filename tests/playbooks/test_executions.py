@@ -76,7 +76,7 @@ def test_it_finishes_an_execution_once(tenant, client_for):
     response = client.patch(f"{URL}/{execution.pk}", {"status": "failed", "outcome": "No answer"}, format="json")
     assert response.status_code == 200 and response.json()["finished_at"] and response.json()["outcome"] == "No answer"
     reopened = client.patch(f"{URL}/{execution.pk}", {"status": "triggered"}, format="json")
-    assert reopened.status_code == 400 and "status" in reopened.json()
+    assert reopened.status_code == 409 and "status" in reopened.json()  # the row's state refuses it
     assert client.patch(f"{URL}/{execution.pk}", {"outcome": "Retried by phone"}, format="json").status_code == 200
 
 

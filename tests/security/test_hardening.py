@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
-from accounts.models import Note, Role
+from accounts.models import ApiToken, Note, Role
 from tests.factories import AccountFactory, MembershipFactory, token_for
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +88,9 @@ def test_it_issues_a_token_for_email_and_password(tenant):
     user = MembershipFactory(tenant=tenant).user
     response = APIClient().post("/api/auth/token/", {"username": user.email, "password": "pass-word-123"})
     assert response.status_code == 200
-    assert response.json() == {"token": Token.objects.get(user=user).key}
+    body = response.json()
+    assert set(body) == {"token", "expires_at"}
+    assert ApiToken.objects.get(user=user).matches(body["token"])
     assert APIClient().post("/api/auth/token/", {"username": user.email, "password": "nope"}).status_code == 400
 
 
@@ -99,7 +101,7 @@ def test_it_revokes_the_callers_token(member_client, tenant):
 
     assert client.post("/api/auth/token/revoke/").status_code == 204
     assert client.get("/api/accounts/").status_code == 401
-    assert not Token.objects.filter(user=client.user).exists()
+    assert ApiToken.objects.get(user=client.user).revoked_at is not None
     assert other.get("/api/accounts/").status_code == 200  # only the caller's token
 
     fresh = APIClient().post("/api/auth/token/", {"username": client.user.email, "password": "pass-word-123"})
@@ -194,14 +196,16 @@ def test_it_returns_no_secret_after_creation():
     }
     # Issued once, in the response that creates them: the login token and a rotated webhook signing secret.
     assert returned - KNOWN_EXPOSED == {("AuthToken", "token"), ("NewWebhookSecret", "secret")}
+    assert properties(schemas["ApiToken"]) & {"key", "digest", "token"} == set()  # the token list
 
 
 # --- production settings -------------------------------------------------------------------------
 
 def production_env(**overrides) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECURE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECURE_", "FIELD_ENCRYPTION_"))}
     env.update(DJANGO_SETTINGS_MODULE="csplatform.settings", DJANGO_DEBUG="false",
-               DJANGO_SECRET_KEY=secrets.token_urlsafe(64), DJANGO_ALLOWED_HOSTS="cs.example.com")
+               DJANGO_SECRET_KEY=secrets.token_urlsafe(64), DJANGO_ALLOWED_HOSTS="cs.example.com",
+               FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode())
     env.update(overrides)
     return {k: v for k, v in env.items() if v is not None}
 

@@ -7,17 +7,17 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.db import transaction
-from rest_framework.authtoken.models import Token
-
 from accounts import services
 from accounts.models import Role, Tenant
+from accounts.tokens import api_token_issue
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX_LENGTH = Tenant._meta.get_field("slug").max_length
 
 
 class Command(BaseCommand):
-    help = "Create (or update) a tenant and its admin; prints the tenant id and the admin's API token."
+    help = ("Create (or update) a tenant and its admin; prints the tenant id and a new API token of the admin "
+            "(each run issues one: a key is shown only once).")
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
@@ -54,8 +54,8 @@ class Command(BaseCommand):
                 tenant=tenant, email=admin_email, role=Role.TENANT_ADMIN, password=admin_password,
                 update_existing=True,
             )
-            token, _ = Token.objects.get_or_create(user=membership.user)
+            _token, key = api_token_issue(user=membership.user, name="create_tenant")
         self.stdout.write(f"tenant_id: {tenant.pk}")
         self.stdout.write(f"tenant_slug: {tenant.slug}")
         self.stdout.write(f"tenant_number: {tenant.number}")
-        self.stdout.write(f"api_token: {token.key}")
+        self.stdout.write(f"api_token: {key}")

@@ -8,7 +8,8 @@ from .event_triggers import (ActionConfigurationField, ActionConfigurationSerial
                              IsActiveField, MaxRetriesField)
 from .responses import (ConflictSerializer, ManagedBySerializer, RunPageSerializer, VersionPageSerializer,
                         WorkflowPageSerializer, WorkflowVersionSerializer, page_serializer)
-from .rules import RetryConfigurationField, RetryConfigurationSerializer, RuleSerializer, checked
+from .rules import (ModelTypeField, RetryConfigurationField, RetryConfigurationSerializer, RuleSerializer,
+                    TriggerTypeField, checked)
 from .runs import (DryRunSerializer, DryRunStepSerializer, ExecuteSerializer, RunRequestSerializer, RunSerializer,
                    RunStepSerializer, SampleEventSerializer, StatsSerializer, TestRequestSerializer,
                    WebhookAcceptedSerializer)
@@ -17,9 +18,10 @@ from .workflows import FirstActionConfigField, FirstActionTypeField, WorkflowSer
 __all__ = [
     "ActionConfigurationField", "ActionConfigurationSerializer", "ConflictSerializer", "DryRunSerializer",
     "DryRunStepSerializer", "EventTriggerSerializer", "ExecuteSerializer", "FirstActionConfigField",
-    "FirstActionTypeField", "IsActiveField", "ManagedBySerializer", "MaxRetriesField", "RetryConfigurationField",
-    "RetryConfigurationSerializer", "RuleSerializer", "RunPageSerializer", "RunRequestSerializer", "RunSerializer",
-    "RunStepSerializer", "SampleEventSerializer", "StatsSerializer", "TestRequestSerializer", "VersionPageSerializer",
+    "FirstActionTypeField", "IsActiveField", "ManagedBySerializer", "MaxRetriesField", "ModelTypeField",
+    "RetryConfigurationField", "RetryConfigurationSerializer", "RuleSerializer", "RunPageSerializer",
+    "RunRequestSerializer", "RunSerializer", "RunStepSerializer", "SampleEventSerializer", "StatsSerializer",
+    "TestRequestSerializer", "TriggerTypeField", "VersionPageSerializer",
     "WebhookAcceptedSerializer", "WorkflowPageSerializer", "WorkflowSerializer", "WorkflowVersionSerializer",
     "checked", "page_serializer",
 ]

@@ -52,8 +52,14 @@ class IsActiveField(serializers.Field):
 
 @extend_schema_field(serializers.IntegerField(allow_null=True, min_value=0, max_value=10))
 class MaxRetriesField(serializers.Field):
+    """Read: null when the rule has no retry settings; written: a number of retries."""
+
     def __init__(self, **kwargs):
         super().__init__(source="*", required=False, **kwargs)
+
+    @staticmethod
+    def openapi_schema(direction: str) -> dict:
+        return {"nullable": None} if direction == "request" else {}
 
     def to_representation(self, rule):
         return (rule.retry_configuration or {}).get("max_retries")
@@ -69,7 +75,6 @@ class EventTriggerSerializer(RuleSerializer):
 
     source_name = "event_trigger"
 
-    model_type = serializers.CharField(required=False, allow_blank=True, max_length=200)
     # Plain text, not a second enum of the same choices (OpenAPI names one enum per set of choices).
     status = serializers.CharField(read_only=True, help_text="draft, active or paused; written through is_active.")
     trigger_conditions = serializers.JSONField(source="conditions", required=False, allow_null=True)

@@ -15,11 +15,38 @@ from automation.definitions import apply_definition, draft_view
 from automation.models import Workflow
 from automation.selectors import rate
 from automation.services import workflow_save
-from csplatform.api import TenantRelatedField, request_tenant
+from automation.subjects import ALIASES, WATCHED
+from automation.triggers import triggers
+from csplatform.api import JSONObjectField, TenantRelatedField, closed, request_tenant
 from csplatform.permissions import django_validation_error_detail
 
 from .. import shapes
 
+class TriggerTypeField(serializers.CharField):
+    """A registered trigger type (``automation.triggers``); the schema lists them."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 64)
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def openapi_schema(direction: str) -> dict:
+        return {"enum": triggers.keys()}
+
+
+class ModelTypeField(serializers.CharField):
+    """A model rules watch (``automation.subjects``): ``account``, ``contact``, ... (``App\\Models\\Contact`` and
+    ``accounts.Contact`` are read too); blank for triggers that watch none. Reads back as the short name."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 200)
+        super().__init__(**kwargs)
+
+    def openapi_schema(self, direction: str) -> dict:
+        return {"enum": [*([""] if self.allow_blank else []), *sorted({*WATCHED, *ALIASES})]}
+
+
+@closed
 class RetryConfigurationSerializer(serializers.Serializer):
     """Seed 003's retry settings (``max_retries`` is kept here too)."""
 
@@ -36,8 +63,9 @@ class RetryConfigurationSerializer(serializers.Serializer):
 
 
 @extend_schema_field(RetryConfigurationSerializer)
-class RetryConfigurationField(serializers.JSONField):
-    """Checked in ``RuleSerializer.validate`` (after seed 003's max_retries joins it), errors as dotted keys."""
+class RetryConfigurationField(JSONObjectField):
+    """An object (a 400 otherwise, before seed 003's max_retries is merged into it); its settings are checked in
+    ``RuleSerializer.validate``, errors as dotted keys."""
 
 
 def checked(serializer_class, data, name: str) -> dict:
@@ -55,6 +83,8 @@ class RuleSerializer(serializers.ModelSerializer):
 
     source_name = "workflow"  # which front door made the rule
 
+    trigger_type = TriggerTypeField()
+    model_type = ModelTypeField(required=False, allow_blank=True)
     scope_accounts = TenantRelatedField(Account, many=True, required=False)
     retry_configuration = RetryConfigurationField(required=False)
     delay_minutes = serializers.IntegerField(min_value=0, max_value=7 * 24 * 60, required=False)

@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from automation.actions.base import actions as action_types
 from automation.models import Workflow
 
 from .. import shapes
@@ -15,10 +16,16 @@ from .rules import RuleSerializer
 
 @extend_schema_field(OpenApiTypes.STR)
 class FirstActionTypeField(serializers.Field):
-    """Seed 001's single ``action_type``: the first action's type when read."""
+    """Seed 001's single ``action_type``: the first action's type when read (null: the rule has no action)."""
 
     def __init__(self, **kwargs):
         super().__init__(source="*", required=False, **kwargs)
+
+    @staticmethod
+    def openapi_schema(direction: str) -> dict:
+        if direction == "request":
+            return {"enum": action_types.keys()}
+        return {"enum": [*action_types.keys(), None], "nullable": True}
 
     def to_representation(self, rule):
         return rule.actions[0]["type"] if rule.actions else None
@@ -31,10 +38,14 @@ class FirstActionTypeField(serializers.Field):
 
 @extend_schema_field(OpenApiTypes.OBJECT)
 class FirstActionConfigField(serializers.Field):
-    """Seed 001's single ``action_config``: the first action's config when read."""
+    """Seed 001's single ``action_config``: the first action's config when read (null: the rule has no action)."""
 
     def __init__(self, **kwargs):
         super().__init__(source="*", required=False, **kwargs)
+
+    @staticmethod
+    def openapi_schema(direction: str) -> dict:
+        return {} if direction == "request" else {"nullable": True}
 
     def to_representation(self, rule):
         return rule.actions[0].get("config", {}) if rule.actions else None

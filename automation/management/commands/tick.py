@@ -37,17 +37,12 @@ class Command(BaseCommand):
         self.stdout.write("tick loop stopped")
 
     def _tick(self, verbosity: int, quiet: bool) -> scheduling.TickResult:
+        """Once: every piece's result on stdout. In the loop only with -v 2: ``scheduling.tick`` already
+        logs one INFO line for a tick that did something (and the errors), nothing for an idle one."""
         outcome = scheduling.tick()
-        busy = outcome.errors or any(_did_something(r) for r in outcome.results.values())
-        if verbosity and (busy or not quiet or verbosity > 1):
+        if (verbosity and not quiet) or verbosity > 1:
             for name, result in outcome.results.items():
                 self.stdout.write(f"{name}: {result}")
             for name, error in outcome.errors.items():
                 self.stderr.write(f"{name}: FAILED {error}")
         return outcome
-
-
-def _did_something(result) -> bool:
-    if isinstance(result, dict):
-        return any(v for k, v in result.items() if k != "tenants")
-    return bool(result)
