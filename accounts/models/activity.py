@@ -17,8 +17,8 @@ class UsageMetric(TenantOwnedModel):
     date = models.DateField()
     active_users = models.PositiveIntegerField(default=0)
     logins = models.PositiveIntegerField(default=0)
-    dau = models.PositiveIntegerField(default=0, help_text="Daily active users.")
-    mau = models.PositiveIntegerField(default=0, help_text="Monthly active users (trailing 30 days).")
+    dau = models.PositiveIntegerField("DAU", default=0, help_text="Daily active users.")
+    mau = models.PositiveIntegerField("MAU", default=0, help_text="Monthly active users (trailing 30 days).")
     session_minutes = models.PositiveIntegerField(default=0)
     features_used = models.JSONField(default=list, blank=True, help_text="Names of the features used that day.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -81,7 +81,7 @@ class SupportTicket(TenantOwnedModel):
     opened_at = models.DateTimeField(default=timezone.now)
     first_response_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
-    csat = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Customer rating 1-5.")
+    csat = models.PositiveSmallIntegerField("CSAT", null=True, blank=True, help_text="Customer rating 1-5.")
 
     class Meta:
         ordering = ["-opened_at"]

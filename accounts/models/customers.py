@@ -55,7 +55,7 @@ class Account(TenantOwnedModel):
     industry = models.CharField(max_length=100, blank=True, default="")
     size = models.CharField(max_length=20, choices=Size.choices, blank=True, default="")
     employee_count = models.PositiveIntegerField(null=True, blank=True)
-    arr = models.DecimalField(max_digits=14, decimal_places=2, default=0, validators=[MinValueValidator(0)])
+    arr = models.DecimalField("ARR", max_digits=14, decimal_places=2, default=0, validators=[MinValueValidator(0)])
     licensed_seats = models.PositiveIntegerField(null=True, blank=True)
     renewal_date = models.DateField(null=True, blank=True)
     owner = models.ForeignKey(
