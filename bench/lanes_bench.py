@@ -182,22 +182,9 @@ def main() -> None:
     if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
         parser.error("set DATABASE_URL (PostgreSQL; a throwaway database is created next to it) and REDIS_URL")
 
-    import django
+    from throwaway_db import run_in_throwaway_database  # bench/ is the script's directory
 
-    django.setup()
-    from django.db import connection
-
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_lanes_{os.getpid()}"
-    old_name = connection.settings_dict["NAME"]
-    print(f"creating throwaway database {connection.settings_dict['TEST']['NAME']}", flush=True)
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
-    try:
-        run(args)
-    finally:
-        if args.keep:
-            print(f"kept database {connection.settings_dict['NAME']}")
-        else:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
+    run_in_throwaway_database("bench_lanes", lambda: run(args), keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -48,23 +48,13 @@ def main() -> None:
     if not os.environ.get("DATABASE_URL"):
         parser.error("set DATABASE_URL (a PostgreSQL server; a throwaway database is created next to it)")
 
-    import django
+    from throwaway_db import run_in_throwaway_database  # bench/ is the script's directory
 
-    django.setup()
-    from django.db import connection
-
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_playbooks_{os.getpid()}"
-    old_name = connection.settings_dict["NAME"]
-    print(f"creating throwaway database {connection.settings_dict['TEST']['NAME']} ({connection.vendor})", flush=True)
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
-    try:
+    def work() -> None:
         for size in args.sizes:
             run(size, args.usage_days)
-    finally:
-        if args.keep:
-            print(f"kept database {connection.settings_dict['NAME']}")
-        else:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
+
+    run_in_throwaway_database("bench_playbooks", work, keep=args.keep)
 
 
 def run(size: int, usage_days: int) -> None:

@@ -39,22 +39,9 @@ def main() -> None:
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         parser.error("set DATABASE_URL to a PostgreSQL server (a throwaway database is created next to it)")
 
-    import django
+    from throwaway_db import run_in_throwaway_database  # bench/ is the script's directory
 
-    django.setup()
-    from django.db import connection
-
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_purge_{os.getpid()}"
-    old_name = connection.settings_dict["NAME"]
-    print(f"creating throwaway database {connection.settings_dict['TEST']['NAME']}", flush=True)
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False, serialize=False)
-    try:
-        run(args)
-    finally:
-        if args.keep:
-            print(f"kept database {connection.settings_dict['NAME']}")
-        else:
-            connection.creation.destroy_test_db(old_name, verbosity=0)
+    run_in_throwaway_database("bench_purge", lambda: run(args), keep=args.keep)
 
 
 def run(args) -> None:
