@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from pytest_django.live_server_helper import LiveServer
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -64,7 +65,9 @@ class Page:
             message=f"no {css!r} on {self.driver.current_url} within {timeout} s; page text: {self.text()[:1500]!r}")
 
     def wait_until(self, predicate, message: str, timeout: float = WAIT):
-        return WebDriverWait(self.driver, timeout).until(lambda driver: predicate(), message=message)
+        # A page replaced mid-check (a submitted form's redirect) makes elements stale: check again.
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda driver: predicate(), message=message)
 
     def text(self) -> str:
         """The page's text as it is in the document (CSS may upper-case what a user sees), scripts left out."""
