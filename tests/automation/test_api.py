@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime
 
+import warnings
+
 import pytest
+from django.core.cache.backends.base import CacheKeyWarning
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -395,6 +398,19 @@ def test_it_answers_404_to_an_unknown_token_and_400_to_a_bad_body(tenant):
     a_list = client.post(f"/api/hooks/{hook.webhook_token}/", [1, 2], format="json")
     assert (a_list.status_code, list(a_list.json())) == (400, ["body"])
     assert not Run.objects.exists()
+
+
+def test_it_throttles_a_noisy_webhook_sender_without_starving_another_token(tenant, settings):
+    settings.AUTOMATION_WEBHOOK_RATE = "2/min"
+    noisy, quiet = webhook_rule(tenant), webhook_rule(tenant)
+    client, body = APIClient(), {"score": 12, "source": "marketing_automation"}
+    codes = [client.post(f"/api/hooks/{noisy.webhook_token}/", body, format="json").status_code for _ in range(3)]
+    assert codes == [202, 202, 429]
+    assert client.post(f"/api/hooks/{quiet.webhook_token}/", body, format="json").status_code == 202
+    # The cache key is a digest of the token: printable whatever the path holds, and no secret kept in Redis.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        assert client.post("/api/hooks/%F0%92%B3%A9%C2%A9%0F/", body, format="json").status_code == 404
 
 
 @pytest.mark.parametrize("change", [{"status": "paused"}, {"enabled": False}, {"status": "draft"}])
