@@ -8,7 +8,7 @@ import secrets
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .models import ApiToken
@@ -32,6 +32,7 @@ def api_token_issue(*, user, name: str = "", ttl: datetime.timedelta | None | ob
         raise ValueError("an API token's lifetime must be positive")
     key = secrets.token_urlsafe(KEY_BYTES)
     now = timezone.now()
+    _make_room(user, now)
     token = ApiToken.objects.create(
         user=user, name=name[: ApiToken._meta.get_field("name").max_length], prefix=key[:PREFIX_LENGTH],
         digest=key_digest(key), created_at=now, expires_at=now + ttl if ttl is not None else None,
@@ -83,3 +84,28 @@ def api_token_revoke_all(*, user) -> int:
     count = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
     log.info("%d API tokens of user %s revoked", count, user.pk)
     return count
+
+
+def _make_room(user, now) -> None:
+    """Keep a user below ``API_TOKEN_MAX_PER_USER`` live tokens by revoking the least recently used (never
+    used first, then the oldest), as GitHub does: a script that logs in on every run without revoking cannot
+    grow the table for ever, and a client that uses its token keeps it."""
+    live = ApiToken.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), user=user,
+                                   revoked_at__isnull=True)
+    surplus = live.count() - settings.API_TOKEN_MAX_PER_USER + 1
+    if surplus <= 0:
+        return
+    oldest = live.order_by(F("last_used_at").asc(nulls_first=True), "created_at").values_list("pk", flat=True)
+    revoked = ApiToken.objects.filter(pk__in=list(oldest[:surplus])).update(revoked_at=now)
+    log.info("%d least recently used API tokens of user %s revoked: more than %d live", revoked, user.pk,
+             settings.API_TOKEN_MAX_PER_USER)
+
+
+def api_token_purge(*, now: datetime.datetime | None = None) -> int:
+    """Delete tokens revoked or expired more than ``API_TOKEN_KEEP_DAYS`` ago (the list shows dead tokens
+    until then); how many. Run with the history purge (``purge_history``)."""
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=settings.API_TOKEN_KEEP_DAYS)
+    deleted, _ = ApiToken.objects.filter(Q(revoked_at__lt=cutoff) | Q(expires_at__lt=cutoff)).delete()
+    if deleted:
+        log.info("%d API tokens dead for more than %d days deleted", deleted, settings.API_TOKEN_KEEP_DAYS)
+    return deleted

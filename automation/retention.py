@@ -32,6 +32,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import AuditLog, Tenant
+from accounts.tokens import api_token_purge
 from csplatform.tenancy import system_context, tenant_context
 from delivery.models import Outbox
 
@@ -191,7 +192,9 @@ def _delete(model, ids: list) -> Counter:
              time_limit=settings.RETENTION_PURGE_BUDGET + 180)
 def purge_history_task() -> dict:
     outcome = purge_history(budget=settings.RETENTION_PURGE_BUDGET)
-    return {key: n for key, n in outcome.deleted.items() if n} | ({} if outcome.finished else {"finished": False})
+    tokens = api_token_purge()  # users' dead API tokens: not tenant history, but the same hourly sweep
+    return ({key: n for key, n in outcome.deleted.items() if n} | ({"api tokens": tokens} if tokens else {})
+            | ({} if outcome.finished else {"finished": False}))
 
 
 register_periodic_task(

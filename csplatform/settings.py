@@ -111,6 +111,10 @@ if API_TOKEN_TTL_DAYS < 1:
     raise ImproperlyConfigured("API_TOKEN_TTL_DAYS must be at least 1 (a token that never expires is issued "
                                "only by the issue_api_token command)")
 API_TOKEN_TTL = datetime.timedelta(days=API_TOKEN_TTL_DAYS)
+# Beyond this many live tokens a user's least recently used one is revoked at the next issue; dead tokens
+# (revoked or expired) are deleted this many days later by purge_history.
+API_TOKEN_MAX_PER_USER = env.int("API_TOKEN_MAX_PER_USER", default=100)
+API_TOKEN_KEEP_DAYS = env.int("API_TOKEN_KEEP_DAYS", default=90)
 
 ROOT_URLCONF = "csplatform.urls"
 ADMIN_URL = "admin/"

@@ -308,3 +308,38 @@ def test_issue_keeps_a_lifetime_positive(member):
     with pytest.raises(ValueError):
         api_token_issue(user=member, ttl=datetime.timedelta(0))
     assert not ApiToken.objects.exists()
+
+
+# --- bounded -------------------------------------------------------------------------------------
+
+def test_it_revokes_the_least_recently_used_token_beyond_the_cap(member, settings):
+    settings.API_TOKEN_MAX_PER_USER = 3
+    used_key = login(member).json()["token"]
+    # Used (the touch itself runs on commit, which a test's transaction never reaches).
+    ApiToken.objects.filter(prefix=used_key[:8]).update(last_used_at=timezone.now())
+    idle_keys = [login(member).json()["token"] for _ in range(2)]
+
+    newest = login(member).json()["token"]
+
+    assert client_with(idle_keys[0]).get(ACCOUNTS).status_code == 401  # never used and oldest: revoked
+    for key in (used_key, idle_keys[1], newest):
+        assert client_with(key).get(ACCOUNTS).status_code == 200
+    assert ApiToken.objects.filter(user=member, revoked_at__isnull=True).count() == 3
+
+
+def test_it_deletes_tokens_dead_for_longer_than_the_keep_period(member, settings):
+    settings.API_TOKEN_KEEP_DAYS = 90
+    now = timezone.now()
+    live, _ = api_token_issue(user=member, name="live")
+    long_revoked, _ = api_token_issue(user=member, name="long revoked")
+    just_expired, _ = api_token_issue(user=member, name="just expired")
+    long_expired, _ = api_token_issue(user=member, name="long expired")
+    ApiToken.objects.filter(pk=long_revoked.pk).update(revoked_at=now - datetime.timedelta(days=91))
+    ApiToken.objects.filter(pk=just_expired.pk).update(expires_at=now - datetime.timedelta(days=89))
+    ApiToken.objects.filter(pk=long_expired.pk).update(expires_at=now - datetime.timedelta(days=91))
+
+    out = io.StringIO()
+    call_command("purge_history", stdout=out)
+
+    assert set(ApiToken.objects.filter(user=member).values_list("name", flat=True)) == {"live", "just expired"}
+    assert "api tokens dead for more than 90 days: deleted 2" in out.getvalue()

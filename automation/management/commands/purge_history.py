@@ -1,8 +1,10 @@
 """``python manage.py purge_history``: delete history older than each tenant's retention (cron users: daily)."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Tenant
+from accounts.tokens import api_token_purge
 from automation import retention
 from csplatform.tenancy import system_context
 
@@ -36,6 +38,9 @@ class Command(BaseCommand):
         total = sum(result.deleted.values())
         rate = "" if dry_run or not result.seconds else f" in {result.seconds:.1f} s ({total / result.seconds:,.0f} rows/s)"
         self.stdout.write(f"total: {verb} {_describe(result.deleted) or 'nothing'}{rate}")
+        if not dry_run:
+            self.stdout.write(f"api tokens dead for more than {settings.API_TOKEN_KEEP_DAYS} days: deleted "
+                              f"{api_token_purge():,}")
         if not result.finished:
             self.stdout.write("stopped at the budget; run again to go on")
         if result.errors:
