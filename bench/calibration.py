@@ -57,7 +57,7 @@ def _server(url: str | None = None) -> dict:
     return {"host": parts.hostname or "127.0.0.1", "port": str(parts.port or 5432), "user": parts.username or "postgres"}
 
 
-def _connect(dbname: str):
+def connect(dbname: str):
     import psycopg
 
     server = _server()
@@ -65,11 +65,11 @@ def _connect(dbname: str):
 
 
 def _ensure_pgbench_db(env: dict, server: dict) -> None:
-    with _connect("postgres") as conn:
+    with connect("postgres") as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PGBENCH_DB]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{PGBENCH_DB}"')
-    with _connect(PGBENCH_DB) as conn:
+    with connect(PGBENCH_DB) as conn:
         ready = conn.execute("SELECT to_regclass('pgbench_accounts') IS NOT NULL").fetchone()[0]
     if not ready:
         subprocess.run(["pgbench", "-i", "-q", "-s", str(PGBENCH_SCALE), "-h", server["host"], "-p", server["port"],
@@ -92,14 +92,14 @@ def pgbench_tps(seconds: int = 10, clients: int = 2) -> float | None:
 
 def insert_rate(seconds: float = 5.0, connections: int = 2) -> float:
     """Committed single-row INSERTs per second over ``connections`` raw psycopg connections."""
-    with _connect(_pgbench_or_default_db()) as conn:
+    with connect(_pgbench_or_default_db()) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS calibration_insert (id bigserial PRIMARY KEY, at timestamptz, note text)")
         conn.execute("TRUNCATE calibration_insert")
     counts = [0] * connections
     deadline = time.perf_counter() + seconds
 
     def loop(slot: int) -> None:
-        with _connect(_pgbench_or_default_db()) as conn:
+        with connect(_pgbench_or_default_db()) as conn:
             while time.perf_counter() < deadline:
                 conn.execute("INSERT INTO calibration_insert (at, note) VALUES (now(), 'calibration')")
                 counts[slot] += 1
@@ -114,7 +114,7 @@ def insert_rate(seconds: float = 5.0, connections: int = 2) -> float:
 
 
 def _pgbench_or_default_db() -> str:
-    with _connect("postgres") as conn:
+    with connect("postgres") as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PGBENCH_DB]).fetchone():
             conn.execute(f'CREATE DATABASE "{PGBENCH_DB}"')
     return PGBENCH_DB

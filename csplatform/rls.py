@@ -50,31 +50,42 @@ MEMBERSHIP_SCOPE_SQL = f"{SCOPE_SQL} OR user_id = (SELECT app_rls_user())"
 
 # ``app_rls_signed`` is SECURITY DEFINER (it reads the key table as its owner; anyone may call it, it
 # only answers yes or no) with a fixed search path; policies store the functions' oids, so a
-# same-named function created later cannot stand in.
+# same-named function created later cannot stand in. They are PL/pgSQL, not SQL: a SQL function with a
+# SET clause or SECURITY DEFINER is never inlined and PostgreSQL (before 18) plans its body again on
+# every query, four plannings per statement here; PL/pgSQL keeps its plans for the session
+# (bench/rls_bench.py: about +150 us per point query as SQL, +20 us as PL/pgSQL).
 FUNCTIONS_SQL = """
 CREATE OR REPLACE FUNCTION {schema}.app_rls_signed() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-  SELECT coalesce(current_setting('app.rls_sig', true), '') = encode(sha256(k.outer_pad || sha256(
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN (SELECT coalesce(current_setting('app.rls_sig', true), '') = encode(sha256(k.outer_pad || sha256(
     k.inner_pad || convert_to(pg_backend_pid()::text
       || '|' || coalesce(current_setting('app.tenant_ids', true), '')
       || '|' || coalesce(current_setting('app.bypass_rls', true), '')
       || '|' || coalesce(current_setting('app.user_id', true), ''), 'UTF8'))), 'hex')
-  FROM {schema}.{key_table} k WHERE k.id = 1
+    FROM {schema}.{key_table} k WHERE k.id = 1);
+END
 $$;
 CREATE OR REPLACE FUNCTION {schema}.app_rls_bypass() RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT current_setting('app.bypass_rls', true) = 'on' AND coalesce({schema}.app_rls_signed(), false)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN current_setting('app.bypass_rls', true) = 'on' AND coalesce({schema}.app_rls_signed(), false);
+END
 $$;
 CREATE OR REPLACE FUNCTION {schema}.app_rls_tenants() RETURNS uuid[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN coalesce({schema}.app_rls_signed(), false)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN CASE WHEN coalesce({schema}.app_rls_signed(), false)
     THEN string_to_array(NULLIF(current_setting('app.tenant_ids', true), ''), ',')::uuid[]
-    ELSE '{{}}'::uuid[] END
+    ELSE '{{}}'::uuid[] END;
+END
 $$;
 CREATE OR REPLACE FUNCTION {schema}.app_rls_user() RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN coalesce({schema}.app_rls_signed(), false)
-    THEN NULLIF(current_setting('app.user_id', true), '')::bigint END
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN CASE WHEN coalesce({schema}.app_rls_signed(), false)
+    THEN NULLIF(current_setting('app.user_id', true), '')::bigint END;
+END
 $$;
 """
 
