@@ -16,6 +16,7 @@ from django.db.models import Count, Max, Q
 from django.utils.text import Truncator
 
 from accounts.cockpit.sources import BAD, GOOD, WARN, Entry, Kind, Play, Plays, Source, Upcoming, admin_url, register
+from csplatform.json_schema import duration_words
 from delivery.models import Outbox
 
 from . import waits
@@ -115,7 +116,7 @@ class AutomationSource(Source):
                 items.append(Upcoming(until, "Cooldown ends",
                                       f"{owner.kind if owner else 'Rule'} “{row['workflow__name']}” may fire again",
                                       f"last fired {row['last']:%d %b %H:%M}, cooldown "
-                                      f"{row['workflow__cooldown_minutes']} minutes",
+                                      f"{duration_words(row['workflow__cooldown_minutes'], 'minutes')}",
                                       admin_url("admin:automation_workflow_change", row["workflow_id"])))
         return items
 

@@ -9,7 +9,7 @@ from . import engine, scheduling
 from .events import PROCESS_EVENT_TASK
 
 
-@shared_task(name=PROCESS_EVENT_TASK, acks_late=True)
+@shared_task(name=PROCESS_EVENT_TASK, acks_late=True, ignore_result=True)  # nobody reads it: one Redis write less
 def process_event(tenant_id: str, event_id: int) -> int:
     return len(engine.process_event(tenant_id, event_id, batch=settings.AUTOMATION_EVENT_BATCH))
 

@@ -5,7 +5,9 @@ connect as the application role). It creates a throw-away tenant ``bench-<pid>``
 real webhooks through the outbox (claim with SKIP LOCKED, httpx, record) to a receiver process on
 127.0.0.1, and deletes its tenant at the end.
 
-For 1 and 2 workers it measures:
+It first measures the machine (``bench/calibration.py``) and the receiver's own ceiling (2 processes with a
+keep-alive httpx client each, TCP_NODELAY as the delivery workers, hammering it for ``--ceiling-seconds``
+with nothing else running), then, for 1 and 2 workers:
 
 * throughput: N messages committed up front, then the workers drain the queue -> deliveries/s;
 * latency: M messages committed one per transaction at a steady rate while the workers run ->
@@ -15,8 +17,11 @@ Modes (``--mode``):
 
 * ``poll`` (default): worker *processes* running the delivery loop, polling the queue every
   ``--idle`` seconds when it is empty (what ``deliver_outbox`` / the periodic pass do, continuously);
-* ``celery`` (needs ``REDIS_URL``): the production path. Each commit hands the message id to celery in
-  ``transaction.on_commit``; ``celery worker -c 1`` / ``-c 2`` (prefork) deliver it.
+* ``celery`` (needs ``REDIS_URL``): the production path. Each commit hands its message ids to celery in
+  ``transaction.on_commit`` (one task per 50); ``celery worker -c 1`` / ``-c 2`` (prefork) deliver them.
+
+``--batch`` is the claim size (``OUTBOX_BATCH_SIZE`` of the celery workers). The machine is measured again at
+the end; every rate is also printed as a ratio to the first calibration and to the receiver's ceiling.
 
     DATABASE_URL=postgres://csplatform@127.0.0.1:5432/csplatform .venv/bin/python bench/delivery_bench.py
     DATABASE_URL=… REDIS_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/delivery_bench.py --mode celery
@@ -67,6 +72,42 @@ def _receiver(port_out, hits, stop):
         server.handle_request()
 
 
+def _hammer(url, seconds, counts):
+    """A keep-alive client alone against the receiver: what it can take, with no database in the way."""
+    import socket
+
+    import httpx
+
+    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    body = b'{"n":0,"pad":"' + b"x" * 200 + b'"}'
+    sent = 0
+    with httpx.Client(transport=transport) as client:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            client.post(url, content=body, headers={"webhook-id": "ceiling", "content-type": "application/json"})
+            sent += 1
+    counts.put(sent)
+
+
+def receiver_ceiling(url, hits, seconds, clients=2) -> float:
+    """Requests per second the receiver answers to ``clients`` keep-alive client processes."""
+    counts = mp.Queue()
+    procs = [mp.Process(target=_hammer, args=(url, seconds, counts), daemon=True) for _ in range(clients)]
+    for p in procs:
+        p.start()
+    total = sum(counts.get(timeout=seconds + 30) for _ in procs)
+    for p in procs:
+        p.join(5)
+    drained = 0
+    while drained < total:  # the receiver reported every hit: empty the queue before the real runs
+        try:
+            hits.get(timeout=2)
+            drained += 1
+        except queue.Empty:
+            break
+    return total / seconds
+
+
 # --- Django ---------------------------------------------------------------------------------------
 
 def setup_django():
@@ -113,9 +154,10 @@ class PollWorkers:
 
 
 class CeleryWorkers:
-    def __init__(self, n, queue_name):
+    def __init__(self, n, queue_name, batch):
         celery = shutil.which("celery", path=str(ROOT / ".venv" / "bin")) or shutil.which("celery")
-        env = {**os.environ, "OUTBOUND_ALLOW_LOOPBACK": "true", "CELERY_TASK_ALWAYS_EAGER": "false"}
+        env = {**os.environ, "OUTBOUND_ALLOW_LOOPBACK": "true", "CELERY_TASK_ALWAYS_EAGER": "false",
+               "OUTBOX_BATCH_SIZE": str(batch)}
         self.cmd = [celery, "-A", "csplatform", "worker", "-c", str(n), "-P", "prefork", "-Q", queue_name,
                     "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING",
                     "--prefetch-multiplier", "4"]
@@ -165,7 +207,7 @@ def run(workers_n, args, tenant, url, hits):
     from csplatform.tenancy import system_context, tenant_context
 
     dispatch = args.mode == "celery"
-    workers = (CeleryWorkers(workers_n, args.queue) if dispatch else PollWorkers(workers_n, args.idle, args.batch))
+    workers = (CeleryWorkers(workers_n, args.queue, args.batch) if dispatch else PollWorkers(workers_n, args.idle, args.batch))
 
     # throughput: N committed before the workers start (celery: N tasks already queued)
     with tenant_context(tenant), transaction.atomic():
@@ -216,9 +258,11 @@ def main():
     parser.add_argument("--messages", type=int, default=2000, help="messages for the throughput phase")
     parser.add_argument("--latency-messages", type=int, default=300)
     parser.add_argument("--rate", type=float, default=100.0, help="commits per second in the latency phase")
-    parser.add_argument("--batch", type=int, default=10, help="rows per SKIP LOCKED claim (poll mode)")
+    parser.add_argument("--batch", type=int, default=50, help="rows per SKIP LOCKED claim (OUTBOX_BATCH_SIZE)")
     parser.add_argument("--idle", type=float, default=0.005, help="poll interval of an idle worker (poll mode)")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--ceiling-seconds", type=float, default=5.0, help="how long to hammer the receiver alone")
+    parser.add_argument("--calibration-seconds", type=int, default=10)
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("set DATABASE_URL to a migrated PostgreSQL database (see the module docstring)")
@@ -227,7 +271,7 @@ def main():
     args.queue = f"bench-delivery-{os.getpid()}"
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false" if args.mode == "celery" else "true"
     setup_django()
-    from django.conf import settings
+    from calibration import calibrate  # bench/ is the script's directory
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
@@ -237,6 +281,12 @@ def main():
 
     if MigrationExecutor(connection).migration_plan(MigrationExecutor(connection).loader.graph.leaf_nodes()):
         sys.exit("the database has unapplied migrations: run `python manage.py migrate` first")
+    with system_context("bench: anything else due?"):
+        from delivery.models import Outbox
+
+        others = Outbox.objects.filter(status__in=["pending", "failed", "sending"]).count()
+    if others:  # e.g. left by a killed run: the workers would spend their time on them (to a dead port)
+        sys.exit(f"the database has {others} undelivered outbox messages of other tenants; use a database without")
     app.conf.task_default_queue = args.queue
     app.conf.task_routes = {}  # every task on the bench's own queue, not on the lanes of CELERY_TASK_ROUTES
 
@@ -244,6 +294,9 @@ def main():
     receiver = mp.Process(target=_receiver, args=(port_out, hits, stop), daemon=True)
     receiver.start()
     url = f"http://127.0.0.1:{port_out.get(timeout=10)}/bench"
+    before = calibrate(args.calibration_seconds)
+    ceiling = receiver_ceiling(url, hits, args.ceiling_seconds)
+    print(f"receiver ceiling: {ceiling:,.0f} requests/s (2 keep-alive client processes, nothing else)", flush=True)
 
     slug = f"bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     with system_context("bench: set up"):
@@ -269,13 +322,19 @@ def main():
                 channel.exchange_delete(args.queue)
                 channel.client.delete(f"_kombu.binding.{args.queue}", f"_kombu.binding_permanent.{args.queue}")
 
+    after = calibrate(args.calibration_seconds)
     print(f"delivery bench ({args.mode} mode; {args.messages} messages for throughput, {args.latency_messages} at "
-          f"{args.rate:g}/s for latency; batch {settings.OUTBOX_BATCH_SIZE if args.mode == 'celery' else args.batch}"
+          f"{args.rate:g}/s for latency; batch {args.batch}"
           + (f", idle poll {args.idle * 1000:g} ms" if args.mode == "poll" else "") + ")")
-    print(f"{'workers':>8} {'deliveries/s':>13} {'p50 ms':>8} {'p99 ms':>8} {'dupes':>6} {'left':>5}")
+    print(f"before: {before.line()}\nafter:  {after.line()}")
+    print(f"receiver ceiling {ceiling:,.0f}/s = {before.ratio(ceiling)}")
+    print(f"{'workers':>8} {'deliveries/s':>13} {'ratio to machine':>26} {'of ceiling':>11} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'dupes':>6} {'left':>5}")
     for r in results:
-        print(f"{r['workers']:>8} {r['rate']:>13.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['duplicates']:>6} "
-              f"{r['undelivered']:>5}")
+        print(f"{r['workers']:>8} {r['rate']:>13.1f} {before.ratio(r['rate']):>26} {r['rate'] / ceiling:>11.2f} "
+              f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['duplicates']:>6} {r['undelivered']:>5}")
+    if len(results) > 1:
+        print(f"{results[-1]['workers']} workers / {results[0]['workers']}: {results[-1]['rate'] / results[0]['rate']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,32 @@ def _named_contact(ctx: ActionContext) -> Contact | None:
     return Contact.objects.for_tenant(ctx.tenant).filter(pk=int(contact_id), account=ctx.account).first()
 
 
+#: What a refused start's reason (``JourneyRefused.reason``, in the run's error) means to a CSM.
+REFUSAL_WORDS = {"no_contact": "no contact to reach", "already_active": "already in the journey",
+                 "reentry_cooldown": "the re-entry cooldown is in force", "max_entries": "entered it the most times allowed",
+                 "inactive": "the journey is inactive", "no_steps": "the journey has no steps",
+                 "not_found": "no such journey", "wrong_tenant": "the contact is in another tenant"}
+NO_CONTACT = "no contact to reach"
+_REFUSED = re.compile(r"^add_to_cadence: (?:(?P<code>[a-z_]+): )?(?P<text>.*)$", re.S)
+
+
+def refusal_words(error: str) -> tuple[str, str]:
+    """Why ``add_to_cadence`` started no journey, from its run's error: (the reason in words, the detail).
+    Reads the messages ``AddToCadence.run`` writes: "add_to_cadence: <reason>: <message>" for a refusal of
+    ``start_journey``, "add_to_cadence: no contact to reach (<why>); ..." when there is nobody to start it for."""
+    match = _REFUSED.match((error or "").strip())
+    if match is None:
+        return (error or "").strip(), ""
+    code, text = match.group("code"), match.group("text")
+    if code in REFUSAL_WORDS:
+        return REFUSAL_WORDS[code], text
+    text = f"{code}: {text}" if code else text
+    if text.startswith(NO_CONTACT):
+        why = re.match(r"no contact to reach \((?P<why>[^)]*)\)", text)
+        return NO_CONTACT, why.group("why") if why else ""
+    return text, ""
+
+
 class AddToCadence(Action):
     type = "add_to_cadence"
     needs_account = False
@@ -123,7 +149,7 @@ class AddToCadence(Action):
         if contact is None:
             whose = f"account '{ctx.account.name}' has no contacts" if ctx.account is not None else \
                 "the rule's subject is neither a contact nor an account"
-            raise ActionRefused(f"add_to_cadence: no contact to reach ({whose}); journey '{journey.name}' not started")
+            raise ActionRefused(f"add_to_cadence: {NO_CONTACT} ({whose}); journey '{journey.name}' not started")
         trigger = config.get("trigger")
         context = {**(trigger_context(trigger, ctx.event_payload) if trigger else {}), **(config.get("context") or {}),
                    "workflow_id": ctx.workflow.pk if ctx.workflow else None, "run_id": ctx.run.pk if ctx.run else None}

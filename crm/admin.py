@@ -56,8 +56,8 @@ class CRMStepForm(TenantScopedForm):
                                                        initial=old.initial, help_text="After the previous step "
                                                        "(the first: after the start).")
         if "conditions" in self.fields:
-            self.fields["conditions"] = conditions_field(help_text="On the contact, e.g. account.status equals "
-                                                                   "active; none = always.")
+            self.fields["conditions"] = conditions_field(model="contact", help_text="On the contact, e.g. "
+                                                         "account.status equals active; none = always.")
         if "variants" in self.fields:
             self.fields["variants"] = SchemaJSONField(VARIANTS_SCHEMA, required=False,
                                                       help_text="A/B test; none = no test.")
@@ -166,8 +166,9 @@ class CRMStepExecutionInline(ReadOnlyInline):
 class CRMPlaybookExecutionAdmin(TenantScopedAdmin):
     tenant_parent_field = None
     read_roles = MANAGERS
-    list_display = ("id", "playbook", "contact", "account", "status", "current_step", "next_step_at", "started_at",
+    list_display = ("playbook", "contact", "account", "status", "current_step", "next_step_at", "started_at",
                     "conversion_value")
+    list_display_links = ("playbook",)  # the journey's name opens the execution, not its id
     list_filter = ("status", "playbook__name", "source")
     list_select_related = ("playbook", "contact", "account")
     search_fields = ("contact__name", "contact__email", "account__name")
@@ -177,6 +178,10 @@ class CRMPlaybookExecutionAdmin(TenantScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name != "tenant"]
+
+    def get_queryset(self, request):
+        # The page's title names the journey, the contact and the account (``__str__``): read with the execution.
+        return super().get_queryset(request).select_related("playbook", "contact", "account")
 
     def has_add_permission(self, request):
         return False  # journeys start from triggers, automation rules or POST /api/v1/crm/executions

@@ -1,8 +1,9 @@
 """The CRM journeys' part of the CSM cockpit (``accounts.cockpit.sources``; registered in ``ready()``).
 Like the CRM API and admin, it is for tenant admins and practitioners only.
 
-* Timeline: journeys started for the account's contacts, and the steps that ran (sent, with what delivery
-  says of the message; skipped or failed, with the reason stored on the step).
+* Timeline: journeys started for the account's contacts, journeys their rule did not start (no contact to
+  reach, the re-entry rule, ...: the reason from the rule's failed run), and the steps that ran (sent, with what
+  delivery says of the message; skipped or failed, with the reason stored on the step).
 * What's next: the steps scheduled (or deferred by quiet hours) of the account's active journeys.
 * Home: journeys started for the book, "delivery failed" when a step failed or its message died.
 * Action: start a journey for one of the account's contacts (``services.start_journey``).
@@ -12,19 +13,21 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.text import Truncator
 
 from accounts.cockpit.sources import (
     BAD, GOOD, WARN, Action, Entry, Kind, ModelChoice, Play, Plays, Source, Upcoming, admin_url, register,
 )
-from accounts.models import Contact
+from accounts.cockpit.own import offer_contacts
+from automation.models import Run
 from csplatform.permissions import MANAGERS
 from delivery.models import Outbox
 
-from . import services
-from .models import CRMPlaybook, CRMPlaybookExecution, CRMStepExecution
+from . import rules, services
+from .actions import refusal_words
+from .models import CRMPlaybook, CRMPlaybookExecution, CRMStepExecution, journeys_labelled
 
 JOURNEY, STEP = "journey", "journey_step"
 ExecStatus, StepStatus = CRMPlaybookExecution.Status, CRMStepExecution.Status
@@ -70,8 +73,27 @@ class JourneysSource(Source):
                 entries.append(Entry(e.started_at, JOURNEY, f"Journey “{_journey(e)}” started for {e.contact.name}",
                                      detail, e.get_status_display(), JOURNEY_TONES.get(e.status, ""),
                                      admin_url("admin:crm_crmplaybookexecution_change", e.pk)))
+            entries += self._not_started(account, before, limit)
         if STEP in kinds:
             entries += self._steps(account, before, limit)
+        return entries
+
+    @staticmethod
+    def _not_started(account, before, limit) -> list[Entry]:
+        """Starts a journey's rule refused (no contact to reach, the re-entry rule, ...): the rule's failed run
+        says why (``crm.actions``); shown as the journey's, with the reason, not as a rule's."""
+        journey = journeys_labelled(CRMPlaybook.objects.for_tenant(account.tenant_id).filter(workflow_id=OuterRef("workflow_id")))
+        runs = Run.objects.for_tenant(account.tenant_id).filter(account=account, status=Run.Status.FAILED,
+                                                                 workflow__source=rules.SOURCE)
+        if before is not None:
+            runs = runs.filter(created_at__lt=before)
+        runs = runs.annotate(journey=Subquery(journey.values("label")[:1])).exclude(journey=None)
+        entries = []
+        for run in runs.only("pk", "created_at", "error").order_by("-created_at", "-id")[:limit]:
+            reason, detail = refusal_words(run.error)
+            entries.append(Entry(run.created_at, JOURNEY, f"Journey “{run.journey}” not started: {reason}",
+                                 Truncator(detail).chars(200), "Not started", WARN,
+                                 admin_url("admin:automation_run_change", run.pk)))
         return entries
 
     @staticmethod
@@ -127,9 +149,8 @@ class StartJourneyForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["journey"].queryset = CRMPlaybook.objects.for_tenant(account.tenant_id).filter(active=True) \
             .order_by("title", "name")
-        contacts = Contact.objects.for_tenant(account.tenant_id).filter(account=account).order_by("-is_primary", "name")
-        self.fields["contact"].queryset = contacts
-        self.fields["contact"].initial = next(iter(self.fields["contact"].queryset), None)  # the primary one first
+        offer_contacts(self.fields["contact"], account)
+        self.fields["contact"].initial = next(iter(self.fields["contact"].rows), None)  # the primary one first
 
 
 class StartJourney(Action):

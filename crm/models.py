@@ -118,6 +118,12 @@ class CRMPlaybook(TenantOwnedModel):
         return self.title or self.name
 
 
+def journeys_labelled(journeys: models.QuerySet) -> models.QuerySet:
+    """``journeys`` with ``label``: what ``str()`` calls a journey (its title, else its name), in SQL."""
+    return journeys.annotate(label=models.Case(models.When(title="", then=models.F("name")),
+                                               default=models.F("title")))
+
+
 class CRMStep(TenantOwnedModel):
     """One step of a journey. ``delay_hours`` counts from the previous step (from the start for the first)."""
 
@@ -262,7 +268,9 @@ class CRMPlaybookExecution(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.playbook.name} for {self.contact} ({self.status})"
+        """"Churn risk for Jane Doe at TechStart Solutions, 3 Dec 14:02" (list pages select the three with it)."""
+        started = timezone.localtime(self.started_at)
+        return f"{self.playbook} for {self.contact.name} at {self.account.name}, {started.day} {started:%b %H:%M}"
 
 
 class CRMStepExecution(TenantOwnedModel):
@@ -286,7 +294,7 @@ class CRMStepExecution(TenantOwnedModel):
     recipient = models.CharField(max_length=255, blank=True, default="")
     subject = models.CharField(max_length=255, blank=True, default="")
     scheduled_for = models.DateTimeField(null=True, blank=True)
-    outbox_message_id = models.CharField(max_length=64, blank=True, default="")
+    outbox_message_id = models.CharField("outbox message ID", max_length=64, blank=True, default="")
     discount_code = models.ForeignKey("crm.CRMDiscountCode", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -303,7 +311,10 @@ class CRMStepExecution(TenantOwnedModel):
         indexes = [models.Index(fields=["tenant", "status", "channel"], name="crm_stepexec_status_idx")]
 
     def __str__(self) -> str:
-        return f"step {self.step_order} {self.channel}: {self.status}"
+        """"Step 2, email (sent)", and "of <the execution>" when it is at hand (the execution page lists its
+        steps by this, without reading the execution again for each)."""
+        text = f"Step {self.step_order + 1}, {self.get_channel_display().lower()} ({self.get_status_display().lower()})"
+        return f"{text} of {self.execution}" if CRMStepExecution.execution.is_cached(self) else text
 
 
 class CRMDiscountCode(TenantOwnedModel):
@@ -351,7 +362,7 @@ class BillingEvent(TenantOwnedModel):
         IGNORED = "ignored", "Event type not handled"
 
     source = models.CharField(max_length=10, choices=Source.choices)
-    external_id = models.CharField(max_length=255, help_text="The sender's event id (Stripe: evt_...).")
+    external_id = models.CharField("external ID", max_length=255, help_text="The sender's event id (Stripe: evt_...).")
     type = models.CharField(max_length=20, choices=Type.choices)
     source_type = models.CharField(max_length=100, blank=True, default="",
                                    help_text="The type as sent, e.g. invoice.payment_failed.")

@@ -1,15 +1,19 @@
 """``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: what it needs is there).
 
-``/readyz`` checks PostgreSQL (a query), Redis when one is configured (a PING with a short timeout) and that
-every migration is applied, and answers 200 with each check's result, or 503 naming what is down, so a load
-balancer stops sending traffic and an operator sees why. Neither needs a login or reveals more than up/down.
+``/readyz`` checks PostgreSQL (a query), Redis when one is configured (a PING with a short timeout), the celery
+broker when it is another server (RabbitMQ, or a Redis elsewhere: a kombu connection, no retry; advisory) and
+that every migration is applied, and answers 200 with each check's result, or 503 naming what is down, so a
+load balancer stops sending traffic and an operator sees why. Neither needs a login or reveals more than up/down.
 
 Apps add checks with ``register_check`` (from their ``AppConfig.ready``). An *advisory* check is reported but
 does not make the process unready: automation's ``scheduler`` (beat or ``tick`` silent) says the background
-clock stopped, which taking every web process out of the load balancer would not mend.
+clock stopped, and ``broker`` that work is not being handed to the workers; taking every web process out of
+the load balancer would mend neither.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -45,12 +49,37 @@ def _redis() -> str:
     return "ok"
 
 
-CHECKS = {"database": _database, "redis": _redis, "migrations": _migrations}
-ADVISORY: set[str] = set()
+BROKER_TIMEOUT = 1.0  # seconds: a load balancer asks often, and a broker that slow is as good as down
+
+
+def _same_server(url: str, other: str) -> bool:
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
+def _broker() -> str | None:
+    """The broker web processes hand events and messages to; None (no line in the answer) when it is the
+    in-memory one of embedded mode or a database of the Redis server already checked."""
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("memory://") or (settings.REDIS_URL and _same_server(url, settings.REDIS_URL)):
+        return None
+    from kombu import Connection  # celery's own client, whatever the transport (amqp://, redis://, ...)
+
+    with Connection(url, connect_timeout=BROKER_TIMEOUT) as connection:
+        connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT)
+    return "ok"
+
+
+CHECKS = {"database": _database, "redis": _redis, "broker": _broker, "migrations": _migrations}
+# A broker outage degrades, it does not stop the API: changes still commit and their events wait for the
+# sweeper (tests/security/test_redis_down.py). Taking every web process out of the load balancer would turn
+# that into an outage, so a broker that is down is reported, not a 503.
+ADVISORY: set[str] = {"broker"}
 
 
 def register_check(name: str, check, *, advisory: bool = False) -> None:
-    """Add a readiness check: a callable returning "ok" (or "not used ...") when fine, else what is wrong."""
+    """Add a readiness check: a callable returning "ok" (or "not used ...") when fine, None when it does not
+    apply to this deployment, else what is wrong."""
     if name in CHECKS:
         raise ValueError(f"readiness check '{name}' is already registered")
     CHECKS[name] = check
@@ -70,9 +99,12 @@ def readyz(request):
     results, ready = {}, True
     for name, check in CHECKS.items():
         try:
-            results[name] = check()
+            result = check()
         except Exception as exc:  # anything a dependency raises means "not ready", never a 500
-            results[name] = f"down: {type(exc).__name__}"
+            result = f"down: {type(exc).__name__}"
+        if result is None:
+            continue
+        results[name] = result
         if results[name] != "ok" and not results[name].startswith("not used") and name not in ADVISORY:
             ready = False
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": results}, status=200 if ready else 503)

@@ -15,7 +15,8 @@ is chosen; without it, removing works (a checkbox) and a new type's inputs appea
 
 Inputs are named ``<field>__<path>``: ``actions__0.@create_task.config.title`` (``@type``: the variant whose
 inputs these are, so a changed type never reads another type's inputs); errors use the JSON path
-(``0.config.title``).
+(``0.config.title``). An input's label is the schema's ``title``, else its name in words (``label_words``:
+``dau_mau_threshold`` -> "DAU/MAU threshold", ``id_field`` -> "ID field", ``url`` -> "URL").
 """
 
 from __future__ import annotations
@@ -31,6 +32,54 @@ from .schema_inputs import (
     ABSENT, EDITOR, SHOWN, Builder, Reader, Unrepresentable, edited, error_path, kind_of, nearest, read_duration,
 )
 
+#: Words a field name spells in lower case that a CSM reads in capitals.
+ACRONYMS = frozenset({"api", "arr", "bcc", "cc", "crm", "csat", "csm", "dau", "hmac", "html", "http", "https", "id",
+                      "ip", "json", "mau", "mrr", "nps", "qbr", "sla", "sms", "smtp", "sso", "url", "utm", "uuid"})
+PLURAL_ACRONYMS = {"ids": "IDs", "urls": "URLs"}
+UNIT_SUFFIXES = {"ms": "(ms)", "pct": "(%)"}
+
+
+def label_words(name: str) -> str:
+    """A field or setting name as a label: ``dau_mau_threshold`` -> "DAU/MAU threshold", ``id_field`` ->
+    "ID field", ``webhook_url`` -> "Webhook URL", ``duration_ms`` -> "Duration (ms)"."""
+    words = [w for w in name.replace("-", "_").split("_") if w]
+    shown: list[str] = []
+    for index, word in enumerate(words):
+        lower = word.lower()
+        if lower == "mau" and shown and shown[-1] == "DAU":
+            shown[-1] = "DAU/MAU"  # a ratio: "dau_mau" is DAU over MAU
+        elif lower in ACRONYMS:
+            shown.append(lower.upper())
+        elif lower in PLURAL_ACRONYMS:
+            shown.append(PLURAL_ACRONYMS[lower])
+        elif lower in UNIT_SUFFIXES and index == len(words) - 1 and index > 0:
+            shown.append(UNIT_SUFFIXES[lower])
+        else:
+            shown.append(lower)
+    text = " ".join(shown)
+    return text[:1].upper() + text[1:]
+
+
+def titled(schema: dict | None) -> dict | None:
+    """A copy of ``schema`` whose properties all have a ``title`` (``label_words`` of their name when they had
+    none), so every input reads as words; nested objects, items and variants too. The original is left alone
+    (registries share theirs)."""
+    if not isinstance(schema, dict):
+        return schema
+    copy = dict(schema)
+    if isinstance(schema.get("properties"), dict):
+        copy["properties"] = {key: {"title": label_words(key), **(titled(sub) or {})}
+                              if isinstance(sub, dict) else sub for key, sub in schema["properties"].items()}
+    for key in ("items", "x-item"):
+        if isinstance(schema.get(key), dict):
+            copy[key] = titled(schema[key])
+    for key in ("oneOf", "anyOf"):
+        if isinstance(schema.get(key), list):
+            copy[key] = [titled(option) for option in schema[key]]
+    if isinstance(schema.get("$defs"), dict):
+        copy["$defs"] = {key: titled(sub) for key, sub in schema["$defs"].items()}
+    return copy
+
 
 class SchemaEditor(forms.Widget):
     """The inputs of ``schema`` (or of ``variants[<the value of the form field variant_field>]``) and, under
@@ -45,8 +94,11 @@ class SchemaEditor(forms.Widget):
     def __init__(self, schema: dict | None = None, *, variants: dict | None = None, variant_field: str = "",
                  omit=(), attrs=None):
         super().__init__(attrs)
-        self.schema, self.variants, self.variant_field, self.omit = schema, variants or {}, variant_field, omit
+        self.schema, self.variant_field, self.omit = titled(schema), variant_field, omit
+        self.variants = {key: titled(variant) for key, variant in (variants or {}).items()}
         self.selected = ""
+        # Values to offer in a text input, by the setting's name (``{"field": [...]}``: a condition's field).
+        self.suggestions: dict[str, list[str]] = {}
         self.errors: dict[str, list[str]] = {}
         self.input_errors: dict[str, str] = {}
 
@@ -98,9 +150,28 @@ class SchemaEditor(forms.Widget):
             target = nearest(builder.paths, path)
             if target is not None:
                 target["errors"] = [*target.get("errors", []), *texts]
+        datalists = self._offer_suggestions(name, [root, *(t["node"] for t in templates)])
         context["widget"].update(raw=raw, root=root, templates=templates, friendly=friendly, note=note,
-                                 variant_field=self.variant_field, empty=friendly and root is None)
+                                 variant_field=self.variant_field, empty=friendly and root is None, datalists=datalists)
         return context
+
+    def _offer_suggestions(self, name: str, nodes: list) -> list[tuple[str, list[str]]]:
+        """Link every text input of a suggested setting (by its last name: ``conditions.0.field`` -> ``field``)
+        to a ``<datalist>`` of its values: offered, not imposed (anything else may still be typed)."""
+        if not self.suggestions:
+            return []
+        ids = {key: f"id_{name}__{key}__suggestions" for key in self.suggestions}
+        stack = [node for node in nodes if node]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                key = str(node.get("name", "")).rsplit(".", 1)[-1]
+                if node.get("kind") == "field" and node.get("input") == "text" and key in ids:
+                    node["datalist"] = ids[key]
+                stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
+        return [(ids[key], values) for key, values in self.suggestions.items()]
 
     def render(self, name, value, attrs=None, renderer=None):
         # The project's template engine (templates/admin/widgets/), not the form renderer's.

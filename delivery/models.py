@@ -99,6 +99,8 @@ class Outbox(TenantOwnedModel):
                          condition=models.Q(status__in=["pending", "failed"])),
             models.Index(fields=["claimed_at"], name="outbox_sending_idx", condition=models.Q(status="sending")),
             models.Index(fields=["tenant", "status", "channel"], name="outbox_tenant_status_idx"),
+            # Retention and the cockpit read a tenant's messages by age (built CONCURRENTLY: migration 0007).
+            models.Index(fields=["tenant", "created_at"], name="outbox_tenant_created_idx"),
             models.Index(fields=["email_template", "variant"], name="outbox_template_variant_idx",
                          condition=models.Q(email_template__isnull=False)),
         ]

@@ -30,7 +30,6 @@ import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 from typing import Callable
 
 from django.conf import settings
@@ -43,9 +42,10 @@ from csplatform.celery import task_named
 from csplatform.conflicts import StateConflict
 from csplatform.tenancy import system_context, tenant_context
 
-from . import health, retry, secrets
+from . import handover, health, retry, secrets
 from .models import EmailTemplate, Outbox, WebhookEndpoint
-from .signals import send_finished
+from .outcomes import outcome_fields, write_outcomes
+from .signals import send_finished, send_finished_many
 from .transports import Result, transports
 
 log = logging.getLogger("delivery")
@@ -55,6 +55,8 @@ S = Outbox.Status
 DELIVER_MESSAGES_TASK = "automation.delivery.deliver_messages"
 DELIVER_OUTBOX_TASK = "automation.delivery.deliver_outbox"
 DUE = (S.PENDING, S.FAILED)
+#: Messages per hand-over task: a transaction that wrote more queues one task per this many.
+DISPATCH_CHUNK = 50
 
 # --- enqueue ------------------------------------------------------------------------------------
 
@@ -103,16 +105,20 @@ def outbox_enqueue(*, tenant, channel: str, target: str, payload, method: str = 
 
 
 def dispatch_on_commit(ids: list[int]) -> None:
-    if ids:
-        transaction.on_commit(partial(dispatch, list(ids)))
+    """Hand these ids to a worker when the transaction commits, together with the others of the same
+    transaction (``handover``)."""
+    handover.on_commit_collected(list(ids), dispatch)
 
 
 def dispatch(ids: list[int]) -> None:
-    """Hand message ids to celery. A broker outage only delays them: the periodic pass picks them up."""
-    try:
-        task_named(DELIVER_MESSAGES_TASK).delay(ids)
-    except Exception:
-        log.exception("could not hand outbox messages %s to celery; the periodic pass will deliver them", ids)
+    """Hand message ids to celery, one task per ``DISPATCH_CHUNK``. A broker outage only delays them: the
+    periodic pass picks them up."""
+    for start in range(0, len(ids), DISPATCH_CHUNK):
+        chunk = ids[start:start + DISPATCH_CHUNK]
+        try:
+            task_named(DELIVER_MESSAGES_TASK).delay(chunk)
+        except Exception:
+            log.exception("could not hand outbox messages %s to celery; the periodic pass will deliver them", chunk)
 
 
 # --- claim, send, record ------------------------------------------------------------------------
@@ -172,37 +178,49 @@ def send(message: Outbox) -> Result:
 
 
 def record(message: Outbox, result: Result, *, clock=None) -> str:
-    """Write the outcome of one attempt; returns the new status ('' if the claim was lost meanwhile). A
-    final outcome (delivered, dead) is announced with ``outbox_message_finished`` in the same transaction.
-    ``clock`` (the pass's frozen ``now``, if later than the real time) is what the next attempt counts from."""
+    """Write the outcome of one attempt; returns the new status ('' if the claim was lost meanwhile)."""
+    return record_many([(message, result)], clock=clock)[0]
+
+
+def record_many(attempts: list[tuple[Outbox, Result]], *, clock=None, tenants: dict | None = None) -> list[str]:
+    """Write the outcomes of a batch of attempts in one transaction and one statement; returns each one's
+    new status ('' where the claim was lost meanwhile: the sweeper took the row back). Final outcomes
+    (delivered, dead) are announced with ``outbox_message_finished`` in that transaction, in each
+    message's tenant context. ``clock`` (the pass's frozen ``now``, if later than the real time) is what
+    a next attempt counts from; ``tenants`` maps tenant ids to tenants already loaded."""
     now = timezone.now()
     retry_base = max(now, clock) if clock is not None else now
-    fields = {"last_status_code": result.status_code, "last_response": (result.body or "")[: settings.OUTBOX_RESPONSE_EXCERPT],
-              "claim_token": None, "updated_at": now}
-    if result.ok:
-        fields.update(status=S.DELIVERED, delivered_at=now, error="")
-    elif result.permanent:
-        fields.update(status=S.DEAD, error=result.error)
-    elif message.attempts >= message.max_attempts:
-        fields.update(status=S.DEAD, error=f"gave up after {message.attempts} attempts: {result.error}")
-    else:
-        delay = retry.next_delay(message.retry_policy or {"schedule": retry.DEFAULT_SCHEDULE[1:]}, message.attempts,
-                                 result.retry_after)
-        fields.update(status=S.FAILED, error=result.error, next_attempt_at=retry_base + timedelta(seconds=delay))
-    with transaction.atomic():
+    outcomes = [(message, outcome_fields(message, result, now=now, retry_base=retry_base))
+                for message, result in attempts]
+    finished: dict = {}
+    with system_context("outbox: record a batch's results"), transaction.atomic():
         _no_flush_wait()
-        updated = Outbox.objects.filter(pk=message.pk, status=S.SENDING, claim_token=message.claim_token).update(**fields)
-        if updated and fields["status"] in (S.DELIVERED, S.DEAD):
-            for name, value in fields.items():
-                setattr(message, name, value)
-            send_finished(message)
-    if not updated:
-        log.warning("outbox message %s was taken back by the sweeper before its result (%s) was recorded",
-                    message.message_id, "ok" if result.ok else result.error)
-        return ""
-    for name, value in fields.items():
-        setattr(message, name, value)
-    return fields["status"]
+        written = write_outcomes(outcomes)
+        for message, fields in outcomes:
+            if message.pk in written:
+                for name, value in fields.items():
+                    setattr(message, name, value)
+                if message.status in (S.DELIVERED, S.DEAD):
+                    finished.setdefault(message.tenant_id, []).append(message)
+        tenants = _tenants_of(finished, tenants or {})
+        for tenant_id, messages in finished.items():
+            with tenant_context(tenants[tenant_id]):
+                send_finished_many(messages)
+    statuses = []
+    for (message, result), (_, fields) in zip(attempts, outcomes):
+        if message.pk not in written:
+            log.warning("outbox message %s was taken back by the sweeper before its result (%s) was recorded",
+                        message.message_id, "ok" if result.ok else result.error)
+        statuses.append(fields["status"] if message.pk in written else "")
+    return statuses
+
+
+def _tenants_of(tenant_ids, known: dict) -> dict:
+    """``known`` plus the tenants of ``tenant_ids`` it lacks (one query; call it in the system context)."""
+    missing = set(tenant_ids) - known.keys()
+    if missing:
+        known.update(Tenant.objects.in_bulk(list(missing)))
+    return known
 
 
 @dataclass
@@ -230,12 +248,13 @@ class DeliveryStats:
 def deliver(*, ids=None, limit: int | None = None, now=None, budget: float | None = None,
             batch_size: int | None = None) -> DeliveryStats:
     """Claim and send due messages batch after batch until none is due, ``limit`` were claimed, or the
-    ``budget`` (seconds) is spent; with ``ids`` one batch of those messages only."""
+    ``budget`` (seconds) is spent; with ``ids`` one batch of those messages only. Each batch is one claim,
+    the sends, and one write of all its results."""
     stats = DeliveryStats()
     started = time.monotonic()
     tenants: dict = {}
     while True:
-        want = batch_size or settings.OUTBOX_BATCH_SIZE
+        want = len(ids) if ids is not None else batch_size or settings.OUTBOX_BATCH_SIZE
         if limit is not None:
             want = min(want, limit - stats.claimed)
             if want <= 0:
@@ -244,36 +263,46 @@ def deliver(*, ids=None, limit: int | None = None, now=None, budget: float | Non
         if not rows:
             break
         stats.claimed += len(rows)
-        missing = {r.tenant_id for r in rows} - tenants.keys()
-        if missing:
-            tenants.update(Tenant.objects.in_bulk(list(missing)))
-        secrets.prefetch(rows)
-        endpoints = health.EndpointCache(rows)
-        by_tenant: dict = {}
-        for message in rows:  # one tenant context per tenant of the batch, messages in claim order
-            by_tenant.setdefault(message.tenant_id, []).append(message)
-        unsent = list(rows)
-        for tenant_id, messages in by_tenant.items():
-            with tenant_context(tenants[tenant_id]):
-                for message in messages:
-                    if budget is not None and time.monotonic() - started > budget:
-                        break
-                    result = health.blocked(message, endpoints)
-                    if result is None:
-                        result = send(message)
-                        health.observe(message, result, endpoints, now=now)
-                    status = record(message, result, clock=now)
-                    unsent.remove(message)
-                    stats.count(status)
-                    if status == S.FAILED:
-                        schedule_retry(message)
-        if unsent:
+        with system_context("outbox: what a batch needs"):
+            _tenants_of({r.tenant_id for r in rows}, tenants)
+            secrets.prefetch(rows)
+            endpoints = health.EndpointCache(rows)
+        attempts = _send_batch(rows, tenants, endpoints, now=now,
+                               out_of_time=lambda: budget is not None and time.monotonic() - started > budget)
+        for (message, _), status in zip(attempts, record_many(attempts, clock=now, tenants=tenants)):
+            stats.count(status)
+            if status == S.FAILED:
+                schedule_retry(message)
+        if len(attempts) < len(rows):
+            sent = {message.pk for message, _ in attempts}
+            unsent = [r for r in rows if r.pk not in sent]
             release(unsent)
             stats.released += len(unsent)
             return stats
         if ids is not None:
             break
     return stats
+
+
+def _send_batch(rows: list[Outbox], tenants: dict, endpoints: health.EndpointCache, *, now,
+                out_of_time: Callable[[], bool]) -> list[tuple[Outbox, Result]]:
+    """Send a claimed batch (no transaction open), one tenant context per tenant, messages in claim order,
+    until ``out_of_time()``; returns the (message, result) of each attempt made."""
+    by_tenant: dict = {}
+    for message in rows:
+        by_tenant.setdefault(message.tenant_id, []).append(message)
+    attempts = []
+    for tenant_id, messages in by_tenant.items():
+        with tenant_context(tenants[tenant_id]):
+            for message in messages:
+                if out_of_time():
+                    return attempts
+                result = health.blocked(message, endpoints)
+                if result is None:
+                    result = send(message)
+                    health.observe(message, result, endpoints, now=now)
+                attempts.append((message, result))
+    return attempts
 
 
 def schedule_retry(message: Outbox) -> None:

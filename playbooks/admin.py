@@ -168,14 +168,16 @@ class PlaybookExecutionAdmin(TenantScopedAdmin):
     list_filter = ("playbook_type", "status", "source", "playbook")
     search_fields = ("account__name", "reason", "outcome")
     date_hierarchy = "started_at"
-    list_select_related = ("account",)
+    list_select_related = ("account", "playbook")
     fields = ("account", "playbook", "playbook_type", "trigger", "status", "delivery", "outcome", "reason", "metrics",
               "source", "started_by", "forced", "run", "started_at", "finished_at")
     readonly_fields = ("account", "playbook", "playbook_type", "trigger", "delivery", "reason", "metrics", "source",
                        "started_by", "forced", "run", "started_at", "finished_at")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(has_dead=has_dead_message("run_id"))
+        # The account and the play name the execution in titles and lists (``__str__``): loaded with it.
+        return super().get_queryset(request).select_related("account", "playbook").annotate(
+            has_dead=has_dead_message("run_id"))
 
     def get_changelist(self, request, **kwargs):
         return ExecutionChangeList

@@ -137,9 +137,9 @@ class PlaybookExecution(TenantOwnedModel):
         help_text="The trigger setting that fired (blank for plays started otherwise).",
     )
     playbook = models.ForeignKey(
-        Playbook, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions",
+        Playbook, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions", db_index=False,
         help_text="The SuccessPlay that ran (blank for trigger-setting executions).",
-    )
+    )  # indexed first in (playbook, account, -started_at)
     playbook_type = models.CharField(max_length=20, choices=PlaybookType.choices, blank=True, default="")
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="playbook_executions")
     reason = models.TextField(blank=True, default="", help_text="Why it started, readable by a CSM.")
@@ -148,14 +148,14 @@ class PlaybookExecution(TenantOwnedModel):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRIGGERED)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.SCHEDULE)
     started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
         help_text="The user whose request started it (blank for the schedule).",
     )
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.TextField(blank=True, default="")
     run = models.ForeignKey("automation.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                            help_text="The automation engine's run of a SuccessPlay.")
+                            db_index=False, help_text="The automation engine's run of a SuccessPlay.")
     forced = models.BooleanField(default=False, help_text="A manual trigger that overrode the cooldown.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -166,6 +166,11 @@ class PlaybookExecution(TenantOwnedModel):
             models.Index(fields=["playbook", "account", "-started_at"]),
             models.Index(fields=["tenant", "playbook_type", "status"]),
             models.Index(fields=["tenant", "-started_at"]),
+            # Most executions have no user and no run: only the rows that do are indexed (deleting a user or a
+            # run finds its executions here), so evaluate-all's bulk start writes two indexes fewer per row.
+            models.Index(fields=["started_by"], name="playbook_exec_started_by_idx",
+                         condition=Q(started_by__isnull=False)),
+            models.Index(fields=["run"], name="playbook_exec_run_idx", condition=Q(run__isnull=False)),
         ]
         constraints = [
             # "One active execution per subject and playbook" (DESIGN.md invariant 3).
@@ -176,8 +181,10 @@ class PlaybookExecution(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        name = self.get_playbook_type_display() or (str(self.playbook) if self.playbook_id else "Play")
-        return f"{name} for {self.account_id} ({self.get_status_display()})"
+        """"VoC Sprint for Acme Corp (Triggered)": the play and the account's name (the admin's titles). The
+        admin loads both with the execution (``select_related``); elsewhere each costs at most one query."""
+        name = self.get_playbook_type_display() or (self.playbook.name if self.playbook_id else "Play")
+        return f"{name} for {self.account.name} ({self.get_status_display()})"
 
     @property
     def started_by_label(self) -> str:

@@ -24,7 +24,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Aggregate, Count, F, FloatField, JSONField, OuterRef, Q, QuerySet, Subquery, Sum
+from psycopg.types.numeric import FloatLoader
 
 from accounts.models import Account, HealthScore, Note, RiskLevel, SupportTicket, SurveyResponse, UsageMetric
 
@@ -52,6 +53,56 @@ class Source:
     columns: tuple[str, ...]
     requires: tuple[str, ...] = ()
     joined: bool = True  # LEFT JOINed on account_id; False: only referred to (``{@alias}``)
+    shared: bool = False  # read from the run's ``SignalStore`` when there is one (a signal family's query)
+
+
+class SignalStore:
+    """The signal families of one evaluate-all run, each read once and shared by every evaluator that needs it.
+
+    Usage feeds three evaluators and surveys two; each family's query (the same SQL and parameters whatever
+    evaluator asks) runs once into a temporary table that is dropped when the run's transaction ends, and the
+    evaluators' statements read that table instead of the base table. On other databases (the embedded SQLite
+    mode) it stores nothing: every statement reads the base tables, as without a store."""
+
+    def __init__(self):
+        self.tables: dict[tuple, str] = {}
+        self.evaluated: dict[str, int] = {}  # tenant id -> evaluated accounts
+        self.prefix = f"playbook_signals_{uuid.uuid4().hex[:12]}"
+
+    def close(self) -> None:
+        """Drop the tables now (an enclosing transaction, such as a test's, may go on for long after)."""
+        if self.tables:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {', '.join(map(_qn, self.tables.values()))}")
+            self.tables.clear()
+
+    def table(self, sql: str, params: list) -> str | None:
+        if connection.vendor != "postgresql":
+            return None
+        assert connection.in_atomic_block, "a SignalStore lives in one transaction (its tables drop on commit)"
+        key = (sql, tuple(map(repr, params)))
+        if key not in self.tables:
+            name = f"{self.prefix}_{len(self.tables) + 1}"
+            with connection.cursor() as cursor:
+                _tune(cursor)
+                cursor.execute(f"CREATE TEMPORARY TABLE {_qn(name)} ON COMMIT DROP AS {sql}", params)
+                cursor.execute(f"ANALYZE {_qn(name)}")  # row counts for the joins that read it
+            self.tables[key] = name
+        return self.tables[key]
+
+    def evaluated_count(self, tenant) -> int:
+        key = str(getattr(tenant, "pk", tenant))
+        if key not in self.evaluated:
+            self.evaluated[key] = evaluated_accounts(tenant).count()
+        return self.evaluated[key]
+
+
+def _tune(cursor) -> None:
+    """One analytical statement over the whole tenant: room to hash and sort in memory, and no JIT
+    compilation (it costs more than it saves on these plans). Both end with the transaction."""
+    if connection.vendor == "postgresql":
+        cursor.execute(f"SET LOCAL work_mem = '{EVALUATION_WORK_MEM}'")
+        cursor.execute("SET LOCAL jit = off")
 
 
 @dataclass
@@ -66,6 +117,7 @@ class AccountSignals:
     """
 
     tenant: object
+    store: SignalStore | None = None
     sources: dict[str, Source] = field(default_factory=dict)
     derived: dict[str, str] = field(default_factory=dict)
     column_of: dict[str, str] = field(default_factory=dict)
@@ -77,13 +129,15 @@ class AccountSignals:
             self.column_of[name] = f"{_qn('a')}.{_qn(name)}"
 
     def add(self, alias: str, queryset: QuerySet | None = None, *, sql: str | None = None, params=None,
-            columns: tuple[str, ...] | None = None, requires: tuple[str, ...] = (), joined: bool = True) -> None:
+            columns: tuple[str, ...] | None = None, requires: tuple[str, ...] = (), joined: bool = True,
+            shared: bool = False) -> None:
         if queryset is not None:
             query = queryset.query
             columns = tuple(query.values_select) + tuple(query.annotation_select)
             sql, params = query.sql_with_params()
         assert not joined or (columns and columns[0] == "account_id"), "a joined source is grouped by account_id"
-        self.sources[alias] = Source(alias, sql, list(params or ()), tuple(columns or ()), requires, joined)
+        assert not (shared and requires), "a shared source reads base tables only"
+        self.sources[alias] = Source(alias, sql, list(params or ()), tuple(columns or ()), requires, joined, shared)
         for name in (columns or ())[1:] if joined else ():
             assert name not in self.column_of, f"column {name} defined twice"
             self.column_of[name] = f"{_qn(alias)}.{_qn(name)}"
@@ -140,8 +194,12 @@ class AccountSignals:
         for source in self.sources.values():
             if source.alias not in used:
                 continue
-            ctes.append(f"{_qn(source.alias)} AS ({source.sql})")
-            cte_params.extend(source.params)
+            stored = self.store.table(source.sql, source.params) if self.store and source.shared else None
+            if stored:
+                ctes.append(f"{_qn(source.alias)} AS (SELECT * FROM {_qn(stored)})")
+            else:
+                ctes.append(f"{_qn(source.alias)} AS ({source.sql})")
+                cte_params.extend(source.params)
             if source.joined:
                 joins.append(f"LEFT JOIN {_qn(source.alias)} ON {_qn(source.alias)}.{_qn('account_id')} = "
                              f"{_qn('a')}.{_qn('id')}")
@@ -152,11 +210,12 @@ class AccountSignals:
             f"{self.column_of['id']}"
         )
         with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # One analytical statement over the whole tenant: room to hash and sort in memory, and no
-                # JIT compilation (it costs more than it saves on these plans). Both end with the transaction.
-                cursor.execute(f"SET LOCAL work_mem = '{EVALUATION_WORK_MEM}'")
-                cursor.execute("SET LOCAL jit = off")
+            _tune(cursor)
+            if connection.vendor == "postgresql":  # numerics as floats, converted by the driver, not per row
+                cursor.cursor.adapters.register_loader("numeric", FloatLoader)
+                cursor.execute(sql, [*cte_params, *params])
+                names = [d[0] for d in cursor.description]
+                return [dict(zip(names, values)) for values in cursor.fetchall()]
             cursor.execute(sql, [*cte_params, *params])
             names = [d[0] for d in cursor.description]
             return [_clean_row(dict(zip(names, values))) for values in cursor.fetchall()]
@@ -189,31 +248,20 @@ def sql_value(value):
 
 # --- surveys -------------------------------------------------------------------------------------
 
-def add_surveys(signals: AccountSignals, since: datetime, *, nps: bool = False, csat: bool = False,
-                mention_pattern: str | None = None) -> None:
-    """One pass over the window's survey responses.
-
-    ``nps``: %promoters (9-10) minus %detractors (0-6) of the NPS responses, -100..100 (NULL without
-    one), with ``nps_count``, ``nps_promoters``, ``nps_detractors``; ``csat``: the average CSAT (1-5)
-    with ``csat_count``; ``mentions_surveys``: comments matching ``mention_pattern``."""
+def add_surveys(signals: AccountSignals, since: datetime) -> None:
+    """The survey family: one pass over the window's survey responses (shared by every evaluator asking for the
+    same window). ``nps``: %promoters (9-10) minus %detractors (0-6) of the NPS responses, -100..100 (NULL
+    without one), with ``nps_count``, ``nps_promoters``, ``nps_detractors``; ``csat``: the average CSAT (1-5)
+    with ``csat_count``. Survey comments that mention churn are counted by ``add_mentions``."""
     is_nps, is_csat = Q(kind=SurveyResponse.Kind.NPS), Q(kind=SurveyResponse.Kind.CSAT)
-    aggregates = {}
-    if nps:
-        aggregates.update(nps_count=Count("pk", filter=is_nps),
-                          nps_promoters=Count("pk", filter=is_nps & Q(score__gte=9)),
-                          nps_detractors=Count("pk", filter=is_nps & Q(score__lte=6)))
-    if csat:
-        aggregates.update(csat_count=Count("pk", filter=is_csat), csat_sum=Sum("score", filter=is_csat))
-    if mention_pattern:
-        aggregates["n_comments"] = Count("pk", filter=Q(comment__iregex=mention_pattern))
     signals.add("s_surveys", SurveyResponse.objects.for_tenant(signals.tenant).filter(responded_at__gte=since)
-                .order_by().values("account_id").annotate(**aggregates))
-    if nps:
-        signals.define("nps", "({nps_promoters} - {nps_detractors}) * 100.0 / NULLIF({nps_count}, 0)")
-    if csat:
-        signals.define("csat", "{csat_sum} * 1.0 / NULLIF({csat_count}, 0)")
-    if mention_pattern:
-        signals.define("mentions_surveys", "COALESCE({n_comments}, 0)")
+                .order_by().values("account_id").annotate(
+                    nps_count=Count("pk", filter=is_nps), nps_promoters=Count("pk", filter=is_nps & Q(score__gte=9)),
+                    nps_detractors=Count("pk", filter=is_nps & Q(score__lte=6)),
+                    csat_count=Count("pk", filter=is_csat), csat_sum=Sum("score", filter=is_csat)),
+                shared=True)
+    signals.define("nps", "({nps_promoters} - {nps_detractors}) * 100.0 / NULLIF({nps_count}, 0)")
+    signals.define("csat", "{csat_sum} * 1.0 / NULLIF({csat_count}, 0)")
 
 
 # --- health --------------------------------------------------------------------------------------
@@ -231,12 +279,24 @@ def add_health(signals: AccountSignals, since: datetime) -> None:
     """``health_baseline``: the score the account had when the window started (the latest recorded
     at or before it, else the earliest inside it: two index lookups per account, however long the
     history); ``health_drop``: points lost since (negative = gained); ``churn_risk`` from the risk
-    level and the negative trend. NULL without a health score."""
-    scores = HealthScore.objects.filter(account=OuterRef("pk"))
-    before = scores.filter(calculated_at__lte=since).order_by("-calculated_at", "-id").values("overall_score")[:1]
-    after = scores.filter(calculated_at__gt=since).order_by("calculated_at", "id").values("overall_score")[:1]
-    signals.annotate(score_before=Subquery(before, output_field=FloatField()),
-                     score_after=Subquery(after, output_field=FloatField()))
+    level and the negative trend. NULL without a health score.
+
+    On PostgreSQL the baseline is the health family: two passes over the window's edge of the score history
+    (``DISTINCT ON`` per account), cheaper than two index lookups per account once a tenant has 100,000."""
+    if connection.vendor == "postgresql":
+        scores = HealthScore.objects.for_tenant(signals.tenant).values("account_id")
+        signals.add("s_health_before", scores.filter(calculated_at__lte=since)
+                    .order_by("account_id", "-calculated_at", "-id").distinct("account_id")
+                    .annotate(score_before=F("overall_score")), shared=True)
+        signals.add("s_health_after", scores.filter(calculated_at__gt=since)
+                    .order_by("account_id", "calculated_at", "id").distinct("account_id")
+                    .annotate(score_after=F("overall_score")), shared=True)
+    else:
+        scores = HealthScore.objects.filter(account=OuterRef("pk"))
+        before = scores.filter(calculated_at__lte=since).order_by("-calculated_at", "-id").values("overall_score")[:1]
+        after = scores.filter(calculated_at__gt=since).order_by("calculated_at", "id").values("overall_score")[:1]
+        signals.annotate(score_before=Subquery(before, output_field=FloatField()),
+                         score_after=Subquery(after, output_field=FloatField()))
     signals.define("health_baseline", "COALESCE({score_before}, {score_after})")
     signals.define("health_drop", "CASE WHEN {health_score} IS NULL THEN NULL "
                                   "ELSE {health_baseline} - {health_score} END")
@@ -258,10 +318,14 @@ def keyword_pattern(words: list[str], vendor: str | None = None) -> str:
 
 
 def add_mentions(signals: AccountSignals, since: datetime, pattern: str) -> None:
-    """Notes and support tickets (subject or description) of the window that mention churn:
-    ``mentions_notes``, ``mentions_tickets``; with ``add_surveys(mention_pattern=...)`` the survey
-    comments too, summed up in ``mentions``. A text counts once however many words it contains."""
+    """Notes, survey comments and support tickets (subject or description) of the window that mention churn:
+    ``mentions_notes``, ``mentions_surveys``, ``mentions_tickets``, summed up in ``mentions``. A text counts
+    once however many words it contains."""
     tenant = signals.tenant
+    signals.add("s_comments", SurveyResponse.objects.for_tenant(tenant)
+                .filter(responded_at__gte=since, comment__iregex=pattern)
+                .order_by().values("account_id").annotate(n_comments=Count("pk")))
+    signals.define("mentions_surveys", "COALESCE({n_comments}, 0)")
     signals.add("s_notes", Note.objects.for_tenant(tenant).filter(created_at__gte=since, body__iregex=pattern)
                 .order_by().values("account_id").annotate(n_notes=Count("pk")))
     signals.add("s_ticket_text", SupportTicket.objects.for_tenant(tenant)
@@ -276,7 +340,8 @@ def add_mentions(signals: AccountSignals, since: datetime, pattern: str) -> None
 
 def add_usage(signals: AccountSignals, today: date, window_days: int, *, trend: bool = False,
               features: bool = False, target_features: list[str] | None = None) -> int:
-    """One pass over the usage rows of the last ``window_days``.
+    """The usage family: one pass over the usage rows of the last ``window_days`` (shared by every evaluator
+    asking for the same window, whatever signals it reads from it).
 
     ``usage_days``, ``active_users_avg`` (average daily active users), ``dau_mau`` (sum of DAU / sum
     of MAU; NULL without MAU), ``seat_utilisation`` (average daily active users / licensed seats;
@@ -291,28 +356,16 @@ def add_usage(signals: AccountSignals, today: date, window_days: int, *, trend: 
     recent_since = today - timedelta(days=half - 1)
     previous_since = recent_since - timedelta(days=half)
     in_window = Q(date__gte=since)
-    aggregates = {
-        "n_usage_days": Count("pk", filter=in_window),
-        "active_users_sum": Sum("active_users", filter=in_window),
-        "dau_sum": Sum("dau", filter=in_window),
-        "mau_sum": Sum("mau", filter=in_window),
-    }
-    if trend:
-        recent, previous = Q(date__gte=recent_since), Q(date__gte=previous_since, date__lt=recent_since)
-        aggregates.update(recent_sum=Sum("active_users", filter=recent), recent_days=Count("pk", filter=recent),
-                          previous_sum=Sum("active_users", filter=previous),
-                          previous_days=Count("pk", filter=previous))
+    recent, previous = Q(date__gte=recent_since), Q(date__gte=previous_since, date__lt=recent_since)
     rows = UsageMetric.objects.for_tenant(signals.tenant).filter(date__gte=min(since, previous_since)).order_by()
-    if features:
-        # Still one pass over the usage rows: grouped by account and feature array first (the feature
-        # arrays of an account repeat from day to day), then the sums per account from those groups.
-        signals.add("s_usage_sets", rows.values("account_id", "features_used").annotate(**aggregates),
-                    joined=False)
-        sums = ", ".join(f"SUM({_qn(name)}) AS {_qn(name)}" for name in aggregates)
-        signals.add("s_usage", sql=f"SELECT account_id, {sums} FROM {_qn('s_usage_sets')} GROUP BY account_id",
-                    columns=("account_id", *aggregates), requires=("s_usage_sets",))
-    else:
-        signals.add("s_usage", rows.values("account_id").annotate(**aggregates))
+    # The feature arrays of an account repeat from day to day: its distinct arrays are few, and
+    # ``_add_features`` reads the features from them, not from every row.
+    signals.add("s_usage", rows.values("account_id").annotate(
+        n_usage_days=Count("pk", filter=in_window), active_users_sum=Sum("active_users", filter=in_window),
+        dau_sum=Sum("dau", filter=in_window), mau_sum=Sum("mau", filter=in_window),
+        recent_sum=Sum("active_users", filter=recent), recent_days=Count("pk", filter=recent),
+        previous_sum=Sum("active_users", filter=previous), previous_days=Count("pk", filter=previous),
+        feature_sets=DistinctArrays("features_used", filter=in_window)), shared=True)
     signals.define("usage_days", "COALESCE({n_usage_days}, 0)")
     signals.define("active_users_avg", "{active_users_sum} * 1.0 / NULLIF({n_usage_days}, 0)")
     signals.define("dau_mau", "CASE WHEN {mau_sum} > 0 THEN {dau_sum} * 1.0 / {mau_sum} ELSE NULL END")
@@ -329,36 +382,56 @@ def add_usage(signals: AccountSignals, today: date, window_days: int, *, trend: 
     return half
 
 
+class DistinctArrays(Aggregate):
+    """The distinct JSON arrays of a group: a PostgreSQL ``jsonb[]``, a JSON array of arrays on SQLite."""
+
+    function = "ARRAY_AGG"
+    allow_distinct = True
+    output_field = JSONField()
+
+    def __init__(self, expression, **extra):
+        super().__init__(expression, distinct=True, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="JSON_GROUP_ARRAY", **extra)
+
+
 def _add_features(signals: AccountSignals, target_features: list[str] | None) -> None:
-    sets = _qn("s_usage_sets")
+    usage = _qn("s_usage")
     in_window = f"u.{_qn('n_usage_days')} > 0"
-    params: list = []
     if connection.vendor == "postgresql":
-        elements = (f"{sets} u CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(u.features_used) "
-                    f"= 'array' THEN u.features_used ELSE '[]'::jsonb END) AS f(value) WHERE {in_window}")
-        only_targets = " AND f.value = ANY(%s)" if target_features else ""
+        elements = ("unnest(u.feature_sets) AS s(value) CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN "
+                    "jsonb_typeof(s.value) = 'array' THEN s.value ELSE '[]'::jsonb END) AS f(value)")
+        only_targets = " WHERE f.value = ANY(%s)" if target_features else ""
         params = [list(target_features)] if target_features else []
         as_list = "array_to_json(array_agg(DISTINCT f.value ORDER BY f.value))::text"
         catalog_list = "(SELECT array_to_json(array_agg(feature ORDER BY feature))::text FROM {@s_catalog})"
+        # Per account, from its few distinct arrays (a LATERAL subquery: no sort of every element of the tenant).
+        features = (f"SELECT u.account_id AS account_id, x.features_used_n, x.features_used_list FROM {usage} u "
+                    f"CROSS JOIN LATERAL (SELECT COUNT(DISTINCT f.value) AS features_used_n, {as_list} AS "
+                    f"features_used_list FROM {elements}{only_targets}) AS x WHERE {in_window}")
+        catalog = (f"SELECT DISTINCT f.value AS feature FROM (SELECT DISTINCT s.value FROM {usage} u "
+                   f"CROSS JOIN LATERAL unnest(u.feature_sets) AS s(value) WHERE {in_window}) AS s "
+                   "CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(s.value) = 'array' "
+                   "THEN s.value ELSE '[]'::jsonb END) AS f(value)")
     else:
-        elements = f"{sets} u, json_each(u.features_used) AS f WHERE {in_window}"
+        elements = f"{usage} u, json_each(u.feature_sets) AS s, json_each(s.value) AS f WHERE {in_window}"
         only_targets = (f" AND f.value IN ({', '.join(['%s'] * len(target_features))})"
                         if target_features else "")
         params = list(target_features or [])
         as_list = "json_group_array(DISTINCT f.value)"
         catalog_list = "(SELECT json_group_array(feature) FROM (SELECT feature FROM {@s_catalog} ORDER BY feature))"
-    signals.add("s_features", sql=(f"SELECT u.account_id AS account_id, COUNT(DISTINCT f.value) AS features_used_n, "
-                                   f"{as_list} AS features_used_list FROM {elements}{only_targets} "
-                                   f"GROUP BY u.account_id"),
-                params=params, columns=("account_id", "features_used_n", "features_used_list"),
-                requires=("s_usage_sets",))
+        features = (f"SELECT u.account_id AS account_id, COUNT(DISTINCT f.value) AS features_used_n, "
+                    f"{as_list} AS features_used_list FROM {elements}{only_targets} GROUP BY u.account_id")
+        catalog = f"SELECT DISTINCT f.value AS feature FROM {elements}"
+    signals.add("s_features", sql=features, params=params,
+                columns=("account_id", "features_used_n", "features_used_list"), requires=("s_usage",))
     signals.define("features_used_count", "COALESCE({features_used_n}, 0)")
     if target_features:
         signals.define("known_features_count", str(len(target_features)))
         signals.define("known_features", "NULL")
     else:
-        signals.add("s_catalog", sql=f"SELECT DISTINCT f.value AS feature FROM {elements}",
-                    columns=("feature",), requires=("s_usage_sets",), joined=False)
+        signals.add("s_catalog", sql=catalog, columns=("feature",), requires=("s_usage",), joined=False)
         signals.define("known_features_count", "(SELECT COUNT(*) FROM {@s_catalog})")
         signals.define("known_features", catalog_list)
 

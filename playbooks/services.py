@@ -32,12 +32,14 @@ from csplatform.conflicts import StateConflict
 
 from .engine_hooks import RECORD_ACTION
 from .evaluators import EVALUATORS, SettingsError, get_evaluator
+from .evaluators.base import AffectedAccounts
+from .executions import StartedExecution, executions_insert
 from .models import Playbook, PlaybookExecution, PlaybookTrigger, PlaybookTriggerEvaluation, PlaybookType
+from .selectors import SignalStore
 
 log = logging.getLogger("playbooks")
 
 FIRED_EVENT = "playbook_trigger_fired"
-EXECUTION_BATCH = 2000
 
 
 def playbook_trigger_validate_config(playbook_type: str, config: Any, base: dict | None = None) -> dict:
@@ -114,18 +116,19 @@ def playbook_trigger_test(*, tenant, playbook_type: str, changes: Any = None, no
 
 def playbook_triggers_evaluate_all(*, tenant, source: str = PlaybookExecution.Source.SCHEDULE, user=None,
                                    now: datetime | None = None) -> dict:
-    """Evaluate every enabled trigger of ``tenant`` (seed 000's evaluate-all). Each trigger is
-    evaluated in its own transaction under a lock on its row, so two concurrent runs do not
-    interleave their counters and executions."""
+    """Evaluate every enabled trigger of ``tenant`` (seed 000's evaluate-all) in one transaction, under a lock
+    on the enabled triggers' rows (taken in one order, so two concurrent runs queue instead of interleaving
+    their counters and executions). The evaluators share the signal families' queries (``SignalStore``)."""
     now = now or timezone.now()
-    triggers = playbook_triggers_ensure(tenant)
+    playbook_triggers_ensure(tenant)
     results = []
-    for playbook_type, trigger in triggers.items():
-        if not trigger.auto_trigger_enabled:
-            continue
-        result = _evaluate_one(trigger.pk, tenant=tenant, source=source, user=user, now=now)
-        if result is not None:
-            results.append(result)
+    with transaction.atomic():
+        triggers = list(PlaybookTrigger.objects.for_tenant(tenant).select_for_update()
+                        .filter(auto_trigger_enabled=True).order_by("pk"))
+        store = SignalStore()
+        for trigger in sorted(triggers, key=lambda t: PlaybookType.values.index(t.playbook_type)):
+            results.append(_evaluate_one(trigger, store=store, tenant=tenant, source=source, user=user, now=now))
+        store.close()  # on an error the rollback drops them
     return {
         "evaluation_time": now,
         "results": results,
@@ -134,15 +137,12 @@ def playbook_triggers_evaluate_all(*, tenant, source: str = PlaybookExecution.So
     }
 
 
-@transaction.atomic
-def _evaluate_one(trigger_id, *, tenant, source, user, now) -> dict | None:
-    trigger = PlaybookTrigger.objects.for_tenant(tenant).select_for_update().filter(pk=trigger_id).first()
-    if trigger is None or not trigger.auto_trigger_enabled:
-        return None  # disabled meanwhile
+def _evaluate_one(trigger: PlaybookTrigger, *, store: SignalStore, tenant, source, user, now) -> dict:
+    """Evaluate one locked trigger, start its executions, count and log it (the caller's transaction)."""
     started = time.monotonic()
     evaluator = EVALUATORS[trigger.playbook_type]
     config = evaluator.validate({}, trigger.trigger_config)
-    result = evaluator.evaluate(tenant, config, now=now)
+    result = evaluator.evaluate(tenant, config, now=now, store=store)
     created = _executions_start(trigger, result["affected_accounts"], source=source, user=user, now=now)
     trigger.last_evaluated = now
     update = ["last_evaluated"]
@@ -173,26 +173,22 @@ def _evaluate_one(trigger_id, *, tenant, source, user, now) -> dict | None:
     }
 
 
-def _executions_start(trigger: PlaybookTrigger, affected: list[dict], *, source, user, now) -> list[PlaybookExecution]:
-    """One execution per affected account without an open one for this trigger. The partial unique
-    constraint backs the check; the caller holds the trigger's row lock, so runs do not race."""
+def _executions_start(trigger: PlaybookTrigger, affected: AffectedAccounts, *, source, user,
+                      now) -> list[StartedExecution]:
+    """One execution per affected account without an open one for this trigger (only those accounts' reasons
+    are phrased). The partial unique constraint backs the check; the caller holds the trigger's row lock, so
+    runs do not race."""
     if not affected:
         return []
-    open_ids = {str(pk) for pk in PlaybookExecution.objects.for_tenant(trigger.tenant_id).filter(
-        trigger=trigger, status__in=PlaybookExecution.OPEN_STATUSES).values_list("account_id", flat=True)}
-    rows = [
-        PlaybookExecution(
-            tenant_id=trigger.tenant_id, trigger=trigger, playbook_type=trigger.playbook_type,
-            account_id=account["account_id"], reason="; ".join(account["triggers"]), reasons=account["triggers"],
-            metrics=account.get("metrics", {}), status=PlaybookExecution.Status.TRIGGERED, source=source,
-            started_by=user, started_at=now,
-        )
-        for account in affected if account["account_id"] not in open_ids
-    ]
-    return PlaybookExecution.objects.bulk_create(rows, batch_size=EXECUTION_BATCH)
+    open_ids = set(PlaybookExecution.objects.for_tenant(trigger.tenant_id).filter(
+        trigger=trigger, status__in=PlaybookExecution.OPEN_STATUSES).values_list("account_id", flat=True))
+    starting = [affected[index] for index, row in enumerate(affected.rows) if row["id"] not in open_ids]
+    if not starting:
+        return []
+    return executions_insert(trigger, starting, source=source, user=user, now=now)
 
 
-def _emit_fired(trigger: PlaybookTrigger, executions: list[PlaybookExecution]) -> None:
+def _emit_fired(trigger: PlaybookTrigger, executions: list[StartedExecution]) -> None:
     """``playbook_trigger_fired`` per new execution, only when a live automation rule listens."""
     if not executions:
         return

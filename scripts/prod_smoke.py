@@ -2,10 +2,13 @@
 
 gunicorn (gunicorn.conf.py, 2 workers), a celery worker on ``events,delivery,default``, one on ``bulk``, beat
 (DatabaseScheduler), on a fresh PostgreSQL database (``csplatform_smoke_<pid>``: migrated,
-``setup_periodic_tasks``, ``create_tenant``) and a private Redis (cache, results and, unless
+``setup_periodic_tasks``, ``create_tenant``, as the tables' owner, DATABASE_URL's role) and a private Redis (cache, results and, unless
 ``CELERY_BROKER_URL`` names a RabbitMQ, the broker; a RabbitMQ gets a private vhost), so overlapping runs
 never take each other's tasks. Production settings (DEBUG off, collectstatic, WhiteNoise), TLS proxy
-simulated with X-Forwarded-Proto.
+simulated with X-Forwarded-Proto. gunicorn, the workers and beat connect as the restricted runtime role
+(``DATABASE_APP_ROLE``, default ``csplatform_app``, created by scripts/services.sh, granted DML by migrate;
+``DATABASE_APP_PASSWORD`` if it needs one), each with its own ``application_name``, and the script watches
+pg_stat_activity to prove every one of them ran as that role and none as the owner.
 
 Through the API with create_tenant's token: a webhook secret, a rule "status -> at_risk: webhook", an
 account, the account's change. A receiver on 127.0.0.1 checks the Standard Webhooks signature with the
@@ -174,6 +177,78 @@ class Processes:
             process.wait()
 
 
+class SessionWatcher:
+    """Which database role each process of the topology connects as: polls pg_stat_activity for sessions on
+    the smoke database whose ``application_name`` (PGAPPNAME, set per process) says which process opened them.
+    Django opens a connection per request or task and closes it after (a short task's lives ~30 ms), hence the
+    tight poll, and ``wait_seen``, which gives a process not seen yet more work until it is."""
+
+    PREFIX = "prod-smoke-"
+
+    def __init__(self, admin_url: str, database: str):
+        import psycopg
+
+        self.conn = psycopg.connect(admin_url, autocommit=True)
+        self.database, self.seen = database, {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+
+    def poll(self) -> None:
+        while not self.stopping.wait(0.01):
+            rows = self.conn.execute(
+                "SELECT DISTINCT application_name, usename FROM pg_stat_activity "
+                "WHERE datname = %s AND application_name LIKE %s", [self.database, self.PREFIX + "%"]).fetchall()
+            for application, role in rows:
+                self.seen.setdefault(application.removeprefix(self.PREFIX), set()).add(role)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+        self.conn.close()
+
+    def wait_seen(self, nudges: dict, tries: int = 10) -> None:
+        """``nudges``: process name -> a callable giving it database work; called until the process is seen."""
+        for _ in range(tries):
+            unseen = [name for name in nudges if name not in self.seen]
+            if not unseen:
+                return
+            for name in unseen:
+                nudges[name]()
+            time.sleep(2)
+
+    def check(self, names, role: str) -> dict[str, set[str]]:
+        """Every named process was seen connected, and only as ``role``."""
+        unseen = [name for name in names if name not in self.seen]
+        wrong = {name: roles for name, roles in self.seen.items() if roles != {role}}
+        if unseen or wrong:
+            raise Failed(f"processes not seen on the database: {unseen}; connected as another role than "
+                         f"{role}: {wrong}")
+        return self.seen
+
+
+def runtime_role(admin_url: str) -> str:
+    """The restricted runtime role (scripts/services.sh creates it): must exist, log in, and be neither a
+    superuser nor able to bypass row-level security, or the smoke test would prove nothing about RLS."""
+    import psycopg
+
+    role = os.environ.get("DATABASE_APP_ROLE") or "csplatform_app"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        row = conn.execute("SELECT rolcanlogin, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = %s",
+                           [role]).fetchone()
+    if row is None or not row[0]:
+        raise Failed(f"the runtime role {role!r} does not exist or cannot log in: run scripts/services.sh")
+    if row[1]:
+        raise Failed(f"the runtime role {role!r} is a superuser or bypasses row-level security")
+    return role
+
+
+def as_role(url: str, role: str, password: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    auth = urllib.parse.quote(role, safe="") + (f":{urllib.parse.quote(password, safe='')}" if password else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{auth}@{parts.hostname}:{parts.port or 5432}"))
+
+
 def manage(env: dict, *args: str, timeout: float = 120) -> str:
     result = subprocess.run([str(VENV_BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=timeout)
@@ -229,6 +304,8 @@ def run(state: dict) -> None:
     database = f"csplatform_smoke_{pid}"
     database_url = urllib.parse.urlunsplit(server_parts._replace(path=f"/{database}"))
     admin_url = urllib.parse.urlunsplit(server_parts._replace(path="/postgres"))
+    app_role = runtime_role(admin_url)
+    runtime_url = as_role(database_url, app_role, os.environ.get("DATABASE_APP_PASSWORD", ""))
 
     import psycopg
     from cryptography.fernet import Fernet
@@ -258,6 +335,7 @@ def run(state: dict) -> None:
            if not k.startswith(("DJANGO_", "CELERY_", "GUNICORN_", "PROMETHEUS_", "OUTBOX_", "AUTOMATION_"))}
     env.update({
         "DJANGO_SETTINGS_MODULE": "csplatform.settings", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+        "DATABASE_APP_ROLE": app_role,  # migrate grants it DML; the web, workers and beat connect as it
         "CELERY_BROKER_URL": broker, "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "DJANGO_DEBUG": "false",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost", "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
@@ -281,20 +359,25 @@ def run(state: dict) -> None:
         raise Failed(f"collectstatic failed: {collect.stderr.read()[-3000:]}")
     say("migrated, periodic tasks set up, static files collected")
 
-    procs = state["processes"] = Processes(tmp, env)
+    # The topology runs as the runtime role; migrate above and the operator's create_tenant below as the owner.
+    procs = state["processes"] = Processes(tmp, {**env, "DATABASE_URL": runtime_url})
+    watcher = state["watcher"] = SessionWatcher(admin_url, database)
     # The tenant is made while the services start (an operator's step, not part of the topology).
     tenant = subprocess.Popen([str(VENV_BIN / "python"), "manage.py", "create_tenant", "smoke", "Smoke Test Inc",
                                "--admin-email", "admin@smoke.test", "--admin-password", secrets.token_urlsafe(16)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state["helpers"].append(tenant)
     celery = [str(VENV_BIN / "celery"), "-A", "csplatform"]
-    procs.start("web", [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py"])
-    procs.start("worker", celery + ["worker", "-Q", "events,delivery,default", "-n", f"events-{pid}@%h",
-                                    "--concurrency", "2", "--loglevel", "INFO"])
-    procs.start("worker-bulk", celery + ["worker", "-Q", "bulk", "-n", f"bulk-{pid}@%h", "--concurrency", "1",
-                                         "--prefetch-multiplier", "1", "--loglevel", "INFO"])
-    procs.start("beat", celery + ["beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler",
-                                  "--loglevel", "INFO"])
+    topology = {
+        "web": [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py"],
+        "worker": celery + ["worker", "-Q", "events,delivery,default", "-n", f"events-{pid}@%h", "--concurrency", "2",
+                            "--loglevel", "INFO"],
+        "worker-bulk": celery + ["worker", "-Q", "bulk", "-n", f"bulk-{pid}@%h", "--concurrency", "1",
+                                 "--prefetch-multiplier", "1", "--loglevel", "INFO"],
+        "beat": celery + ["beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--loglevel", "INFO"],
+    }
+    for name, argv in topology.items():
+        procs.start(name, argv, PGAPPNAME=SessionWatcher.PREFIX + name)
     for name, process in procs.started.items():
         if process.poll() is not None:
             raise Failed(f"{name} exited at once:\n{procs.log(name)[-3000:]}")
@@ -316,13 +399,16 @@ def run(state: dict) -> None:
             return False
 
     wait_for("gunicorn to answer /readyz with 200", ready, 30, 0.3)
+    checks = httpx.get(f"{base}/readyz", headers=headers, timeout=5).json()["checks"]
+    if broker.startswith("amqp") and checks.get("broker") != "ok":  # RabbitMQ is checked, not only Redis
+        raise Failed(f"/readyz did not check the RabbitMQ broker: {checks}")
     health = subprocess.run([str(VENV_BIN / "python"), "scripts/healthcheck.py", "healthz"], cwd=ROOT,
                             env={**env, "PORT": str(web_port)}, capture_output=True, text=True, timeout=30)
     if health.returncode:
         raise Failed(f"the container health check (scripts/healthcheck.py) failed: {health.stderr}")
     for name in ("worker", "worker-bulk"):
         wait_for(f"{name} to be ready", lambda name=name: " ready." in procs.log(name), 30, 0.2)
-    say("gunicorn (2 workers), both celery workers and beat are up")
+    say(f"gunicorn (2 workers), both celery workers and beat are up; /readyz: {checks}")
     check_static(base, Path(env["DJANGO_STATIC_ROOT"]))
 
     receiver = state["receiver"] = Receiver()
@@ -364,6 +450,16 @@ def run(state: dict) -> None:
              and re.search(r"Task automation\.delivery\.deliver_outbox\[[^]]+\] succeeded", procs.log("worker")),
              40, 0.3)
     say("bulk lane ran a bulk task; beat's outbox pass ran on the delivery lane")
+    watcher.wait_seen({
+        "web": lambda: api.get("/api/tenant/"),
+        "worker": lambda: app.send_task("automation.delivery.deliver_outbox"),
+        "worker-bulk": lambda: app.send_task("automation.tasks.run_scheduled_rules_task"),
+        "beat": lambda: None,  # DatabaseScheduler reads its schedule every 5 s
+    })
+    watcher.close()
+    roles = watcher.check(topology, app_role)
+    say(f"every process connected as the runtime role {app_role} only: "
+        + ", ".join(f"{name} {sorted(roles[name])}" for name in topology))
 
     # Stop: no new work first (beat, web), the workers once their queues are empty; all with SIGTERM.
     stopping = time.monotonic()
@@ -427,6 +523,8 @@ def check_nothing_lost(app, receiver: Receiver) -> None:
 def clean_up(state: dict) -> None:
     if "receiver" in state:
         state["receiver"].close()
+    if "watcher" in state and not state["watcher"].stopping.is_set():
+        state["watcher"].close()
     for helper in state.get("helpers", []):  # collectstatic, create_tenant: still running if interrupted
         if helper.poll() is None:
             helper.kill()

@@ -95,9 +95,8 @@ class AccountAdminForm(TenantScopedForm):
 class AccountAdmin(TenantScopedAdmin):
     form = AccountAdminForm
     tenant_parent_field = None
-    list_display = (
-        "name", "customer_360", "parent", "health_score", "risk", "current_stage", "arr_column", "renewal_date", "owner",
-        "status",
+    list_display = (  # fits a 1280 px window (tests/browser/test_changelist_widths.py): score and band in one column
+        "name", "customer_360", "parent", "health", "current_stage", "arr_column", "renewal_date", "owner", "status",
     )
     list_select_related = ("parent", "current_stage", "owner")
     list_filter = (
@@ -121,6 +120,12 @@ class AccountAdmin(TenantScopedAdmin):
     @admin.display(description="Risk", ordering="risk_level")
     def risk(self, obj):
         return risk_badge(obj.risk_level, obj.get_risk_level_display())
+
+    @admin.display(description="Health score", ordering="health_score")
+    def health(self, obj):
+        if obj.health_score is None:
+            return "-"
+        return format_html("{} {}", obj.health_score, risk_badge(obj.risk_level, obj.get_risk_level_display()))
 
     @admin.display(description="ARR", ordering="arr")
     def arr_column(self, obj):

@@ -1,5 +1,5 @@
-"""The accounts app's own part of the cockpit: notes, engagements, tasks, stage moves, health scores, tickets
-and survey responses on the timeline; the renewal and tasks due in "what's next"; logging a note or an
+"""The accounts app's own part of the cockpit: notes, engagements, tasks (with what made them), stage moves,
+health scores, tickets, survey responses and goals on the timeline; the renewal and tasks due in "what's next"; logging a note or an
 engagement and creating a task as actions (through ``accounts.services``). Registered in ``AccountsConfig.ready``.
 """
 
@@ -9,18 +9,21 @@ import datetime
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db.models import Case, F, QuerySet, When
 from django.utils import timezone
 from django.utils.text import Truncator
 
 from csplatform.permissions import CONTRIBUTORS
 
 from .. import services
+from ..task_sources import TaskSource, task_sources_describe
 from ..models import (
-    Contact, Engagement, HealthScore, JourneyHistory, Note, Opportunity, SupportTicket, SurveyResponse, Task,
+    Contact, Engagement, Goal, HealthScore, JourneyHistory, Note, Opportunity, SupportTicket, SurveyResponse, Task,
 )
 from .sources import BAD, GOOD, WARN, Action, Entry, Kind, ModelChoice, Source, Upcoming, admin_url, register
 
-NOTE, ENGAGEMENT, TASK, STAGE, HEALTH, TICKET, SURVEY = "note", "engagement", "task", "stage", "health", "ticket", "survey"
+NOTE, ENGAGEMENT, TASK, STAGE, HEALTH, TICKET, SURVEY, GOAL = (
+    "note", "engagement", "task", "stage", "health", "ticket", "survey", "goal")
 BAND_TONES = {"healthy": GOOD, "moderate": "", "at_risk": WARN, "critical": BAD}
 
 
@@ -35,8 +38,17 @@ def _short(text: str, length: int = 280) -> str:
     return Truncator(text or "").chars(length)
 
 
+#: When a goal's latest moment was: achieved at, else its last change for a missed or at-risk goal, else set.
+GOAL_MOMENT = Case(When(status=Goal.Status.ACHIEVED, achieved_at__isnull=False, then=F("achieved_at")),
+                   When(status__in=(Goal.Status.MISSED, Goal.Status.AT_RISK), then=F("updated_at")),
+                   default=F("created_at"))
+GOAL_WORDS = {Goal.Status.ACHIEVED: ("Goal achieved", GOOD), Goal.Status.MISSED: ("Goal missed", BAD),
+              Goal.Status.AT_RISK: ("Goal at risk", WARN)}
+
+
 def _rows(model, account, time_field: str, before, limit: int, related=()):
-    rows = model.objects.for_tenant(account.tenant_id).filter(account=account)
+    """The account's latest ``limit`` rows of ``model`` (a model, or a queryset of one) older than ``before``."""
+    rows = (model if isinstance(model, QuerySet) else model.objects).for_tenant(account.tenant_id).filter(account=account)
     if before is not None:
         rows = rows.filter(**{f"{time_field}__lt": before})
     return list(rows.select_related(*related).order_by(f"-{time_field}", "-pk")[:limit])
@@ -54,7 +66,7 @@ class AccountsSource(Source):
         Kind(NOTE, "Notes", "Note", 10), Kind(ENGAGEMENT, "Engagements", "Engagement", 11),
         Kind(TASK, "Tasks", "Task", 12), Kind(STAGE, "Stage moves", "Stage move", 13),
         Kind(HEALTH, "Health scores", "Health score", 14), Kind(TICKET, "Tickets", "Ticket", 15),
-        Kind(SURVEY, "Survey responses", "Survey response", 16),
+        Kind(SURVEY, "Survey responses", "Survey response", 16), Kind(GOAL, "Goals", "Goal", 17),
     )
 
     def timeline(self, account, *, kinds, before, limit):
@@ -68,7 +80,9 @@ class AccountsSource(Source):
             entries += [self._engagement(e) for e in _rows(Engagement, account, "occurred_at", before, limit,
                                                            ["contact", "user"])]
         if TASK in kinds:
-            entries += [self._task(t, today) for t in _rows(Task, account, "created_at", before, limit, ["assignee"])]
+            tasks = _rows(Task, account, "created_at", before, limit, ["assignee"])
+            made_by = task_sources_describe(tasks)  # one query per kind of source on the page
+            entries += [self._task(t, today, made_by[t.pk]) for t in tasks]
         if STAGE in kinds:
             entries += [Entry(h.entered_at, STAGE, f"Moved to {h.stage.name}" +
                               (f" from {h.from_stage.name}" if h.from_stage_id else ""),
@@ -91,7 +105,19 @@ class AccountsSource(Source):
                               (f" from {r.contact.name}" if r.contact_id else ""), _short(r.comment),
                               tone=survey_tone(r.kind, r.score), url=admin_url("admin:accounts_surveyresponse_change", r.pk))
                         for r in _rows(SurveyResponse, account, "responded_at", before, limit, ["contact"])]
+        if GOAL in kinds:
+            entries += [self._goal(g) for g in _rows(Goal.objects.annotate(at=GOAL_MOMENT), account, "at", before, limit)]
         return entries
+
+    @staticmethod
+    def _goal(g: Goal) -> Entry:
+        """A goal at its latest moment: achieved, missed, at risk, else set."""
+        title, tone = GOAL_WORDS.get(g.status, ("Goal set", ""))
+        detail = ", ".join(filter(None, [g.goal_type.replace("_", " "), f"target {g.target_date:%d %b %Y}"
+                                         if g.target_date else "", f"set {g.created_at:%d %b %Y}"
+                                         if g.status != Goal.Status.CREATED else "", _short(g.description, 200)]))
+        return Entry(g.at, GOAL, f"{title}: {g.title}", detail, g.get_status_display(), tone,
+                     admin_url("admin:accounts_goal_change", g.pk))
 
     @staticmethod
     def _engagement(e: Engagement) -> Entry:
@@ -102,16 +128,17 @@ class AccountsSource(Source):
                      admin_url("admin:accounts_engagement_change", e.pk))
 
     @staticmethod
-    def _task(t: Task, today: datetime.date) -> Entry:
+    def _task(t: Task, today: datetime.date, made_by: TaskSource | None) -> Entry:
         open_ = t.status in Task.OPEN_STATUSES
         overdue = open_ and t.due_date is not None and t.due_date < today
         detail = ", ".join(filter(None, [f"for {person(t.assignee)}" if t.assignee_id else "unassigned",
                                          f"due {t.due_date:%d %b %Y}" if t.due_date else "",
-                                         f"{t.get_priority_display().lower()} priority",
-                                         f"created by {t.source}" if t.source else ""]))
+                                         f"{t.get_priority_display().lower()} priority"]))
+        # What made it, by name and linked (a rule, a SuccessPlay, a journey); an unnamed source as recorded.
+        links = ((f"Made by {made_by}", made_by.url),) if made_by else ((f"Made by {t.source}", ""),) if t.source else ()
         return Entry(t.created_at, TASK, t.title, detail, "Overdue" if overdue else t.get_status_display(),
                      BAD if overdue else GOOD if t.status == Task.Status.DONE else "",
-                     admin_url("admin:accounts_task_change", t.pk))
+                     admin_url("admin:accounts_task_change", t.pk), links)
 
     @staticmethod
     def _score(s: HealthScore) -> Entry:
@@ -165,6 +192,15 @@ def contacts_of(account):
     return Contact.objects.for_tenant(account.tenant_id).filter(account=account).order_by("-is_primary", "name")
 
 
+def offer_contacts(field: ModelChoice, account) -> None:
+    """Offer the account's contacts (the primary one first) in ``field``, read once per page: the account object
+    the page passes to every form keeps them."""
+    field.queryset = contacts_of(account)
+    if "_cockpit_contacts" not in account.__dict__:
+        account.__dict__["_cockpit_contacts"] = list(field.queryset)
+    field.rows = account.__dict__["_cockpit_contacts"]
+
+
 class NoteForm(forms.Form):
     body = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 3}))
     pinned = forms.BooleanField(label="Pin it", required=False)
@@ -180,7 +216,7 @@ class EngagementForm(forms.Form):
 
     def __init__(self, *args, account, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["contact"].queryset = contacts_of(account)
+        offer_contacts(self.fields["contact"], account)
 
 
 class TaskForm(forms.Form):

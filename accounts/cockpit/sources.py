@@ -45,6 +45,7 @@ class Entry:
     status: str = ""
     tone: str = ""
     url: str = ""
+    links: tuple[tuple[str, str], ...] = ()  # (words, url) shown after the detail: what made a task, ...
 
 
 @dataclass(frozen=True)
@@ -89,18 +90,20 @@ class _ListedChoices(forms.models.ModelChoiceIterator):
     def __iter__(self):
         if self.field.empty_label is not None:
             yield ("", self.field.empty_label)
-        for obj in self.queryset:
+        for obj in (self.field.rows if self.field.rows is not None else self.queryset):
             yield self.choice(obj)
 
 
 class ModelChoice(forms.ModelChoiceField):
-    """The choice field of the cockpit's action forms (a handful of rows: contacts, plays, members)."""
+    """The choice field of the cockpit's action forms (a handful of rows: contacts, plays, members). ``rows``:
+    the queryset's rows read already (two forms offering the account's contacts read them once)."""
 
     iterator = _ListedChoices
 
     def __init__(self, *args, labels=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.labels = labels
+        self.rows: list | None = None
 
     def label_from_instance(self, obj):
         return self.labels(obj) if self.labels else super().label_from_instance(obj)

@@ -26,7 +26,7 @@ class AuditLog(TenantOwnedModel):
     actor_email = models.CharField(max_length=254, blank=True, default="")
     action = models.CharField(max_length=10, choices=Action.choices)
     object_type = models.CharField(max_length=100, help_text="app_label.model, e.g. accounts.membership")
-    object_id = models.CharField(max_length=64, blank=True, default="")
+    object_id = models.CharField("object ID", max_length=64, blank=True, default="")
     object_repr = models.CharField(max_length=200, blank=True, default="")
     changes = models.JSONField(default=dict, blank=True, help_text="{field: [before, after]}; secrets masked")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -110,7 +110,7 @@ class Contact(TenantOwnedModel):
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True, default="")
     phone = models.CharField(max_length=32, blank=True, default="")
-    telegram_chat_id = models.CharField(max_length=64, blank=True, default="",
+    telegram_chat_id = models.CharField("Telegram chat ID", max_length=64, blank=True, default="",
                                         help_text="Telegram chat id for chat steps (the bot's chat with the contact).")
     role = models.CharField(max_length=100, blank=True, default="", help_text="Job title or role, e.g. Champion.")
     is_primary = models.BooleanField(default=False)

@@ -6,6 +6,7 @@ run gives each action, ``ActionError``, and the template helpers every action sh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from django.template import Context, TemplateSyntaxError
@@ -66,12 +67,19 @@ class ActionContext:
 _templates = sandbox_engine()
 
 
+@lru_cache(maxsize=1024)
+def _compiled(text: str):
+    """A rule's templates are few and rendered once per run: parse each once per process (a compiled
+    Template keeps no state between renders)."""
+    return _templates.from_string(text)
+
+
 def render(text: str, ctx: ActionContext) -> str:
     # No HTML escaping (the Context decides that, not the Engine): these are JSON bodies, titles, notes.
     # A plain str, not the SafeString templates return: a value rendered here and then used in an HTML
     # email must still be escaped there.
     context = Context(ctx.template_context(text or ""), autoescape=False)
-    rendered = str.__str__(_templates.from_string(text or "").render(context))
+    rendered = str.__str__(_compiled(text or "").render(context))
     if len(rendered) > MAX_RENDERED:
         raise ActionError(f"a template rendered to {len(rendered)} characters (at most {MAX_RENDERED})")
     return rendered

@@ -1,4 +1,4 @@
-"""The friendly editors of a rule's JSON parts (trigger config, conditions, actions) for the admin's forms: the
+"""The friendly editors of a rule's JSON parts (trigger config, conditions, actions, rate limiting, retries) for the admin's forms: the
 rule's (``rules``) and a SuccessPlay's (``playbooks.admin``). Their inputs come from the registries' schemas
 (``automation.schemas``); what they post is checked by ``services.workflow_validate`` like the API's input, and
 ``show_error`` puts a complaint of the service next to the input it names.
@@ -23,8 +23,26 @@ def trigger_config_field(**kwargs) -> SchemaJSONField:
                            omit=RULE_FIELDS_IN_CONFIG, required=False, **kwargs)
 
 
-def conditions_field(**kwargs) -> SchemaJSONField:
-    return SchemaJSONField(schemas.conditions_schema(), required=False, **kwargs)
+def conditions_field(*, model: str | None = None, **kwargs) -> SchemaJSONField:
+    """The condition tree; a condition's field offers the paths of ``model`` (``schemas.condition_fields``)."""
+    field = SchemaJSONField(schemas.conditions_schema(), required=False, **kwargs)
+    offer_condition_fields(field, model)
+    return field
+
+
+def offer_condition_fields(field, model: str | None) -> None:
+    """Offer ``model``'s field paths in the condition inputs of ``field`` (any other path may still be typed)."""
+    if isinstance(getattr(field, "widget", None), SchemaEditor):
+        paths = schemas.condition_fields(model)
+        field.widget.suggestions = {"field": paths} if paths else {}
+
+
+def rate_limiting_field(**kwargs) -> SchemaJSONField:
+    return SchemaJSONField(schemas.rate_limiting_schema(), required=False, **kwargs)
+
+
+def retry_configuration_field(**kwargs) -> SchemaJSONField:
+    return SchemaJSONField(schemas.retry_configuration_schema(), required=False, **kwargs)
 
 
 def actions_field(**kwargs) -> SchemaJSONField:
@@ -39,7 +57,8 @@ def minutes_field(**kwargs) -> DurationField:
     return DurationField("minutes", integer=True, min_value=0, **kwargs)
 
 
-EDITORS = {"trigger_config": trigger_config_field, "conditions": conditions_field, "actions": actions_field}
+EDITORS = {"trigger_config": trigger_config_field, "conditions": conditions_field, "actions": actions_field,
+           "rate_limiting": rate_limiting_field, "retry_configuration": retry_configuration_field}
 
 
 class EditorsFormMixin:
@@ -55,6 +74,22 @@ class EditorsFormMixin:
             new = EDITORS[name](label=old.label, initial=old.initial)  # the model's help text is about JSON
             self.fields[name] = new
         self.show_selected_trigger()
+        self.offer_subject_fields()
+
+    def offer_subject_fields(self) -> None:
+        """The condition inputs offer the fields of the rule's subject: the chosen model type, else the trigger's
+        own subject (a webhook's conditions read its body: nothing to offer)."""
+        field = self.fields.get("conditions")
+        if field is None:
+            return
+        if self.is_bound:
+            model, trigger = (self.data.get(self.add_prefix(name)) for name in ("model_type", TRIGGER_FIELD))
+        else:
+            model, trigger = (self.initial.get(name) or getattr(self.instance, name, "")
+                              for name in ("model_type", TRIGGER_FIELD))
+        registered = triggers.get(trigger) if trigger in triggers else None
+        default = registered.subject_model if registered is not None else "account"
+        offer_condition_fields(field, (model or default) if default else None)
 
     def show_selected_trigger(self) -> None:
         """The trigger type whose settings the editor shows: as posted, else the form's value."""

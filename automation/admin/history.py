@@ -105,7 +105,8 @@ class RunAdmin(TenantScopedAdmin):
         return False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(has_dead=has_dead_message())
+        # The run page's title names the rule and the account (``Run.__str__``): read with the run.
+        return super().get_queryset(request).annotate(has_dead=has_dead_message()).select_related("workflow", "account")
 
     @admin.display(description="Status", ordering="status")
     def outcome(self, obj):
@@ -219,6 +220,9 @@ class EventAdmin(HistoryAdmin):
     readonly_fields = fields
     actions = ["process_again"]
     retry_roles = MANAGERS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("account")  # the page's title names it
 
     def has_retry_permission(self, request, obj=None):
         return self.has_role(request, frozenset(self.retry_roles), obj)

@@ -88,7 +88,7 @@ class WorkflowAdminForm(EditorsFormMixin, TenantScopedForm):
                 old = self.fields[name]
                 self.fields[name] = minutes_field(required=old.required, initial=old.initial, help_text=old.help_text,
                                                   label=DURATION_FIELDS[name])
-        self.use_editors("trigger_config", "conditions", "actions")
+        self.use_editors("trigger_config", "conditions", "actions", "rate_limiting", "retry_configuration")
 
     def clean(self):
         cleaned = super().clean()

@@ -13,19 +13,32 @@ def _new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def moment(at) -> str:
+    """A time as a title names it, in the site's time zone: "3 Dec 14:02"."""
+    if at is None:
+        return "not yet"
+    local = timezone.localtime(at) if timezone.is_aware(at) else at
+    return f"{local.day} {local:%b %H:%M}"
+
+
+def words(name: str) -> str:
+    """A type or action name as words: ``health_score_change`` -> "Health score change"."""
+    return (name or "").replace("_", " ").capitalize()
+
+
 class Event(TenantOwnedModel):
     """Something happened: written in the same transaction as the change, processed after commit."""
 
     type = models.CharField(max_length=64, db_index=True)
     model = models.CharField(max_length=64, blank=True, default="", help_text="Lower-case model name, e.g. account.")
-    object_id = models.CharField(max_length=64, blank=True, default="")
+    object_id = models.CharField("object ID", max_length=64, blank=True, default="")
     account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     changes = models.JSONField(default=dict, blank=True, help_text='{"field": {"old": x, "new": y}}')
     payload = models.JSONField(default=dict, blank=True)
     depth = models.PositiveSmallIntegerField(default=0, help_text="How many rule runs led to this event.")
     # The event that started the chain of rule runs this one belongs to (None: it started one). A rule runs
     # at most once per subject per chain (engine.LOOP_DETECTED), as Odoo's ``__action_done`` guard.
-    chain_id = models.BigIntegerField(null=True, blank=True, db_index=True,
+    chain_id = models.BigIntegerField("chain ID", null=True, blank=True, db_index=True,
                                       help_text="The first event of the chain of rule runs that led to this one.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -43,7 +56,13 @@ class Event(TenantOwnedModel):
                    models.Index(fields=["tenant", "created_at"], name="event_tenant_created_idx")]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.model}:{self.object_id}"
+        """"Health score change on TechStart Solutions, 3 Dec 14:02" (the account read once: list pages select
+        it with the event)."""
+        if self.account_id is not None:
+            about = f" on {self.account.name}"
+        else:
+            about = f" of {self.model} {self.object_id}" if self.model else ""
+        return f"{words(self.type)}{about}, {moment(self.created_at)}"
 
 
 class Workflow(TenantOwnedModel):
@@ -148,7 +167,7 @@ class Run(TenantOwnedModel):
     event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     subject_model = models.CharField(max_length=64, blank=True, default="")
-    subject_id = models.CharField(max_length=64, blank=True, default="")
+    subject_id = models.CharField("subject ID", max_length=64, blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True, default="")
     trigger_data = models.JSONField(default=dict, blank=True)
@@ -175,7 +194,9 @@ class Run(TenantOwnedModel):
                    models.Index(fields=["tenant", "created_at"], name="run_tenant_created_idx")]
 
     def __str__(self) -> str:
-        return f"{self.workflow} run {self.pk} ({self.status})"
+        """"Health drop alert on TechStart Solutions, 3 Dec 14:02": the rule, the account and when, not an id."""
+        about = f" on {self.account.name}" if self.account_id is not None else ""
+        return f"{self.workflow.name}{about}, {moment(self.created_at)}"
 
 
 class RunStep(TenantOwnedModel):
@@ -191,14 +212,17 @@ class RunStep(TenantOwnedModel):
     attempts = models.PositiveSmallIntegerField(default=1)
     output = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
-    duration_ms = models.FloatField(default=0)
+    duration_ms = models.FloatField("duration (ms)", default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["run", "position"]
 
     def __str__(self) -> str:
-        return f"{self.action_type} ({self.status})"
+        """"Step 2, send email (failed)", and "of <the run>" when the run is at hand: the run page lists its
+        steps, each by this, and must not read the run again for every one."""
+        text = f"Step {self.position + 1}, {words(self.action_type).lower()} ({self.get_status_display().lower()})"
+        return f"{text} of {self.run}" if RunStep.run.is_cached(self) else text
 
 
 class ScheduledSlot(TenantOwnedModel):

@@ -17,6 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from django.utils import timezone
@@ -269,8 +270,10 @@ class Evaluator:
     def metrics(self, row: dict, ctx: Context, columns: list[str]) -> dict:
         return {key: _json_number(row.get(key)) for key in columns}
 
-    def evaluate(self, tenant, config: dict, *, now: datetime | None = None) -> dict:
-        """Seed 000's result: ``triggered``, ``message``, ``details``, ``affected_accounts``."""
+    def evaluate(self, tenant, config: dict, *, now: datetime | None = None,
+                 store: selectors.SignalStore | None = None) -> dict:
+        """Seed 000's result: ``triggered``, ``message``, ``details``, ``affected_accounts``. ``store`` shares
+        the signal families' queries with the other evaluators of an evaluate-all run."""
         started = time.monotonic()
         now = now or timezone.now()
         ctx = Context(tenant=tenant, config=config, now=now, today=timezone.localdate(now))
@@ -280,24 +283,15 @@ class Evaluator:
         rows: list[dict] = []
         columns = self.columns(ctx, checks)
         if condition is not None:
-            signals = selectors.AccountSignals(tenant)
+            signals = selectors.AccountSignals(tenant, store=store)
             self.build(signals, ctx)
             sql, params = condition
             rows = signals.rows(sql, [selectors.sql_value(p) for p in params], columns)
-        affected = []
-        fired_by: dict[str, int] = {check.name: 0 for check in checks}
-        for row in rows:
-            fired = [check for check in checks if check.fired(row, ctx)]
-            for check in fired:
-                fired_by[check.name] += 1
-            affected.append({
-                "account_id": str(row["id"]),
-                "account_name": row["name"],
-                "health_score": float(row["health_score"]) if row["health_score"] is not None else None,
-                "triggers": self.account_reasons(row, ctx, checks, fired),
-                "metrics": self.metrics(row, ctx, columns),
-            })
-        evaluated = selectors.evaluated_accounts(tenant).count()
+        fired_by: dict[str, int] = {}
+        for check in checks:
+            fired_by[check.name] = sum(1 for row in rows if check.fired(row, ctx))
+        affected = AffectedAccounts(rows, lambda row: self.account(row, ctx, checks, columns))
+        evaluated = store.evaluated_count(tenant) if store else selectors.evaluated_accounts(tenant).count()
         triggered = bool(affected)
         message = (f"{self.play} triggered for {len(affected)} account(s)" if triggered
                    else f"No accounts meet {self.play} trigger conditions")
@@ -314,8 +308,53 @@ class Evaluator:
         }
         return {"triggered": triggered, "message": message, "details": details, "affected_accounts": affected}
 
+    def account(self, row: dict, ctx: Context, checks: list[Check], columns: list[str]) -> dict:
+        """One affected account as seed 000 shows it: who, why (the reasons a CSM reads) and the signal values."""
+        fired = [check for check in checks if check.fired(row, ctx)]
+        return {
+            "account_id": str(row["id"]),
+            "account_name": row["name"],
+            "health_score": float(row["health_score"]) if row["health_score"] is not None else None,
+            "triggers": self.account_reasons(row, ctx, checks, fired),
+            "metrics": self.metrics(row, ctx, columns),
+        }
+
     def summary(self, ctx: Context, rows: list[dict]) -> dict:
         return {}
+
+
+class AffectedAccounts(Sequence):
+    """The affected accounts of an evaluation, worst health first. Each one's reasons and metrics are written
+    when it is first read: evaluate-all reads only the accounts it starts an execution for, so a scheduled run
+    over 100,000 accounts does not phrase reasons nobody reads; the API reads (and shows) them all."""
+
+    def __init__(self, rows: list[dict], build: Callable[[dict], dict]):
+        self.rows = rows
+        self._build = build
+        self._built: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.rows)))]
+        index = range(len(self.rows))[index]  # negative indexes, IndexError
+        if index not in self._built:
+            self._built[index] = self._build(self.rows[index])
+        return self._built[index]
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (list, tuple, AffectedAccounts)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def tolist(self) -> list[dict]:
+        """Every account, built (DRF's JSON encoder calls this)."""
+        return list(self)
 
 
 def any_of(conditions: list[tuple[str, list]]) -> tuple[str, list] | None:

@@ -48,7 +48,7 @@ class ExpansionEvaluator(Evaluator):
     def build(self, signals, ctx: Context) -> None:
         c = ctx.config
         selectors.add_usage(signals, ctx.today, c["window_days"], trend=True)
-        selectors.add_surveys(signals, ctx.since(c["survey_window_days"]), nps=True)
+        selectors.add_surveys(signals, ctx.since(c["survey_window_days"]))
 
     def checks(self, ctx: Context) -> list[Check]:
         c = ctx.config

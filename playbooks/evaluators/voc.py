@@ -51,7 +51,7 @@ class VocEvaluator(Evaluator):
         c = ctx.config
         since = ctx.since(c["window_days"])
         pattern = selectors.keyword_pattern(c["churn_keywords"])
-        selectors.add_surveys(signals, since, nps=True, csat=True, mention_pattern=pattern)
+        selectors.add_surveys(signals, since)
         selectors.add_health(signals, ctx.since(c["health_drop_window_days"]))
         selectors.add_mentions(signals, since, pattern)
 

@@ -72,7 +72,8 @@ def test_compose_app_services_share_one_image_and_the_production_environment(com
         service = compose[name]
         assert service["image"] == "${CSPLATFORM_IMAGE:-csplatform:latest}" and service["build"] == ".", name
         env = service["environment"]
-        assert env["DATABASE_URL"].startswith("postgres://csplatform:"), name
+        user = "csplatform" if name == "migrate" else "csplatform_app"  # the owner migrates; the rest is the runtime role
+        assert env["DATABASE_URL"].startswith(f"postgres://{user}:"), name
         assert env["REDIS_URL"] == "redis://redis:6379/0" and "CELERY_BROKER_URL" in env, name
         assert env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?"), name  # no default secret
         assert "DJANGO_DEBUG" not in env, name
