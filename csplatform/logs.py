@@ -77,7 +77,11 @@ def logging_config(level: str = "INFO", fmt: str = "text") -> dict:
         "root": {"handlers": ["console"], "level": level},
         # Django's own loggers write through the same handler (its defaults add a second, unformatted one).
         "loggers": {name: {"handlers": ["console"], "level": level, "propagate": False}
-                    for name in ("django", "django.server")},
+                    for name in ("django", "django.server")}
+        # httpx logs every request at INFO: at 1,000 deliveries/s that line costs a worker ~100 us per message
+        # (docs/performance.md "Delivery"); the outbox records every attempt anyway.
+        | {name: {"handlers": ["console"], "level": "DEBUG" if level == "DEBUG" else "WARNING", "propagate": False}
+           for name in ("httpx", "httpcore")},
     }
 
 
