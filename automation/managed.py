@@ -15,12 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from django.db.models import Expression
+
 
 @dataclass(frozen=True)
 class Owner:
     source: str  # Workflow.source of the rules it keeps
     kind: str  # what a CSM calls the owning object, e.g. "SuccessPlay"
-    locate: Callable  # rule -> (id, name) of the owning object, or None when it is gone
+    # tenant_id -> (id, name) of the owning object as subqueries over ``OuterRef("pk")`` (the rule's id): naming
+    # one rule or a page of them (accounts' task sources) is one query either way.
+    columns: Callable[[object], tuple[Expression, Expression]]
     api_path: str  # where to edit it over the API, with {id}
     admin_url_name: str = ""  # where to edit it in the admin (reverse()d with the id)
 
@@ -36,8 +40,22 @@ def owner_of(rule) -> Owner | None:
     return _owners.get(getattr(rule, "source", ""))
 
 
+def owner_located(owner: Owner, tenant_id, rule_ids: list[int]) -> dict[int, tuple]:
+    """``{rule id: (owner id, owner name)}`` of the rules ``owner`` keeps and that still have it (one query)."""
+    from .models import Workflow  # the owners import this module while their own models load
+
+    ident, name = owner.columns(tenant_id)
+    rows = (Workflow.objects.for_tenant(tenant_id).filter(pk__in=rule_ids, source=owner.source)
+            .annotate(owner_id=ident, owner_name=name).values_list("pk", "owner_id", "owner_name"))
+    return {pk: (owner_id, owner_name) for pk, owner_id, owner_name in rows if owner_id is not None}
+
+
 def is_managed(rule) -> bool:
     return owner_of(rule) is not None
+
+
+def owners() -> list[Owner]:
+    return list(_owners.values())
 
 
 def managed_sources() -> list[str]:
@@ -50,7 +68,7 @@ def managed_by(rule) -> dict | None:
     owner = owner_of(rule)
     if owner is None:
         return None
-    found = owner.locate(rule)
+    found = owner_located(owner, rule.tenant_id, [rule.pk]).get(rule.pk)
     ident, name = found if found else (None, "")
     return {"type": owner.kind, "id": ident, "name": name,
             "endpoint": owner.api_path.format(id=ident) if ident is not None else owner.api_path.format(id="")}

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 
 from accounts.models import Account, RiskLevel
 from automation import rule_index
@@ -36,7 +36,7 @@ from automation.managed import Owner, register_owner
 from automation.models import Workflow
 from automation.services import workflow_save, workflow_validate
 
-from .models import CRMPlaybook, TriggerEvent
+from .models import CRMPlaybook, TriggerEvent, journeys_labelled
 
 SOURCE = "crm"
 START_ACTION = "add_to_cadence"
@@ -192,15 +192,15 @@ def journey_rules_delete(journey: CRMPlaybook) -> None:
         rule_index.invalidate(journey.tenant_id)
 
 
-def locate(rule) -> tuple | None:
-    """(id, title) of the journey that keeps ``rule``, for ``automation.managed``."""
-    found = (CRMPlaybook.objects.for_tenant(rule.tenant_id)
-             .filter(Q(workflow_id=rule.pk) | Q(conversion_workflow_id=rule.pk))
-             .values_list("pk", "title", "name").first())
-    return (found[0], found[1] or found[2]) if found else None
+def keeper_columns(tenant_id):
+    """(id, label) of the journey that keeps the rule ``OuterRef("pk")`` (its main or conversion rule), for
+    ``automation.managed``."""
+    keeping = journeys_labelled(CRMPlaybook.objects.for_tenant(tenant_id).filter(
+        Q(workflow_id=OuterRef("pk")) | Q(conversion_workflow_id=OuterRef("pk")))).order_by("pk")
+    return Subquery(keeping.values("pk")[:1]), Subquery(keeping.values("label")[:1])
 
 
 def register() -> None:
     """The journeys' rules are read-only in the generic rule API and admin (called from ``CrmConfig.ready``)."""
-    register_owner(Owner(source=SOURCE, kind="CRM journey", locate=locate, api_path="/api/v1/crm/playbooks/{id}",
+    register_owner(Owner(source=SOURCE, kind="CRM journey", columns=keeper_columns, api_path="/api/v1/crm/playbooks/{id}",
                          admin_url_name="admin:crm_crmplaybook_change"))

@@ -17,14 +17,16 @@ class PlaybooksConfig(AppConfig):
     def _register_rule_owner() -> None:
         """A play's rule is compiled from the play: the generic rule API and admin must not edit it."""
         from automation.managed import Owner, register_owner  # ready(): app registry loaded
+        from django.db.models import OuterRef, Subquery
 
         from .models import Playbook  # ready(): app registry loaded
         from .services import PLAYBOOK_SOURCE  # ready(): app registry loaded
 
-        def locate(rule):
-            return Playbook.objects.filter(workflow_id=rule.pk).values_list("pk", "name").first()
+        def columns(tenant_id):  # (id, name) of the play keeping the rule OuterRef("pk")
+            keeping = Playbook.objects.for_tenant(tenant_id).filter(workflow_id=OuterRef("pk")).order_by("pk")
+            return Subquery(keeping.values("pk")[:1]), Subquery(keeping.values("name")[:1])
 
-        register_owner(Owner(source=PLAYBOOK_SOURCE, kind="SuccessPlay", locate=locate,
+        register_owner(Owner(source=PLAYBOOK_SOURCE, kind="SuccessPlay", columns=columns,
                              api_path="/api/playbooks/{id}", admin_url_name="admin:playbooks_playbook_change"))
 
     @staticmethod
