@@ -34,6 +34,7 @@ PGBENCH_SCALE = 10
 class Calibration:
     pgbench_tps: float | None  # None when the pgbench binary is missing
     insert_rate: float
+    seconds: int = 10  # how long pgbench ran
 
     @property
     def base(self) -> float:
@@ -46,7 +47,7 @@ class Calibration:
 
     def line(self) -> str:
         pgbench = f"{self.pgbench_tps:,.0f} tx/s" if self.pgbench_tps else "pgbench not installed"
-        return f"calibration: pgbench -N -c 2 -T 10: {pgbench}; raw psycopg insert loop (2 connections): {self.insert_rate:,.0f} commits/s"
+        return f"calibration: pgbench -N -c 2 -T {self.seconds}: {pgbench}; raw psycopg insert loop (2 connections): {self.insert_rate:,.0f} commits/s"
 
     def ratio(self, value: float) -> str:
         return f"{value / self.base:.2f}x {self.base_name}"
@@ -95,16 +96,27 @@ def insert_rate(seconds: float = 5.0, connections: int = 2) -> float:
     with connect(_pgbench_or_default_db()) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS calibration_insert (id bigserial PRIMARY KEY, at timestamptz, note text)")
         conn.execute("TRUNCATE calibration_insert")
-    counts = [0] * connections
     deadline = time.perf_counter() + seconds
 
-    def loop(slot: int) -> None:
+    def loop(slot: int) -> int:
+        done = 0
         with connect(_pgbench_or_default_db()) as conn:
             while time.perf_counter() < deadline:
                 conn.execute("INSERT INTO calibration_insert (at, note) VALUES (now(), 'calibration')")
-                counts[slot] += 1
+                done += 1
+        return done
 
-    threads = [threading.Thread(target=loop, args=(slot,)) for slot in range(connections)]
+    return threaded_rate(loop, connections)
+
+
+def threaded_rate(work, slots: int) -> float:
+    """Run ``work(slot)`` in ``slots`` threads at once; the sum of what they return (units done) per second."""
+    counts = [0] * slots
+
+    def run(slot: int) -> None:
+        counts[slot] = work(slot)
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(slots)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -122,7 +134,7 @@ def _pgbench_or_default_db() -> str:
 
 def calibrate(seconds: int = 10) -> Calibration:
     """Both yardsticks, printed, one after the other (call it before and, for long benchmarks, after)."""
-    result = Calibration(pgbench_tps=pgbench_tps(seconds), insert_rate=insert_rate(min(seconds, 5)))
+    result = Calibration(pgbench_tps=pgbench_tps(seconds), insert_rate=insert_rate(min(seconds, 5)), seconds=seconds)
     print(result.line(), flush=True)
     return result
 

@@ -51,6 +51,8 @@ os.environ["OUTBOUND_ALLOW_LOOPBACK"] = "true"
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
 os.environ["CRM_DEFAULT_JOURNEYS"] = "false"  # only the bench's rules react to changes
 
+from delivery_bench import percentile  # noqa: E402  (bench/ is on the path: the receiver comes from there too)
+
 QUEUES = ("events", "delivery")
 CONFIGS = {"1x1": [1], "1x2": [2], "2x1": [1, 1]}  # worker processes and each one's -c
 LABELS = {"1x1": "1 process -c 1", "1x2": "1 process -c 2", "2x1": "2 processes -c 1"}
@@ -142,15 +144,6 @@ def queued_tasks() -> int:
 
 
 # --- measuring --------------------------------------------------------------------------------------
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
-
 
 class RunWatcher(threading.Thread):
     """Polls, every ``POLL`` s on its own connection, for the runs of the accounts it awaits: when a run is

@@ -20,14 +20,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from calibration import threaded_rate  # noqa: E402
 
 # The engine's tables (delivery's Outbox kept its automation_ table when it moved apps).
 TABLES = {"run": "automation_run", "step": "automation_runstep", "note": "accounts_note", "outbox": "automation_outbox",
@@ -148,19 +148,14 @@ def measure(tenant_id: str, run_id: int, *, role: str, events: int, batch: int, 
 def _drain(conns: list, templates: Templates, tenant_id: str, batch: int) -> float:
     for conn in conns:
         _scope(conn, tenant_id)
-    done = [0] * len(conns)
 
-    def drain(slot: int) -> None:
+    def drain(slot: int) -> int:
+        done = 0
         while written := _one_batch(conns[slot], templates, tenant_id, batch):
-            done[slot] += written
+            done += written
+        return done
 
-    threads = [threading.Thread(target=drain, args=(slot,)) for slot in range(len(conns))]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(done) / (time.perf_counter() - started)
+    return threaded_rate(drain, len(conns))
 
 
 def template_runs(tenant, url: str) -> dict:
