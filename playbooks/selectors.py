@@ -211,14 +211,13 @@ class AccountSignals:
         )
         with transaction.atomic(), connection.cursor() as cursor:
             _tune(cursor)
-            if connection.vendor == "postgresql":  # numerics as floats, converted by the driver, not per row
+            postgresql = connection.vendor == "postgresql"
+            if postgresql:  # numerics as floats, converted by the driver, not per row
                 cursor.cursor.adapters.register_loader("numeric", FloatLoader)
-                cursor.execute(sql, [*cte_params, *params])
-                names = [d[0] for d in cursor.description]
-                return [dict(zip(names, values)) for values in cursor.fetchall()]
             cursor.execute(sql, [*cte_params, *params])
             names = [d[0] for d in cursor.description]
-            return [_clean_row(dict(zip(names, values))) for values in cursor.fetchall()]
+            rows = [dict(zip(names, values)) for values in cursor.fetchall()]
+            return rows if postgresql else [_clean_row(row) for row in rows]
 
 
 def _qn(name: str) -> str:
