@@ -47,7 +47,9 @@ worker_class = "sync"
 timeout = _int("GUNICORN_TIMEOUT", 30, minimum=1)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30, minimum=1)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
-max_requests = _int("GUNICORN_MAX_REQUESTS", 1000)
+# A worker is replaced after this many requests (a guard against slow leaks). At 1,000 a busy worker was rebooted
+# every ~30 s, and each boot costs it 1-2 s of CPU (5.5 % of a loaded run, docs/performance.md).
+max_requests = _int("GUNICORN_MAX_REQUESTS", 20000)
 max_requests_jitter = max_requests // 10
 
 # The heartbeat file in memory: on a container's overlay filesystem fchmod can stall a worker (gunicorn docs).

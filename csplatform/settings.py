@@ -140,6 +140,13 @@ VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 # One transaction per request: the tenant setting for PostgreSQL row-level security lives in it.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# Persistent connections on PostgreSQL: a request or a task reuses its process's session instead of starting a
+# backend each time (a new connection was 7-10 % of an API read, docs/performance.md). Health checks replace a
+# session that died while idle. Reuse across tenants is safe: the row-level-security scope follows the tenancy
+# context query by query (csplatform.tenancy._apply_scope). 0 restores a connection per request and per task.
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Row-level security (csplatform/rls.py): the runtime role granted DML after each migrate (run
 # migrate as the tables' owner, the web and workers as this role), and the key that signs a
 # session's scope (default: derived from SECRET_KEY).
@@ -190,6 +197,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Celery's Django fixup closes the database connection before and after every task unless this is set; with
+# persistent connections, csplatform.celery closes only broken or expired ones between tasks, as Django does
+# between requests (a new session per task was 12 % of a worker's CPU, docs/performance.md).
+if DATABASES["default"].get("CONN_MAX_AGE"):
+    CELERY_DB_REUSE_MAX = 1_000_000
 # Priority lanes (docs/operations.md): rule processing and delivery never wait behind work over many
 # accounts. One worker on ``-Q events,delivery,default``, another on ``-Q bulk``. Every task of the project
 # is named here (tests/csplatform/test_task_routes.py), so none lands on ``default`` by accident.
@@ -210,7 +222,7 @@ CELERY_TASK_ROUTES = {
     "automation.heartbeat.scheduler_heartbeat_task": {"queue": "default"},  # says beat and a worker are alive
     "automation.retention.purge_history_task": {"queue": "bulk"},  # batched deletes of old history, hourly
 }
-# Bulk tasks may run for minutes (evaluate-all over 100,000 accounts: 124 s the first time, bench/playbooks_bench.py);
+# Bulk tasks may run for minutes (evaluate-all over 100,000 accounts: 30-45 s the first time, docs/performance.md);
 # the 60/120 s limits above stay for the other lanes. Per task, since a worker's --time-limit does not override them.
 CELERY_TASK_ANNOTATIONS = {
     name: {"soft_time_limit": env.int("CELERY_BULK_SOFT_TIME_LIMIT", default=1500),
@@ -317,7 +329,7 @@ LOG_FORMAT = env("LOG_FORMAT", default="text").lower()
 LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
 
 # --- delivery (delivery/, docs/delivery.md) ------------------------------------------------------
-OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=10)  # rows claimed per SKIP LOCKED query
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)  # rows claimed per SKIP LOCKED query
 OUTBOX_SENDING_TIMEOUT = env.int("OUTBOX_SENDING_TIMEOUT", default=300)  # s before a 'sending' row is re-claimed
 OUTBOX_PASS_BUDGET = env.float("OUTBOX_PASS_BUDGET", default=30.0)  # s the periodic pass keeps claiming
 OUTBOX_PASS_EVERY = env.int("OUTBOX_PASS_EVERY", default=15)  # s between two periodic passes (beat)
