@@ -55,6 +55,22 @@ def test_one_task_drains_the_tenants_backlog_in_one_batch(tenant, settings, djan
     assert tasks.process_event(str(tenant.pk), events[0].pk) == 0
 
 
+def test_a_task_whose_event_was_taken_still_processes_what_is_pending_and_an_idle_one_stops_at_one_query(
+        tenant, settings):
+    settings.AUTOMATION_EVENT_BATCH = 50
+    UpdateRuleFactory(tenant=tenant)
+    first, second = AccountFactory.create_batch(2, tenant=tenant)
+    [taken] = change([first])
+    assert tasks.process_event(str(tenant.pk), taken.pk) == 1
+    change([second])  # pending after the first task's batch: the next task of a backlog pulls it ahead
+
+    assert tasks.process_event(str(tenant.pk), taken.pk) == 1
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+    with CaptureQueriesContext(connection) as queries:  # nothing left: no cache read, transaction or claim
+        assert tasks.process_event(str(tenant.pk), taken.pk) == 0
+    assert len(queries) == 1, [q["sql"] for q in queries]
+
+
 def test_a_batch_of_one_processes_only_the_event_it_was_handed(tenant, settings):
     settings.AUTOMATION_EVENT_BATCH = 1
     UpdateRuleFactory(tenant=tenant)
