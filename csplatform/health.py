@@ -1,13 +1,13 @@
 """``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: what it needs is there).
 
-``/readyz`` checks PostgreSQL (a query), Redis when one is configured (a PING with a short timeout), the celery
-broker when it is another server (RabbitMQ, or a Redis elsewhere: a kombu connection, no retry; advisory) and
-that every migration is applied, and answers 200 with each check's result, or 503 naming what is down, so a
+``/readyz`` checks PostgreSQL (a query), Redis when one is configured (a PING with a short timeout; advisory), the
+celery broker when it is another server (RabbitMQ, or a Redis elsewhere: a kombu connection, no retry; advisory)
+and that every migration is applied, and answers 200 with each check's result, or 503 naming what is down, so a
 load balancer stops sending traffic and an operator sees why. Neither needs a login or reveals more than up/down.
 
 Apps add checks with ``register_check`` (from their ``AppConfig.ready``). An *advisory* check is reported but
 does not make the process unready: automation's ``scheduler`` (beat or ``tick`` silent) says the background
-clock stopped, and ``broker`` that work is not being handed to the workers; taking every web process out of
+clock stopped, ``redis`` and ``broker`` that work is not being handed to the workers; taking every web process out of
 the load balancer would mend neither.
 """
 
@@ -71,10 +71,10 @@ def _broker() -> str | None:
 
 
 CHECKS = {"database": _database, "redis": _redis, "broker": _broker, "migrations": _migrations}
-# A broker outage degrades, it does not stop the API: changes still commit and their events wait for the
-# sweeper (tests/security/test_redis_down.py). Taking every web process out of the load balancer would turn
-# that into an outage, so a broker that is down is reported, not a 503.
-ADVISORY: set[str] = {"broker"}
+# A Redis or broker outage degrades, it does not stop the API: changes still commit and their events wait for
+# the sweeper, the cache and throttles fail open (tests/security/test_redis_down.py). Taking every web process
+# out of the load balancer would turn that into an outage, so either being down is reported, not a 503.
+ADVISORY: set[str] = {"redis", "broker"}
 
 
 def register_check(name: str, check, *, advisory: bool = False) -> None:
