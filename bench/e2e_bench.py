@@ -22,9 +22,8 @@ and shape:
   run becoming visible to another connection (polled every 5 ms: the run's commit, within the poll
   interval) and to its webhook reaching the receiver.
 
-``--proposed`` starts the workers with the settings this bench argues for (``PROPOSED``: reuse database
-connections across tasks, prefetch) through ``app.worker_main``, the same worker as the ``celery`` command.
-Every run prints the machine's calibration (``bench/calibration.py``) before and after, and ratios to it.
+The workers run with the project's settings: each keeps its database session across tasks (``CONN_MAX_AGE``,
+``CELERY_DB_REUSE_MAX``; ``DATABASE_CONN_MAX_AGE=0`` in the environment measures a session per task). Every run prints the machine's calibration (``bench/calibration.py``) before and after, and ratios to it.
 """
 
 from __future__ import annotations
@@ -56,34 +55,16 @@ from delivery_bench import percentile  # noqa: E402  (bench/ is on the path: the
 QUEUES = ("events", "delivery")
 CONFIGS = {"1x1": [1], "1x2": [2], "2x1": [1, 1]}  # worker processes and each one's -c
 LABELS = {"1x1": "1 process -c 1", "1x2": "1 process -c 2", "2x1": "2 processes -c 1"}
-# Settings the bench argues for (docs/performance.md): without CELERY_DB_REUSE_MAX celery's Django fixup closes
-# the database connection (and the cache's) before and after every task, so each task opens a new PostgreSQL
-# session (a backend fork, cold catalog caches, the RLS scope signed again).
-PROPOSED = {"CELERY_DB_REUSE_MAX": 1000, "CELERY_WORKER_PREFETCH_MULTIPLIER": 4}
 POLL = 0.005
 
 
 # --- workers ----------------------------------------------------------------------------------------
 
-def worker_main(concurrency: str, name: str) -> None:
-    """``--worker``: the celery worker with ``PROPOSED`` applied to the settings first (``--proposed``)."""
-    import django
-    from django.conf import settings
-
-    for key, value in PROPOSED.items():
-        setattr(settings, key, value)
-    django.setup()
-    from csplatform.celery import app
-
-    app.worker_main(["worker", "-P", "prefork", "-c", concurrency, "-Q", ",".join(QUEUES), "-n", name,
-                     "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"])
-
-
 class Workers:
     """Celery worker processes on the events and delivery queues of the bench's Redis database."""
 
-    def __init__(self, shape: list[int], database_url: str, logs: Path, proposed: bool):
-        self.shape, self.database_url, self.logs, self.proposed = shape, database_url, logs, proposed
+    def __init__(self, shape: list[int], database_url: str, logs: Path):
+        self.shape, self.database_url, self.logs = shape, database_url, logs
         self.processes: list[subprocess.Popen] = []
 
     def start(self) -> None:
@@ -91,12 +72,9 @@ class Workers:
         celery = shutil.which("celery", path=str(ROOT / ".venv" / "bin")) or shutil.which("celery")
         for n, concurrency in enumerate(self.shape):
             name = f"e2e{n}-{os.getpid()}@%h"
-            if self.proposed:
-                cmd = [sys.executable, __file__, "--worker", str(concurrency), name]
-            else:
-                cmd = [celery, "-A", "csplatform", "worker", "-P", "prefork", "-c", str(concurrency), "-Q",
-                       ",".join(QUEUES), "-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat",
-                       "-l", "WARNING"]
+            cmd = [celery, "-A", "csplatform", "worker", "-P", "prefork", "-c", str(concurrency), "-Q",
+                   ",".join(QUEUES), "-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat",
+                   "-l", "WARNING"]
             log = open(self.logs / f"worker{n}.log", "a")
             self.processes.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
 
@@ -324,7 +302,7 @@ class Bench:
         return result
 
     def config(self, label: str, shape: list[int], webhook: bool) -> dict:
-        workers = Workers(shape, self.database_url, self.logs, self.args.proposed)
+        workers = Workers(shape, self.database_url, self.logs)
         try:
             drained = self.drain(workers, webhook)
             latency = self.latency(drained["rate"] / 2, webhook)
@@ -392,7 +370,7 @@ def report(results: list[dict], cal_before, cal_after, args) -> None:
           " until every task the changes queued was consumed; cpu ms: the workers' CPU per execution during it; hooks/s: "
           "webhooks received per second of the drain; at/s, got/s: the latency phase's wanted and achieved commit rate")
     print(f"results ({args.changes} changes drained per shape; latency at half the drain rate; "
-          f"workers: {'proposed settings ' + str(PROPOSED) if args.proposed else 'celery -A csplatform worker'})")
+          f"workers: celery -A csplatform worker, CONN_MAX_AGE {os.environ.get('DATABASE_CONN_MAX_AGE', 'default')})")
     print(f"yardstick: mean of {cal_before.base:,.0f} and {cal_after.base:,.0f} = {base:,.0f} {cal_before.base_name}")
     print(f"{'rule':<15} {'workers':<17} {'exec/s':>7} {'ratio':>6} {'queue/s':>7} {'cpu ms':>6} {'hooks/s':>8} {'at/s':>6} {'got/s':>6} "
           f"{'run p50':>8} {'run p99':>8} {'hook p50':>9} {'hook p99':>9}")
@@ -427,7 +405,6 @@ def main() -> None:
     parser.add_argument("--rules", default="note,note + webhook")
     parser.add_argument("--committers", type=int, default=3,
                         help="threads committing changes in the latency phase (the web processes)")
-    parser.add_argument("--proposed", action="store_true", help="workers with the PROPOSED settings")
     parser.add_argument("--calibration-seconds", type=int, default=10)
     parser.add_argument("--floor", type=int, default=0, metavar="EVENTS",
                         help="also measure bench/floor_bench.py's floor over EVENTS events, in the same run")
@@ -496,7 +473,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        worker_main(sys.argv[2], sys.argv[3])
-    else:
-        main()
+    main()
