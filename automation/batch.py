@@ -10,7 +10,8 @@ and the rules' ``last_run_at``. The ``Batch`` carries everything that decides ho
   Runs whose rule has a cooldown, rate limit or debounce are always inserted at once: concurrent workers
   (and later events of the same batch) must see them when they count runs.
 * **rows to write**: runs, steps, messages, message-to-step links, ``last_run_at`` per rule, rules the
-  circuit breaker paused. Nothing is written before the end: the breaker reads this batch's outcomes from
+  circuit breaker paused, and rows an action made that no rule watches being created (a run's note:
+  ``defer_row``; its ``post_save`` is sent when it is inserted). Nothing is written before the end: the breaker reads this batch's outcomes from
   memory (``outcomes``), and a failed action forgets what it recorded (``mark`` / ``rewind``), as its
   savepoint forgets its rows.
 * **memos**: the tenants' rule index (``rule_index``) and the accounts' latest health scores
@@ -26,9 +27,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from functools import partial
+from itertools import groupby
 
 from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, Q, Value, When
+from django.db.models.signals import post_save
 
 from delivery.models import Outbox
 
@@ -72,6 +75,7 @@ class Batch:
         self.steps: list[RunStep] = []
         self.outbox: list[Outbox] = []  # messages with a new key: inserted at flush, with their reserved ids
         self.links: list[tuple[Outbox, RunStep]] = []  # each message a step wrote, linked to it at flush
+        self.rows: list = []  # other rows the actions made, with reserved ids: inserted at flush (defer_row)
         self.last_run: dict = {}
         self.paused: set = set()  # rules the circuit breaker paused in this batch
         self.rule_index: dict = {}  # tenant id -> the live rules' index, read once per batch (rule_index)
@@ -79,6 +83,7 @@ class Batch:
         self.scores: ScoreMemo | None = ScoreMemo() if connection.vendor == "postgresql" else None
         self._ids: dict = {}
         self._block: dict = {}  # ids reserved per trip to a sequence: doubles, so a lone run wastes none
+        self._expected = 1  # the first trip's size for a sequence: the runs this batch expects (expect)
 
     # --- savepoints -------------------------------------------------------------------------------
 
@@ -105,7 +110,7 @@ class Batch:
 
     def expect(self, runs: int) -> None:
         """Reserve ids for about this many runs on the next trip to the sequence."""
-        self._block[Run] = min(max(runs, 1), MAX_RESERVE)
+        self._expected = self._block[Run] = min(max(runs, 1), MAX_RESERVE)
 
     def add(self, run: Run, *, now: bool = False) -> None:
         """Record ``run`` (with whatever status it has at flush time); ``now`` inserts it immediately."""
@@ -132,13 +137,22 @@ class Batch:
         if not self._ids.get(model):
             if connection.vendor != "postgresql":
                 return None
-            block = self._block.get(model, 1)
+            block = self._block.get(model, self._expected)
             with connection.cursor() as cursor:
                 cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
                                [model._meta.db_table, model._meta.pk.column, block])
                 self._ids[model] = [row[0] for row in reversed(cursor.fetchall())]
             self._block[model] = min(block * 2, MAX_RESERVE)
         return self._ids[model].pop()
+
+    def defer_row(self, row) -> bool:
+        """Give a new ``row`` its reserved id now and insert it when the batch ends, one INSERT per model, then send
+        the ``post_save`` its ``save()`` would have sent. False where ids cannot be reserved (SQLite): save it."""
+        if (pk := self._next_id(type(row))) is None:
+            return False
+        row.pk = pk
+        self.rows.append(row)
+        return True
 
     def add_step(self, step: RunStep, messages: list[Outbox]) -> None:
         """A finished step, and the outbox messages its action wrote (linked to it once it has an id)."""
@@ -154,18 +168,25 @@ class Batch:
 
     def mark(self) -> tuple:
         return (len(self.new_runs), len(self.saved_runs), len(self.steps), len(self.outbox), len(self.links),
-                dict(self.last_run), set(self.paused))
+                len(self.rows), dict(self.last_run), set(self.paused))
 
     def rewind(self, mark: tuple) -> None:
         """Forget what was recorded since ``mark``: its database work was rolled back (a failed action)."""
-        runs, saved, steps, outbox, links, self.last_run, self.paused = mark
+        runs, saved, steps, outbox, links, rows, self.last_run, self.paused = mark
         del self.new_runs[runs:], self.saved_runs[saved:], self.steps[steps:], self.outbox[outbox:]
-        del self.links[links:]
+        del self.links[links:], self.rows[rows:]
 
     # --- writing ----------------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Write everything; called once, when the batch ends."""
+        for model, rows in groupby(self.rows, key=type):  # runs of one model in a row; usually one group
+            rows = list(rows)
+            model.objects.bulk_create(rows)
+            for row in rows:
+                row._state.adding = False
+                post_save.send(sender=model, instance=row, created=True, update_fields=None, raw=False,
+                               using=row._state.db)
         if self.new_runs:
             Run.objects.bulk_create(self.new_runs)
         for run in self.saved_runs:

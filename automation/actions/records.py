@@ -18,8 +18,8 @@ from accounts import services as account_services
 from accounts.models import Account, Contact, Note, Tag, Task
 from csplatform import json_schema as js
 
-from .. import assignees
-from ..subjects import model_for
+from .. import assignees, rule_index
+from ..subjects import model_for, name_of
 from ..triggers import ConfigError, parse_duration, triggers
 from .base import Action, ActionContext, ActionError, register, render
 
@@ -130,9 +130,20 @@ class CreateNote(Action):
     def run(self, config, ctx):
         author = None if config.get("created_by") in (None, "", "system") else \
             _assignee(config["created_by"], ctx, required=True)
-        note = Note.objects.create(tenant=ctx.tenant, account=_require_account(ctx), body=render(config["body"], ctx),
-                                   author=author)
+        note = Note(tenant=ctx.tenant, account=_require_account(ctx), body=render(config["body"], ctx), author=author)
+        if not _inserted_with_batch(note, ctx):
+            note.save()
         return {"note_id": note.pk}
+
+
+def _inserted_with_batch(row, ctx) -> bool:
+    """Leave a new row to the batch's one INSERT per model (``Batch.defer_row``) when no live rule watches its
+    creation: a run's note was the one round trip per run left in a batch. When a rule does watch, it is saved now,
+    so its event is raised inside the running rule's chain (depth, loop guard)."""
+    batch = ctx.batch
+    if batch is None or rule_index.interested(row.tenant_id, "model_created", name_of(type(row)), memo=batch.rule_index):
+        return False
+    return batch.defer_row(row)
 
 
 # Fields a rule may set, per model: nothing that moves money, ownership of rows or tenancy.

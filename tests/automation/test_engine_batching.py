@@ -86,11 +86,35 @@ def test_a_batch_writes_its_bookkeeping_once_not_per_run(tenant):
     with CaptureQueriesContext(connection) as queries:
         runs = engine.process_pending(tenant.pk, limit=50)
     assert len(runs) == 20
-    # Each run still writes its note (with its savepoint); runs, steps, last_run_at and the events are
-    # written a few statements per batch. One event at a time took about nine statements per run.
-    assert len(queries) <= 3 * len(runs) + 15, [q["sql"][:80] for q in queries]
+    # Runs, steps, their notes, last_run_at and the events are written a few statements per batch. One event at
+    # a time took about nine statements per run.
+    assert len(queries) <= 15, [q["sql"][:80] for q in queries]
     assert Run.objects.filter(status="success").count() == 20
     assert RunStep.objects.count() == 20
+
+
+def test_a_batchs_notes_are_one_insert_unless_a_rule_watches_notes_being_created(tenant):
+    UpdateRuleFactory(tenant=tenant)
+    accounts = AccountFactory.create_batch(5, tenant=tenant)
+    change(accounts)
+
+    def note_inserts(queries):
+        return sum(q["sql"].startswith('INSERT INTO "accounts_note"') for q in queries)
+
+    with CaptureQueriesContext(connection) as queries:
+        runs = engine.process_pending(tenant.pk, limit=50)
+    assert note_inserts(queries) == 1
+    written = {step.output["note_id"]: step.run.account_id for step in RunStep.objects.select_related("run")}
+    assert dict(Note.objects.values_list("pk", "account_id")) == written and len(runs) == 5
+
+    # Once a rule watches notes being created, each note is saved at once, so its event carries the chain's depth.
+    WorkflowFactory(tenant=tenant, name="On a note", trigger_type="model_created", model_type="note",
+                    actions=[{"type": "add_tag", "config": {"tag": "noted"}}])
+    change(accounts, industry="Energy")
+    with CaptureQueriesContext(connection) as queries:
+        engine.process_pending(tenant.pk, limit=50)
+    assert note_inserts(queries) == 5
+    assert sorted(Event.objects.filter(model="note").values_list("depth", flat=True)) == [1] * 5
 
 
 def test_a_cooldown_holds_between_events_of_the_same_batch(tenant):
