@@ -38,14 +38,25 @@ WINDOWS = ("1h", "1d", "1w")
 
 def window_scores(score: HealthScore) -> dict:
     """The account's score at the start of each standard window (for health_score_change time_window)."""
-    result = {}
-    for window in WINDOWS:
-        since = score.calculated_at - parse_duration(window, "time_window")
-        before = (HealthScore.objects.for_tenant(score.tenant_id)
-                  .filter(account_id=score.account_id, calculated_at__lte=since)
-                  .order_by("-calculated_at").values_list("overall_score", flat=True).first())
-        result[window] = float(before) if before is not None else None
-    return result
+    return window_scores_many(score.tenant_id, [score])[0]
+
+
+def window_scores_many(tenant_id, scores: list[HealthScore]) -> list[dict]:
+    """``window_scores`` of each score, in order: one query per distinct ``calculated_at`` (an import's scores
+    share theirs), each account's latest score at or before every window's start found through its
+    ``(account, -calculated_at)`` index."""
+    found: dict = {}
+    for at in {score.calculated_at for score in scores}:
+        before = {window: HealthScore.objects.filter(
+            account=OuterRef("pk"), calculated_at__lte=at - parse_duration(window, "time_window"))
+            .order_by("-calculated_at", "-id").values("overall_score")[:1] for window in WINDOWS}
+        rows = (Account.objects.for_tenant(tenant_id)
+                .filter(pk__in={score.account_id for score in scores if score.calculated_at == at})
+                .order_by().values_list("pk", *(Subquery(query) for query in before.values())))
+        for pk, *values in rows:
+            found[(pk, at)] = {window: float(value) if value is not None else None
+                               for window, value in zip(WINDOWS, values)}
+    return [found.get((score.account_id, score.calculated_at)) or dict.fromkeys(WINDOWS) for score in scores]
 
 
 WEBHOOK_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")

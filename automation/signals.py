@@ -4,10 +4,11 @@ from django.db.models.signals import m2m_changed, post_delete, post_init, post_s
 from django.dispatch import receiver
 
 from accounts import signals as domain
+from accounts.health_import import health_scores_imported
 from accounts.models import Engagement, HealthScore
 
 from . import events, related_events
-from .selectors import window_scores
+from .selectors import window_scores, window_scores_many
 from .subjects import WATCHED
 
 
@@ -57,19 +58,48 @@ def _engagement_event(engagement: Engagement) -> None:
                                                          "engagement_id": engagement.pk, "summary": engagement.summary})
 
 
+def _score_change_payload(score: HealthScore, previous: HealthScore | None, windows: dict) -> dict:
+    return {
+        "current_score": float(score.overall_score),
+        "previous_score": float(previous.overall_score) if previous else None,
+        "risk_level": score.risk_level,
+        "previous_risk_level": previous.risk_level if previous else None,
+        "breakdown": score.breakdown,
+        "window_scores": windows,
+        "health_score_id": score.pk,
+    }
+
+
 @receiver(domain.health_score_recorded, sender=HealthScore)
 def health_score_recorded(sender, score, previous, **kwargs):
     account = score.account
     events.emit(tenant_id=score.tenant_id, type="health_score_change", object_id=account.pk, account=account,
-                payload=lambda: {
-                    "current_score": float(score.overall_score),
-                    "previous_score": float(previous.overall_score) if previous else None,
-                    "risk_level": score.risk_level,
-                    "previous_risk_level": previous.risk_level if previous else None,
-                    "breakdown": score.breakdown,
-                    "window_scores": window_scores(score),
-                    "health_score_id": score.pk,
-                })
+                payload=lambda: _score_change_payload(score, previous, window_scores(score)))
+
+
+@receiver(health_scores_imported, sender=HealthScore, dispatch_uid="automation.signals.health_scores_imported")
+def health_scores_imported_in_bulk(sender, tenant_id, imported, **kwargs):
+    """A chunk of the nightly import: for each score, the events its single recording raises (the score created,
+    the account's mirrors updated, ``health_score_change``), in that order, with one INSERT (``emit_many``)."""
+    created = events.listening(tenant_id, "model_created", "healthscore")
+    updated = events.listening(tenant_id, "model_updated", "account")
+    changed = events.listening(tenant_id, "health_score_change", "account")
+    if not (created or updated or changed):
+        return
+    scores = [row.score for row in imported]
+    windows = window_scores_many(tenant_id, scores) if changed else [None] * len(scores)
+
+    def raised():
+        for row, window in zip(imported, windows):
+            if created:
+                yield events.model_change(row.score, created=True)
+            if updated and row.mirrored and (change := events.model_change(row.account)) is not None:
+                yield change
+            if changed:
+                yield events.NewEvent(type="health_score_change", object_id=row.account.pk, account=row.account,
+                                      payload=_score_change_payload(row.score, row.previous, window))
+
+    events.emit_many(tenant_id=tenant_id, events=raised())
 
 
 @receiver(domain.stage_changed)

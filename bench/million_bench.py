@@ -13,7 +13,8 @@ system context): ``--accounts`` accounts (renewal dates spread over a year, seat
    one queryset) evaluated: the SELECT of the matching ids, and the subjects loaded as ``fire_slot`` loads them;
 2. a health score recorded for ``--import-accounts`` accounts (default: 100,000 per run) through
    ``accounts.health_import.health_scores_import`` (the bulk path of ``health_score_record``) while a
-   ``health_score_change`` rule and a ``field_changed`` rule on the health score listen (so events are written);
+   ``health_score_change`` rule and a ``field_changed`` rule on the health score listen (so events are written,
+   by automation's receiver of ``health_scores_imported``; once per-row, with the receiver disconnected, to compare);
 3. ``--events`` processed events inserted (raw SQL) plus 10 pending: one sweep (``sweep_events``), one tick of
    the scheduled rules and one of the CRM journey scheduler, with the ``EXPLAIN ANALYZE`` of their queries.
 
@@ -43,6 +44,7 @@ RUNS = 3
 RENEWING = [{"field": "renewal_date", "operator": "gte", "value": "today"},
             {"field": "renewal_date", "operator": "lte", "value": "in 30 days"}]
 NOTE = [{"type": "create_note", "config": {"body": "Renewal in 30 days: {{ account.name }}"}}]
+BULK_RECEIVER = "automation.signals.health_scores_imported"
 
 
 def main() -> None:
@@ -201,6 +203,7 @@ def health_import(tenant, per_run: int, cal) -> None:
     from accounts.models import Account, HealthScore
     from automation.models import Event, Workflow
     from automation.services import workflow_save
+    from automation.signals import health_scores_imported_in_bulk
     from csplatform.tenancy import tenant_context
 
     print("\nnightly health-score import through accounts.health_import (rules listen: events are written)",
@@ -218,7 +221,7 @@ def health_import(tenant, per_run: int, cal) -> None:
 
         def one_run(count: int, label: str) -> float:
             nonlocal offset
-            rows = [(pk, _components(rng)) for pk in ids[offset:offset + count]]
+            rows = [(ids[(offset + i) % len(ids)], _components(rng)) for i in range(min(count, len(ids)))]
             offset = (offset + count) % len(ids)
             before = Event.objects.for_tenant(tenant).count()
             at = time.monotonic()
@@ -230,71 +233,22 @@ def health_import(tenant, per_run: int, cal) -> None:
                   f"= {len(rows) / seconds:,.0f} accounts/s", flush=True)
             return seconds
 
-        # Today: the events go through the per-row signals (automation's receivers write one event per INSERT,
-        # three window-score queries per health_score_change, one broker message per event).
+        # For comparison: the per-row signals (automation's bulk receiver disconnected: one event per INSERT, a
+        # window-score query per health_score_change, one broker message per event).
         small = min(per_run, 2000)
-        seconds = [one_run(small, "per-row events (today's receivers)")]
-        _summary(f"import, per-row events ({small:,} accounts)", seconds, cal, small, "accounts")
-        # The bulk receiver proposed for automation/signals.py (PROTOTYPE, defined in this benchmark only).
-        health_scores_imported.connect(proposed_bulk_events, sender=HealthScore)
+        health_scores_imported.disconnect(sender=HealthScore, dispatch_uid=BULK_RECEIVER)
         try:
-            seconds = [one_run(per_run, f"run {index + 1}, bulk events (proposed receiver)") for index in range(RUNS)]
+            seconds = [one_run(small, "per-row events (bulk receiver disconnected)")]
         finally:
-            health_scores_imported.disconnect(proposed_bulk_events, sender=HealthScore)
-        _summary(f"import, bulk events, PROPOSED receiver ({per_run:,} accounts a run)", seconds, cal, per_run,
-                 "accounts")
+            health_scores_imported.connect(health_scores_imported_in_bulk, sender=HealthScore,
+                                           dispatch_uid=BULK_RECEIVER)
+        _summary(f"import, per-row events ({small:,} accounts)", seconds, cal, small, "accounts")
+        # What runs: automation's receiver (one INSERT of a chunk's events, one window-score query, one broker
+        # message per AUTOMATION_EVENT_BATCH events).
+        seconds = [one_run(per_run, f"run {index + 1}, bulk events (automation's receiver)") for index in range(RUNS)]
+        _summary(f"import, bulk events ({per_run:,} accounts a run)", seconds, cal, per_run, "accounts")
         Event.objects.for_tenant(tenant).delete()
         Workflow.objects.for_tenant(tenant).exclude(trigger_type="time_based").delete()
-
-
-def proposed_bulk_events(sender, tenant_id, imported, **kwargs) -> None:
-    """PROTOTYPE of the receiver automation needs (automation/signals.py): the events of a chunk of imported scores
-    with one INSERT, the window scores with one query per window, one broker message per batch of events (a
-    worker's ``process_event`` takes a batch of the tenant's pending events; the sweeper covers the rest).
-    Same events, types, changes and payloads as the per-row receivers write."""
-    from django.db import transaction
-
-    from accounts.models import HealthScore
-    from automation import rule_index
-    from automation.events import dispatch_ids, json_safe, payload_of
-    from automation.models import Event
-    from automation.selectors import WINDOWS
-    from automation.triggers import parse_duration
-
-    events = []
-    if rule_index.interested(tenant_id, "model_updated", "account"):
-        for row in imported:
-            account = row.account
-            changes = {name: {"old": old, "new": new} for name, old, new in (
-                ("health_score", row.old_health_score, account.health_score),
-                ("risk_level", row.old_risk_level, account.risk_level)) if row.mirrored and old != new}
-            if changes:
-                events.append(Event(tenant_id=tenant_id, type="model_updated", model="account", object_id=str(account.pk),
-                                    account_id=account.pk, payload=payload_of(account), changes=json_safe(changes)))
-    if rule_index.interested(tenant_id, "health_score_change", "account"):
-        at = imported[0].score.calculated_at
-        accounts = [row.account.pk for row in imported]
-        windows = {}
-        for window in WINDOWS:
-            since = at - parse_duration(window, "time_window")
-            windows[window] = dict(HealthScore.objects.for_tenant(tenant_id).filter(
-                account_id__in=accounts, calculated_at__lte=since).order_by("account_id", "-calculated_at")
-                .distinct("account_id").values_list("account_id", "overall_score"))
-        for row in imported:
-            score, previous = row.score, row.previous
-            events.append(Event(
-                tenant_id=tenant_id, type="health_score_change", model="account", object_id=str(score.account_id),
-                account_id=score.account_id, changes={}, payload=json_safe({
-                    "current_score": float(score.overall_score),
-                    "previous_score": float(previous.overall_score) if previous else None,
-                    "risk_level": score.risk_level, "previous_risk_level": previous.risk_level if previous else None,
-                    "breakdown": score.breakdown,
-                    "window_scores": {w: float(v[score.account_id]) if score.account_id in v else None
-                                      for w, v in windows.items()},
-                    "health_score_id": score.pk})))
-    Event.objects.bulk_create(events)
-    first_of_batches = [event.pk for event in events[::50]]
-    transaction.on_commit(lambda: [dispatch_ids(tenant_id, pk) for pk in first_of_batches])
 
 
 def sweeper_and_schedulers(tenant, events: int, cal) -> None:

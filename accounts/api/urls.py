@@ -1,9 +1,10 @@
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from csplatform.api import slash_optional
 
 from . import views
+from .health_import import HealthScoreBulkView
 
 router = slash_optional(DefaultRouter())
 router.register("accounts", views.AccountViewSet, basename="account")
@@ -31,5 +32,7 @@ urlpatterns = [
     path("auth/tokens/<int:pk>/", views.ApiTokenViewSet.as_view({"delete": "destroy"}), name="api-token-detail"),
     # Token login, throttled (scope "login").
     path("auth/token/", views.LoginView.as_view(), name="api-token-login"),
+    # Before the router's, which would read "bulk" as a score's id.
+    re_path(r"^health-scores/bulk/?$", HealthScoreBulkView.as_view(), name="healthscore-bulk"),
     *router.urls,
 ]

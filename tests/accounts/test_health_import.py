@@ -4,14 +4,17 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from celery.signals import task_prerun
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services
-from accounts.health_import import health_scores_import
-from accounts.models import Account, HealthScore, RiskLevel
+from accounts.health_import import health_scores_import, health_scores_imported
+from accounts.models import Account, HealthScore, Note, RiskLevel
+from automation.events import PROCESS_EVENT_TASK
 from automation.models import Event
+from automation.signals import health_scores_imported_in_bulk
 from csplatform.tenancy import tenant_context
 from tests.factories import AccountFactory, WorkflowFactory
 
@@ -76,22 +79,97 @@ def test_it_reports_bad_rows_and_records_the_others(tenant, other_tenant):
     assert not HealthScore.objects.filter(account=foreign).exists()
 
 
-def test_rules_see_the_events_a_single_score_raises(tenant):
+def listening_rules(tenant):
     WorkflowFactory(tenant=tenant, name="Dropped", trigger_type="health_score_change", actions=NOTE)
     WorkflowFactory(tenant=tenant, name="Changed", trigger_type="field_changed", model_type="account",
                     trigger_config={"fields": ["health_score"]}, actions=NOTE)
-    single, bulk = AccountFactory(tenant=tenant), AccountFactory(tenant=tenant)
+    WorkflowFactory(tenant=tenant, name="Scored", trigger_type="model_created", model_type="healthscore",
+                    actions=NOTE)
+
+
+def events_of(account, score):
+    """The account's events as a rule reads them, with the ids and times that differ between two accounts or two
+    recordings written as names."""
+    names = {str(account.pk): "<account>", score.pk: "<score>", str(score.pk): "<score>"}
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k not in ("created_at", "updated_at", "calculated_at")}
+        return names.get(value, value) if isinstance(value, (str, int)) else value
+
+    return [(e.type, e.model, names.get(e.object_id, e.object_id), plain(e.changes), plain(e.payload), e.depth)
+            for e in Event.objects.filter(account_id=account.pk).order_by("id")]
+
+
+@pytest.mark.parametrize("receiver", ["bulk (automation's receiver)", "per-row signals"])
+def test_rules_see_the_events_a_single_score_raises(tenant, receiver):
+    listening_rules(tenant)
+    single, bulk = AccountFactory(tenant=tenant, name="Twin"), AccountFactory(tenant=tenant, name="Twin")
+    for account in (single, bulk):
+        services.health_score_record(account=account, components={"usage_score": 90},
+                                     calculated_at=timezone.now() - datetime.timedelta(days=2))
     Event.objects.all().delete()
+    if receiver == "per-row signals":
+        assert health_scores_imported.disconnect(sender=HealthScore,
+                                                 dispatch_uid="automation.signals.health_scores_imported")
+    try:
+        at = timezone.now()
+        services.health_score_record(account=single, components=SCORES, calculated_at=at)
+        imported(tenant, [(bulk.pk, SCORES)], calculated_at=at)
+    finally:
+        health_scores_imported.connect(health_scores_imported_in_bulk, sender=HealthScore,
+                                       dispatch_uid="automation.signals.health_scores_imported")
 
-    def events_of(account):
-        return sorted((e.type, sorted(e.changes), e.payload.get("current_score"))
-                      for e in Event.objects.filter(account_id=account.pk))
+    expected = events_of(single, HealthScore.objects.filter(account=single).first())
+    assert events_of(bulk, HealthScore.objects.filter(account=bulk).first()) == expected
+    assert [(kind, model) for kind, model, *_ in expected] == [
+        ("model_created", "healthscore"), ("model_updated", "account"), ("health_score_change", "account")]
+    change = expected[2][4]
+    assert (change["current_score"], change["previous_score"], change["window_scores"]) == (
+        35.0, 90.0, {"1h": 90.0, "1d": 90.0, "1w": None})
+    assert expected[1][3] == {"health_score": {"old": "90.00", "new": "35.00"},
+                              "risk_level": {"old": "healthy", "new": "critical"}}
 
-    services.health_score_record(account=single, components=SCORES)
-    imported(tenant, [(bulk.pk, SCORES)])
 
-    assert events_of(bulk) == events_of(single) == [
-        ("health_score_change", [], 35.0), ("model_updated", ["health_score", "risk_level"], None)]
+def test_the_rules_run_for_every_imported_account_with_one_message_per_50_events(tenant, on_commit):
+    WorkflowFactory(tenant=tenant, name="Dropped", trigger_type="health_score_change", actions=NOTE)
+    accounts = [AccountFactory(tenant=tenant) for _ in range(120)]
+
+    tasks = []
+
+    def started(sender=None, **kwargs):
+        tasks.append(sender.name)
+
+    task_prerun.connect(started, weak=False)
+    try:
+        with on_commit():
+            result = imported(tenant, [(a.pk, SCORES) for a in accounts])
+    finally:
+        task_prerun.disconnect(started)
+
+    assert result.recorded == 120
+    assert tasks == [PROCESS_EVENT_TASK] * 3  # 120 events: one message per batch of 50, not 120
+    assert Note.objects.filter(account__in=accounts, body="Score moved").count() == 120
+    assert not Event.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_a_second_row_for_an_account_follows_the_first(tenant):
+    account = AccountFactory(tenant=tenant)
+
+    result = imported(tenant, [(account.pk, {"usage_score": 80}), (account.pk, SCORES)])
+
+    assert result.recorded == 2
+    latest, first = HealthScore.objects.filter(account=account)[:2]
+    assert (first.overall_score, latest.overall_score, latest.previous_score) == (
+        Decimal("80.00"), Decimal("35.00"), Decimal("80.00"))
+    account.refresh_from_db()
+    assert account.health_score == Decimal("35.00")
+
+
+def test_a_row_naming_no_account_id_is_reported(tenant):
+    result = imported(tenant, [("GlobalTech", SCORES)])
+
+    assert (result.recorded, result.errors) == (0, {"GlobalTech": {"account": ["'GlobalTech' is not an account id."]}})
 
 
 def test_it_costs_the_same_queries_for_10_or_40_accounts_when_no_rule_listens(tenant):
