@@ -18,6 +18,7 @@ import json
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from django.conf import settings
@@ -87,14 +88,17 @@ def running() -> Cause | None:
 
 
 def snapshot(instance) -> dict:
-    """Field values as loaded; kept on the instance so updates can report old values without a query."""
-    return {f.attname: getattr(instance, f.attname, None) for f in instance._meta.concrete_fields}
+    """Field values as loaded; kept on the instance so updates can report old values without a query. Fields
+    deferred by ``only()`` / ``defer()`` are left out: reading one would load it (a query each, and each load
+    would take a snapshot again)."""
+    loaded = instance.__dict__
+    return {f.attname: loaded[f.attname] for f in instance._meta.concrete_fields if f.attname in loaded}
 
 
 def _changes(old: dict, instance) -> dict:
     changes = {}
     for field in instance._meta.concrete_fields:
-        if field.attname in ("updated_at",):
+        if field.attname == "updated_at" or (old and field.attname not in old):  # not loaded: its old value is unknown
             continue
         before, after = old.get(field.attname), getattr(instance, field.attname, None)
         if before != after:
@@ -145,13 +149,13 @@ def emit(*, tenant_id, type: str, model: str = "account", object_id: Any = "", a
 
 @dataclass(frozen=True)
 class NewEvent:
-    """One event for ``emit_many``: ``emit``'s arguments but the tenant (the payload already built)."""
+    """One event for ``emit_many``: ``emit``'s arguments but the tenant (the payload, or a callable building it)."""
 
     type: str
     model: str = "account"
     object_id: Any = ""
     account: Any = None
-    payload: dict | None = None
+    payload: dict | Callable[[], dict] | None = None
     changes: dict | None = None
 
 
@@ -181,7 +185,8 @@ def _insert_events(rows: list[NewEvent], common: list) -> list[int]:
     """The rows with ``common`` = tenant id, depth, chain id and time written; their ids."""
     values = [{"type": e.type, "model": e.model, "object_id": str(e.object_id or ""),
                "account_id": e.account.pk if e.account is not None else None,
-               "payload": e.payload or {}, "changes": e.changes or {}} for e in rows]
+               "payload": (e.payload() if callable(e.payload) else e.payload) or {}, "changes": e.changes or {}}
+              for e in rows]
     if connection.vendor != "postgresql":
         shared = dict(zip(("tenant_id", "depth", "chain_id", "created_at"), common))
         return [event.pk for event in Event.objects.bulk_create([Event(**shared, **json_safe(row)) for row in values])]
@@ -214,7 +219,7 @@ def model_change(instance, *, created: bool = False, deleted: bool = False) -> N
             return None
     return NewEvent(type=event_type, model=model, object_id=instance.pk,
                     account=None if deleted and model == "account" else account_of(instance),
-                    payload=_row(instance), changes=changes)
+                    payload=partial(_row, instance), changes=changes)  # built only if a rule listens
 
 
 def record_model_change(instance, *, created: bool = False, deleted: bool = False) -> Event | None:
