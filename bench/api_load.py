@@ -1,7 +1,8 @@
 """Load benchmark: the API and the cockpit under gunicorn (2 sync workers) with 10 and 50 concurrent users.
 
     DATABASE_URL=postgres://csplatform@127.0.0.1:5432/csplatform REDIS_URL=redis://127.0.0.1:6379/14 \\
-        .venv/bin/python bench/api_load.py            # --accounts 10000 --duration 60 --users 10,50 --runs 1
+        .venv/bin/python bench/api_load.py   # --accounts 10000 --duration 60 --users 10,50 --think-ms 0,1000 --runs 1
+    # a quick check of one scenario: --only list --users 10 --duration 10 --think-ms 0
 
 Needs ``wrk`` (the load generator; Debian: ``apt-get install -y wrk``): the script says so and stops when it
 is missing. It never touches the database DATABASE_URL names: it creates a throwaway database next to it
@@ -9,13 +10,21 @@ is missing. It never touches the database DATABASE_URL names: it creates a throw
 history (``cockpit_bench.populate``: weekly health scores, ``--usage-days`` of usage, notes, tasks, runs,
 outbox messages …), starts ``gunicorn -c gunicorn.conf.py`` on 127.0.0.1 with ``GUNICORN_WORKERS=2``, as
 production runs behind a TLS proxy (``X-Forwarded-Proto: https``), and for each scenario and number of users
-runs ``wrk`` (one connection per user, each sending its next request as soon as the last one answered) for
-``--duration`` seconds:
+runs ``wrk`` (one connection per user) for ``--duration`` seconds, once for each ``--think-ms``:
 
-* ``GET /api/accounts/?page_size=50`` and ``GET /api/accounts/<id>/`` (100 accounts in turn), token auth;
-* ``POST /api/health-scores/`` (a new score for one of 100 accounts: events, rules, the on-commit hand-over
-  to celery through REDIS_URL; nothing consumes them, the bench empties those queues at the end);
-* the customer 360 page ``/admin/accounts/account/<id>/360/`` with a logged-in session.
+* ``0``, a closed loop: each user sends its next request as soon as the last one answered, so the server is
+  always busy and latency is about ``users / requests per second`` (a queue, not the time of one request);
+* ``1000`` (or any other value), a user who thinks: after each answer a user waits that long (uniformly
+  between half and one and a half times it, so the users do not fall into step) before the next request, as a
+  person reading a page does; latency is then the server's time plus whatever queue the users make.
+
+The scenarios (``--only`` picks some, by the short name in brackets):
+
+* ``GET /api/accounts/?page_size=50`` (``list``) and ``GET /api/accounts/<id>/`` (``detail``, 100 accounts in
+  turn), token auth;
+* ``POST /api/health-scores/`` (``health``: a new score for one of 100 accounts: events, rules, the on-commit
+  hand-over to celery through REDIS_URL; nothing consumes them, the bench empties those queues at the end);
+* the customer 360 page ``/admin/accounts/account/<id>/360/`` (``360``) with a logged-in session.
 
 It prints p50/p99 latency, requests/s and errors per scenario, the machine's calibration before and after,
 and requests/s as ratios to it. Goal: p99 < 150 ms for reads at 10 users. The API's per-user throttle
@@ -46,6 +55,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csplatform.settings")
 os.environ.setdefault("DJANGO_ALLOW_GENERATED_SECRET", "true")
 
 READ_SCENARIOS = {"accounts list", "account detail", "customer 360"}
+SHORT_NAMES = {"list": "accounts list", "detail": "account detail", "health": "health score", "360": "customer 360"}
 LUA = """
 local paths = {%(paths)s}
 local n = 0
@@ -59,6 +69,7 @@ request = function()
   if wrk.method == "POST" then body = string.format('%(body)s', path) ; path = "%(post_path)s" end
   return wrk.format(nil, path, nil, body)
 end
+%(think)s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, ' ..
@@ -75,9 +86,23 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=60, help="seconds per scenario and number of users")
     parser.add_argument("--users", default="10,50")
     parser.add_argument("--runs", type=int, default=1, help="repeat the scenarios on the same data")
-    parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
+    parser.add_argument("--think-ms", default="0,1000",
+                        help="comma-separated think times in ms, each a set of rows; 0: closed loop (no think time)")
+    parser.add_argument("--only", default="",
+                        help=f"comma-separated scenarios, by short name ({', '.join(SHORT_NAMES)}) (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway database")
     args = parser.parse_args()
+    try:
+        args.users = [int(u) for u in args.users.split(",")]
+        args.think_ms = [int(t) for t in args.think_ms.split(",")]
+    except ValueError:
+        parser.error("--users and --think-ms take comma-separated whole numbers")
+    if min(args.users) < 1 or min(args.think_ms) < 0:
+        parser.error("--users must be positive and --think-ms 0 or more")
+    args.only = [SHORT_NAMES.get(name.strip(), name.strip()) for name in args.only.split(",") if name.strip()]
+    unknown = set(args.only) - set(SHORT_NAMES.values())
+    if unknown:
+        parser.error(f"--only: unknown scenario {', '.join(sorted(unknown))} (known: {', '.join(SHORT_NAMES)})")
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         parser.error("set DATABASE_URL (a PostgreSQL server; a throwaway database is created next to it)")
     if not shutil.which("wrk"):
@@ -107,27 +132,37 @@ def run(args) -> None:
     with Gunicorn(database_url) as server:
         scenarios = build_scenarios(tenant, token, session, account_ids)
         if args.only:
-            scenarios = {k: v for k, v in scenarios.items() if k in args.only.split(",")}
+            scenarios = {k: v for k, v in scenarios.items() if k in args.only}
         for run_no in range(1, args.runs + 1):
             for name, scenario in scenarios.items():
                 probe(server.url, scenario)
-                for users in [int(u) for u in args.users.split(",")]:
-                    result = wrk(server.url, lua_of(scenario), users, args.duration)
-                    result.update(run=run_no, scenario=name, users=users)
-                    results.append(result)
-                    print(f"  run {run_no} {name:<16} {users:>3} users: {line(result, before)}", flush=True)
+                for think in args.think_ms:
+                    for users in args.users:
+                        result = wrk(server.url, lua_of(scenario, think), users, args.duration)
+                        result.update(run=run_no, scenario=name, users=users, think=think)
+                        results.append(result)
+                        print(f"  run {run_no} {name:<16} {users:>3} users, {load_words(think)}: {line(result, before)}",
+                              flush=True)
     after = calibrate()
     purge_celery_queues()
     print(f"\nAPI and cockpit under gunicorn (2 sync workers, {args.accounts:,} accounts, {args.duration}s per row)")
     print(f"before: {before.line()}\nafter:  {after.line()}")
-    print(f"{'run':>3} {'scenario':<16} {'users':>5} {'req/s':>7} {'ratio to machine':>26} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'errors':>6}  goal")
-    for r in results:
-        goal = ""
-        if r["scenario"] in READ_SCENARIOS and r["users"] == 10:
-            goal = "ok (p99 < 150 ms)" if r["p99_ms"] < 150 else "MISSED (p99 >= 150 ms)"
-        print(f"{r['run']:>3} {r['scenario']:<16} {r['users']:>5} {r['rps']:>7.1f} {before.ratio(r['rps']):>26} "
-              f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['errors']:>6}  {goal}")
+    for think in args.think_ms:
+        print(f"\n{load_words(think)}: " + (
+            "each user sends its next request as soon as the last one answered (latency ~ users / req/s)" if not think
+            else f"each user waits {think // 2}-{think * 3 // 2} ms after an answer before its next request"))
+        print(f"{'run':>3} {'scenario':<16} {'users':>5} {'req/s':>7} {'ratio to machine':>26} {'p50 ms':>7} "
+              f"{'p99 ms':>7} {'errors':>6}  goal")
+        for r in (r for r in results if r["think"] == think):
+            goal = ""
+            if r["scenario"] in READ_SCENARIOS and r["users"] == 10:
+                goal = "ok (p99 < 150 ms)" if r["p99_ms"] < 150 else "MISSED (p99 >= 150 ms)"
+            print(f"{r['run']:>3} {r['scenario']:<16} {r['users']:>5} {r['rps']:>7.1f} {before.ratio(r['rps']):>26} "
+                  f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['errors']:>6}  {goal}")
+
+
+def load_words(think_ms: int) -> str:
+    return f"think {think_ms} ms" if think_ms else "closed loop"
 
 
 def line(r: dict, calibration) -> str:
@@ -166,10 +201,19 @@ def build_scenarios(tenant, token, session, account_ids) -> dict[str, dict]:
     }
 
 
-def lua_of(scenario: dict) -> str:
+def lua_of(scenario: dict, think_ms: int = 0) -> str:
+    """The wrk script of a scenario; with ``think_ms``, wrk's ``delay()`` holds each connection that long (half to
+    one and a half times, at random per request) after an answer, before its next request."""
     headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in scenario["headers"].items())
+    think = ""
+    if think_ms:
+        think = ("local threads = 0\n"  # each wrk thread its own seed: their users do not think in step
+                 "setup = function(thread) threads = threads + 1; thread:set('seed', threads) end\n"
+                 "init = function(args) math.randomseed(os.time() * 100 + seed) end\n"
+                 f"delay = function() return math.random({think_ms // 2}, {think_ms * 3 // 2}) end")
     return LUA % {"paths": ", ".join(f'"{p}"' for p in scenario["paths"]), "method": scenario.get("method", "GET"),
-                  "headers": headers, "body": scenario.get("body", ""), "post_path": scenario.get("post_path", "")}
+                  "headers": headers, "body": scenario.get("body", ""), "post_path": scenario.get("post_path", ""),
+                  "think": think}
 
 
 def probe(url: str, scenario: dict) -> None:

@@ -46,6 +46,14 @@ def _find_tenant(key: str) -> Tenant | None:
     return found
 
 
+def _tenant_lookup(key: str) -> dict:
+    """The filter on a membership's tenant that ``_find_tenant`` tries first for this key."""
+    try:
+        return {"tenant_id": uuid.UUID(key)}
+    except ValueError:
+        return {"tenant__slug": key}
+
+
 def resolve_membership(request) -> Membership:
     """The membership the request acts under (cached on the request); 403 if the user has none there."""
     cached = getattr(request, "_cs_membership", None)
@@ -58,8 +66,14 @@ def resolve_membership(request) -> Membership:
     key = _requested_tenant_key(request)
     memberships = Membership.objects.select_related("tenant").filter(user=user)
     if key:
-        tenant = _find_tenant(key)
-        membership = memberships.filter(tenant=tenant).first() if tenant else None
+        # The usual case in one query: a membership of the tenant with this id (else this slug). Only without
+        # one is the tenant looked up on its own (by id, slug or number), as a superuser may act in any.
+        membership = memberships.filter(**_tenant_lookup(key)).first()
+        if membership is not None:
+            tenant = membership.tenant
+        else:
+            tenant = _find_tenant(key)
+            membership = memberships.filter(tenant=tenant).first() if tenant else None
         if membership is None and tenant is not None and user.is_superuser:
             membership = Membership(user=user, tenant=tenant, role=Role.TENANT_ADMIN)
         if membership is None:

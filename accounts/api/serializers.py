@@ -61,10 +61,26 @@ class TagSerializer(TenantModelSerializer):
         fields = ["id", "name", "color"]
 
 
+#: Where ``AccountViewSet`` puts an account's tags (``Prefetch(to_attr=...)``): a list per account, not a
+#: queryset per account as a plain ``prefetch_related("tags")`` builds (a fifth of a 50-row page's time).
+ACCOUNT_TAGS_ATTR = "prefetched_tags"
+
+
+class AccountTagNamesField(serializers.ListField):
+    """The account's tag names: the list the view prefetched, else (an account just saved) its tags."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.CharField(), read_only=True, source="*", **kwargs)
+
+    def to_representation(self, account):
+        tags = getattr(account, ACCOUNT_TAGS_ATTR, None)
+        return [tag.name for tag in (tags if tags is not None else account.tags.all())]
+
+
 class AccountSerializer(TenantModelSerializer):
     parent = TenantRelatedField(Account, required=False, allow_null=True)
     owner = TenantUserField(required=False, allow_null=True)
-    tags = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
+    tags = AccountTagNamesField()
     tag_ids = TenantRelatedField(Tag, many=True, required=False, write_only=True, source="tags")
     current_stage = NullSafeCharField(source="current_stage.name", read_only=True, allow_null=True)
     owner_email = NullSafeEmailField(source="owner.email", read_only=True, allow_null=True)

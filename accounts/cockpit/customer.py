@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from django.db.models import Avg, Count
+from django.db.models import Avg, Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -93,14 +93,23 @@ def _change(now, then) -> float | None:
     return round(float(now) - float(then), 1)
 
 
-def why(account: Account, now: datetime.datetime) -> dict:
+def _why_scores(account: Account, since: datetime.datetime):
+    """The latest score, the one before it and the score of a month ago (the latest recorded before ``since``,
+    else the earliest after it, as ``accounts_with_trend`` takes it), in one query of at most four rows."""
     scores = HealthScore.objects.for_tenant(account.tenant_id).filter(account=account)
-    latest_two = list(scores.order_by("-calculated_at", "-id")[:2])
-    latest = latest_two[0] if latest_two else None
-    previous = latest_two[1] if len(latest_two) > 1 else None
+    newest, oldest = ("-calculated_at", "-id"), ("calculated_at", "id")
+    picks = (Q(pk__in=scores.order_by(*newest).values("pk")[:2])
+             | Q(pk__in=scores.filter(calculated_at__lte=since).order_by(*newest).values("pk")[:1])
+             | Q(pk__in=scores.filter(calculated_at__gt=since).order_by(*oldest).values("pk")[:1]))
+    rows = list(scores.filter(picks).order_by(*newest))
+    latest, previous = (rows + [None, None])[:2]
+    month_ago = next((r for r in rows if r.calculated_at <= since), rows[-1] if rows else None)
+    return latest, previous, month_ago
+
+
+def why(account: Account, now: datetime.datetime) -> dict:
     since = now - DEFAULT_TREND_WINDOW
-    month_ago = (scores.filter(calculated_at__lte=since).order_by("-calculated_at", "-id").first()
-                 or scores.filter(calculated_at__gt=since).order_by("calculated_at", "id").first())
+    latest, previous, month_ago = _why_scores(account, since)
     if latest is None:
         return {"latest": None, "rows": [], "missing": [], "trend": Trend(None)}
     ranked = {d.component: d for d in drivers(latest.breakdown)}

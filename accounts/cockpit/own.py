@@ -70,44 +70,64 @@ class AccountsSource(Source):
     )
 
     def timeline(self, account, *, kinds, before, limit):
-        entries: list[Entry] = []
+        # Each kind's ``limit`` newest rows (one query each), but entries only for the ``limit`` newest of them all:
+        # the page shows at most that many (``timeline_page``), and an entry costs more than its row (words, links,
+        # what made a task).
+        found: list[tuple[datetime.datetime, str, object]] = []
+        for kind, (rows, time_field, related) in self._reads().items():
+            if kind in kinds:
+                found += [(getattr(row, time_field), kind, row)
+                          for row in _rows(rows, account, time_field, before, limit, related)]
+        found.sort(key=lambda item: item[0], reverse=True)  # stable: equal times keep the kinds' order
+        if len(found) > limit:  # the cut keeps every row as old as the last one kept (see ``timeline_page``)
+            found = [item for item in found if item[0] >= found[limit - 1][0]]
         today = timezone.localdate()
-        if NOTE in kinds:
-            entries += [Entry(n.created_at, NOTE, f"Note by {person(n.author)}" + (" (pinned)" if n.pinned else ""),
-                              _short(n.body), url=admin_url("admin:accounts_note_change", n.pk))
-                        for n in _rows(Note, account, "created_at", before, limit, ["author"])]
-        if ENGAGEMENT in kinds:
-            entries += [self._engagement(e) for e in _rows(Engagement, account, "occurred_at", before, limit,
-                                                           ["contact", "user"])]
-        if TASK in kinds:
-            tasks = _rows(Task, account, "created_at", before, limit, ["assignee"])
-            made_by = task_sources_describe(tasks)  # one query per kind of source on the page
-            entries += [self._task(t, today, made_by[t.pk]) for t in tasks]
-        if STAGE in kinds:
-            entries += [Entry(h.entered_at, STAGE, f"Moved to {h.stage.name}" +
-                              (f" from {h.from_stage.name}" if h.from_stage_id else ""),
-                              "; ".join(filter(None, [h.reason, f"by {person(h.moved_by)}" if h.moved_by_id else ""])),
-                              url=admin_url("admin:accounts_journeyhistory_change", h.pk))
-                        for h in _rows(JourneyHistory, account, "entered_at", before, limit,
-                                       ["stage", "from_stage", "moved_by"])]
-        if HEALTH in kinds:
-            entries += [self._score(s) for s in _rows(HealthScore, account, "calculated_at", before, limit)]
-        if TICKET in kinds:
-            entries += [Entry(t.opened_at, TICKET, f"Opened: {t.subject}",
-                              f"{t.get_priority_display()} priority" + (f", CSAT {t.csat}" if t.csat else ""),
-                              t.get_status_display(),
-                              BAD if t.status in ("open", "pending") and t.priority in ("high", "urgent") else
-                              WARN if t.status in ("open", "pending") else "",
-                              admin_url("admin:accounts_supportticket_change", t.pk))
-                        for t in _rows(SupportTicket, account, "opened_at", before, limit)]
-        if SURVEY in kinds:
-            entries += [Entry(r.responded_at, SURVEY, f"{r.kind.upper()} {r.score}" +
-                              (f" from {r.contact.name}" if r.contact_id else ""), _short(r.comment),
-                              tone=survey_tone(r.kind, r.score), url=admin_url("admin:accounts_surveyresponse_change", r.pk))
-                        for r in _rows(SurveyResponse, account, "responded_at", before, limit, ["contact"])]
-        if GOAL in kinds:
-            entries += [self._goal(g) for g in _rows(Goal.objects.annotate(at=GOAL_MOMENT), account, "at", before, limit)]
-        return entries
+        made_by = task_sources_describe([row for _, kind, row in found if kind == TASK])
+        return [self._task(row, today, made_by[row.pk]) if kind == TASK else self._entry(kind, row)
+                for _, kind, row in found]
+
+    @staticmethod
+    def _reads() -> dict:
+        """kind -> (model or queryset, time field, related rows read with it)."""
+        return {
+            NOTE: (Note, "created_at", ["author"]),
+            ENGAGEMENT: (Engagement, "occurred_at", ["contact", "user"]),
+            TASK: (Task, "created_at", ["assignee"]),
+            STAGE: (JourneyHistory, "entered_at", ["stage", "from_stage", "moved_by"]),
+            HEALTH: (HealthScore, "calculated_at", []),
+            TICKET: (SupportTicket, "opened_at", []),
+            SURVEY: (SurveyResponse, "responded_at", ["contact"]),
+            GOAL: (Goal.objects.annotate(at=GOAL_MOMENT), "at", []),
+        }
+
+    def _entry(self, kind: str, row) -> Entry:
+        if kind == NOTE:
+            return Entry(row.created_at, NOTE, f"Note by {person(row.author)}" + (" (pinned)" if row.pinned else ""),
+                         _short(row.body), url=admin_url("admin:accounts_note_change", row.pk))
+        if kind == ENGAGEMENT:
+            return self._engagement(row)
+        if kind == STAGE:
+            h = row
+            return Entry(h.entered_at, STAGE, f"Moved to {h.stage.name}" +
+                         (f" from {h.from_stage.name}" if h.from_stage_id else ""),
+                         "; ".join(filter(None, [h.reason, f"by {person(h.moved_by)}" if h.moved_by_id else ""])),
+                         url=admin_url("admin:accounts_journeyhistory_change", h.pk))
+        if kind == HEALTH:
+            return self._score(row)
+        if kind == TICKET:
+            t = row
+            return Entry(t.opened_at, TICKET, f"Opened: {t.subject}",
+                         f"{t.get_priority_display()} priority" + (f", CSAT {t.csat}" if t.csat else ""),
+                         t.get_status_display(),
+                         BAD if t.status in ("open", "pending") and t.priority in ("high", "urgent") else
+                         WARN if t.status in ("open", "pending") else "",
+                         admin_url("admin:accounts_supportticket_change", t.pk))
+        if kind == SURVEY:
+            r = row
+            return Entry(r.responded_at, SURVEY, f"{r.kind.upper()} {r.score}" +
+                         (f" from {r.contact.name}" if r.contact_id else ""), _short(r.comment),
+                         tone=survey_tone(r.kind, r.score), url=admin_url("admin:accounts_surveyresponse_change", r.pk))
+        return self._goal(row)
 
     @staticmethod
     def _goal(g: Goal) -> Entry:

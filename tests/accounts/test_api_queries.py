@@ -138,3 +138,36 @@ def test_it_reads_an_accounts_history_and_rollup_in_a_fixed_number_of_queries(ap
         assert api.get(f"/api/accounts/{parent.pk}/rollup/").status_code == 200
     # the rollup reads one query per hierarchy level, never one per account
     assert len(queries) <= MAX_QUERIES + 2, queries.sql
+
+
+@pytest.mark.parametrize("by", ["id", "slug"])
+def test_naming_the_tenant_in_a_header_costs_no_extra_query(by, api, tenant):
+    rich_accounts(tenant, n=4)  # and their parent: five
+    params = {"page_size": 5}
+    without = count_queries(api, "/api/accounts/", params)
+    with Queries() as queries:
+        response = api.get("/api/accounts/", params, HTTP_X_TENANT_ID=str(tenant.pk) if by == "id" else tenant.slug)
+
+    assert response.status_code == 200 and len(response.json()["results"]) == 5
+    assert len(queries) == without, queries.sql
+
+
+def test_an_account_read_shows_its_tags_and_still_applies_filters_given_to_it(api, tenant):
+    account = rich_accounts(tenant, n=3)[2]  # tagged gold, silver and bronze
+    url = f"/api/accounts/{account.pk}/"
+
+    with Queries() as queries:
+        body = api.get(url).json()
+    assert sorted(body["tags"]) == ["bronze", "gold", "silver"]
+    assert len(queries) <= 4, queries.sql  # token, membership, the account with its trend, its tags
+    assert api.get(url, {"status": account.status}).status_code == 200
+    assert api.get(url, {"arr_min": account.arr + 1}).status_code == 404  # a detail outside the filter
+
+
+def test_the_list_counts_accounts_without_computing_their_trend(api, tenant):
+    rich_accounts(tenant, n=2)
+    with Queries() as queries:
+        response = api.get("/api/accounts/", {"ordering": "-health_trend", "page_size": 1})
+    assert response.json()["count"] == 3
+    counts = [sql for sql in queries.sql if "COUNT(" in sql]
+    assert len(counts) == 1 and "accounts_healthscore" not in counts[0], counts  # Django drops the unused annotation

@@ -9,11 +9,12 @@ from unittest import mock
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import reverse
+from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 
 from accounts import services
 from accounts.demo import DEMO_ADMIN, demo_seed
+from accounts.cockpit.sources import admin_url
 from accounts.models import Account, Engagement, Note, Role, Task
 from crm import services as crm_services
 from crm.models import CRMPlaybookExecution
@@ -136,6 +137,57 @@ def test_the_timeline_pages_by_time_without_gaps_or_repeats(csm, client, techsta
     assert len(shown) == len(set(e.url for e in first.context["timeline"].entries + second.context["timeline"].entries))
     assert len(shown) == Note.objects.for_tenant(techstart.tenant).filter(account=techstart).count()
     assert "Older entries" in section(first, "timeline") and "Older entries" not in section(second, "timeline")
+
+
+def test_the_timeline_pages_through_kinds_mixed_in_time_without_gaps_or_repeats(csm, client, demo):
+    account = AccountFactory(tenant=demo, name="Busy Ltd")
+    start = timezone.now() - datetime.timedelta(days=1)
+    for i in range(40):  # notes and engagements in turn, a pair at the very same time now and then
+        at = start - datetime.timedelta(minutes=i - i % 2 * (i % 6 == 1))
+        note = NoteFactory(account=account, body=f"Note {i}")
+        Note.objects.filter(pk=note.pk).update(created_at=at)
+        services.engagement_create(account=account, user=csm, kind="call", outcome="completed", summary=f"Call {i}",
+                                   occurred_at=at - datetime.timedelta(seconds=30))
+
+    shown, before, pages = [], None, 0
+    while True:
+        page = client.get(url_360(account), {"kind": ["note", "engagement"], **({"before": before} if before else {})})
+        timeline = page.context["timeline"]
+        shown += [(e.kind, e.url) for e in timeline.entries]
+        pages += 1
+        if timeline.next_before is None:
+            break
+        before = timeline.next_before.isoformat()
+
+    assert pages == 4 and len(shown) == 80 == len(set(shown))
+    assert {kind for kind, _ in shown} == {"note", "engagement"}
+
+
+def test_why_compares_with_the_earliest_score_of_the_month_when_none_is_older(csm, client, demo):
+    account = AccountFactory(tenant=demo, name="New Customer")
+    now = timezone.now()
+    for days, usage in ((20, 80), (10, 60), (1, 50)):
+        services.health_score_record(account=account, components={"usage_score": usage},
+                                     calculated_at=now - datetime.timedelta(days=days))
+
+    usage = next(r for r in client.get(url_360(account)).context["why"]["rows"] if r.name == "usage_score")
+
+    assert (usage.score, usage.change_previous, usage.change_30_days, usage.dropped) == (50.0, -10.0, -30.0, True)
+
+
+def test_links_keep_the_prefix_the_site_is_served_under(techstart):
+    note = NoteFactory(account=techstart)
+    plain = admin_url("admin:accounts_note_change", note.pk)
+    set_script_prefix("/cs/")  # as a WSGI server sets it for a site under /cs
+    try:
+        prefixed = admin_url("admin:accounts_note_change", note.pk)
+    finally:
+        set_script_prefix("/")
+
+    assert (plain, prefixed) == (f"/admin/accounts/note/{note.pk}/change/", f"/cs/admin/accounts/note/{note.pk}/change/")
+    assert admin_url("admin:accounts_account_change", techstart.pk) == reverse("admin:accounts_account_change",
+                                                                               args=[techstart.pk])
+    assert admin_url("admin:accounts_note_change", "a b/c") == "/admin/accounts/note/a%20b/c/change/"
 
 
 def test_whats_next_lists_journey_steps_cooldowns_and_the_renewal(csm, client, techstart, demo):
