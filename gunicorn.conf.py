@@ -7,11 +7,13 @@
 | ``GUNICORN_TIMEOUT`` | 30 | s a request may take before its worker is killed and replaced |
 | ``GUNICORN_GRACEFUL_TIMEOUT`` | 30 | s the workers get to finish their requests after SIGTERM |
 | ``GUNICORN_KEEPALIVE`` | 5 | s an idle keep-alive connection from the proxy stays open |
-| ``GUNICORN_MAX_REQUESTS`` | 1000 | requests after which a worker is replaced (0: never), with 10 % jitter |
+| ``GUNICORN_MAX_REQUESTS`` | 20000 | requests after which a worker is replaced (0: never), with 10 % jitter |
 | ``FORWARDED_ALLOW_IPS`` | 127.0.0.1,::1 | read by gunicorn itself: proxies trusted for X-Forwarded-Proto |
 
 Sync workers: every request is one transaction on PostgreSQL (ATOMIC_REQUESTS), so a worker holds at most
-one connection; size ``GUNICORN_WORKERS`` x web containers against PostgreSQL's ``max_connections``.
+one connection; size ``GUNICORN_WORKERS`` x web containers against PostgreSQL's ``max_connections``. A sync worker
+serves one connection at a time, so it belongs behind a proxy that buffers whole requests (as gunicorn's docs say):
+a client that opens a connection and sends later holds a worker meanwhile (docs/performance.md, "think time").
 """
 
 import os

@@ -123,7 +123,7 @@ def populate(tenant_id, accounts: int, usage_days: int) -> None:
                                       health_score, risk_level, created_at, updated_at)
         SELECT gen_random_uuid(), %(tenant)s, 'Account ' || lpad(i::text, 7, '0'), 'active', 'Software', '',
                (5 + i %% 500) * 1000, (ARRAY[NULL, 25, 50, 100, 250, 500])[1 + i %% 6],
-               CASE WHEN i %% 10 = 0 THEN NULL ELSE current_date + ((i * 7919) %% 400 - 30) END,
+               CASE WHEN i %% 10 = 0 THEN NULL ELSE current_date + ((i::bigint * 7919) %% 400 - 30)::int END,
                s, CASE WHEN s >= 80 THEN 'healthy' WHEN s >= 60 THEN 'moderate' WHEN s >= 40 THEN 'at_risk'
                        ELSE 'critical' END,
                now() - interval '400 days', now() - ((i %% 60) || ' days')::interval
