@@ -17,7 +17,7 @@ from csplatform.permissions import MANAGERS
 
 from ..health_import import health_scores_import
 from ..models import COMPONENTS, Account, HealthScore
-from .serializers import CLOCK_SKEW
+from .serializers import CLOCK_SKEW, HealthScoreSerializer
 
 MAX_ROWS = 1000  # one request stays well inside a web worker's timeout; a larger file: several requests
 
@@ -28,6 +28,11 @@ class HealthScoreRowSerializer(serializers.ModelSerializer):
     class Meta:
         model = HealthScore
         fields = ["account", *COMPONENTS]
+
+    @staticmethod
+    def openapi_request_constraints(partial: bool) -> dict:
+        # At least one component, as for a single score (the tenant's weight of it must not be 0: no schema says so).
+        return HealthScoreSerializer.openapi_request_constraints(partial)
 
     def validate(self, attrs):
         weights = request_tenant(self.context).health_weights

@@ -188,6 +188,7 @@ def seeded_api(wsgi_app):
         "workflow_id": [hook["id"]], "trigger": [trigger], "execution": [execution["id"]],
         "playbook": [journey["name"], play["id"]], "journey": [journey["name"]], "code": [code],
         "username": [admin.email], "password": [DEMO_ADMIN[1]], "scope_accounts": [[account]], "triggers": [{}],
+        "scores": [[{"account": account, "usage_score": "72"}]],  # the bulk import's rows name real accounts too
         # a credential for an integration the demo has none of (each one made is deleted again: ``run_operation``)
         "integration": sorted({"slack", "sms", "telegram", "hubspot", "salesforce"} - configured),
         ("^/api/billing/", "email"): [contact["email"]],
