@@ -11,9 +11,9 @@ and the rules' ``last_run_at``. The ``Batch`` carries everything that decides ho
   (and later events of the same batch) must see them when they count runs.
 * **rows to write**: runs, steps, messages, message-to-step links, ``last_run_at`` per rule, rules the
   circuit breaker paused, and rows an action made that no rule watches being created (a run's note:
-  ``defer_row``; its ``post_save`` is sent when it is inserted). Nothing is written before the end: the breaker reads this batch's outcomes from
-  memory (``outcomes``), and a failed action forgets what it recorded (``mark`` / ``rewind``), as its
-  savepoint forgets its rows.
+  ``defer_row``; its ``post_save`` is sent when it is inserted). Nothing is written before the end: the
+  breaker reads this batch's outcomes from memory (``outcomes``), and a failed action forgets what it
+  recorded (``mark`` / ``rewind``), as its savepoint forgets its rows.
 * **memos**: the tenants' rule index (``rule_index``) and the accounts' latest health scores
   (``payloads``), read once per batch.
 * **the savepoint mode**: per "action" (safe, one subtransaction per action), per "event" or "none" (fast;

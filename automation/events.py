@@ -106,10 +106,6 @@ def _changes(old: dict, instance) -> dict:
     return changes
 
 
-def diff(old: dict, instance) -> dict:
-    return json_safe(_changes(old, instance))
-
-
 def _row(instance) -> dict:
     data = {f.name: f.value_from_object(instance) for f in instance._meta.concrete_fields}
     data["id"] = instance.pk
